@@ -1,0 +1,79 @@
+#pragma once
+// The validated configuration of one run: plain data, filled by io/config.cpp from TOML and
+// `key=value` overrides. Defaults here are the documented defaults (README, config reference).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/activation.h"
+#include "kernels/posbias.h"
+
+namespace attnlab {
+
+enum class Norm { none, layer, rms };
+enum class Pos { none, sinusoidal, learned };
+
+struct TaskConfig {
+  std::string kind = "sparse_memory";
+  int seq_len = 64;
+  int d_in = 4;
+  int d_out = 1;
+  std::vector<int> lags = {1, 8, 32};
+  std::string readout = "linear";  // linear | mlp
+  int hidden = 32;                 // width of the mlp readout
+  int64_t n_train = 8192;          // 0 = a fresh stream of samples
+  int64_t n_val = 1024;
+  int64_t n_test = 0;
+  int64_t seed = -1;               // -1 = the run's seed
+};
+
+struct ModelConfig {
+  std::string kind = "transformer";
+  int d_model = 64;
+  int layers = 2;
+  std::vector<int> heads;      // one entry per layer after resolution
+  std::vector<int> head_dim;   // query/key dimension per head
+  std::vector<int> value_dim;  // value dimension per head (default: head_dim)
+  std::vector<int> ffn;        // FFN width per layer, 0 = no FFN
+  Rpe rpe = Rpe::none;
+  bool rpe_learnable = true;
+  int rpe_buckets = 32;
+  int rpe_max_distance = 128;
+  Pos pos = Pos::learned;
+  bool dot_product = true;
+  Norm norm = Norm::layer;
+  double score_scale = 0;  // <= 0: 1/sqrt(head_dim)
+  Act ffn_activation = Act::gelu;
+  // Derived from the task:
+  int d_in = 4;
+  int d_out = 1;
+  int vocab = 0;  // > 0: token inputs and cross-entropy
+  int max_len = 64;
+};
+
+struct TrainConfig {
+  int64_t steps = 2000;
+  int batch = 32;
+  std::string optimizer = "adamw";  // sgd | adamw
+  double lr = 1e-3;
+  double momentum = 0.9;  // sgd
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adamw
+  double weight_decay = 0.0;  // decoupled (adamw) / L2 (sgd); matrices only
+  std::string lr_schedule = "constant";  // constant | cosine
+  int64_t warmup = 0;
+  double min_lr = 0.0;  // cosine floor
+  double grad_clip = 0.0;  // global norm, 0 = off
+  int64_t eval_every = 100;
+  int eval_batch = 256;
+  std::string loss = "mse";  // mse | ce (derived from the task)
+  int threads = 0;           // 0 = all cores
+};
+
+struct RunConfig {
+  int64_t seed = 1;
+  TaskConfig task;
+  ModelConfig model;
+  TrainConfig train;
+};
+
+}  // namespace attnlab

@@ -1,0 +1,30 @@
+#pragma once
+// Linear layer y = x W^T + b (PyTorch layout: W is [out, in]). Backward accumulates (+=)
+// into every gradient it is given, like all kernels here; pass nullptr to skip one.
+#include "kernels/gemm.h"
+
+namespace attnlab {
+
+// y[N,out] = x[N,in] W[out,in]^T + b[out]
+template <class T>
+void linear_forward(T* y, const T* x, const T* W, const T* b, int N, int in, int out) {
+  if (b) {
+    for (int n = 0; n < N; ++n)
+      for (int o = 0; o < out; ++o) y[size_t(n) * out + o] = b[o];
+  }
+  gemm(false, true, N, out, in, T(1), x, in, W, in, b ? T(1) : T(0), y, out);
+}
+
+// dx[N,in] += dy W;  dW[out,in] += dy^T x;  db[out] += sum_n dy
+template <class T>
+void linear_backward(T* dx, T* dW, T* db, const T* dy, const T* x, const T* W, int N, int in,
+                     int out) {
+  if (dx) gemm(false, false, N, in, out, T(1), dy, out, W, in, T(1), dx, in);
+  if (dW) gemm(true, false, out, in, N, T(1), dy, out, x, in, T(1), dW, in);
+  if (db) {
+    for (int n = 0; n < N; ++n)
+      for (int o = 0; o < out; ++o) db[o] += dy[size_t(n) * out + o];
+  }
+}
+
+}  // namespace attnlab

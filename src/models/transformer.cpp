@@ -1,0 +1,305 @@
+// Transformer forward/backward; see transformer.h and docs/model.md for the formula.
+#include "models/transformer.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/rng.h"
+#include "kernels/activation.h"
+#include "kernels/linear.h"
+#include "kernels/norm.h"
+#include "kernels/posbias.h"
+
+namespace attnlab {
+
+template <class T>
+typename Transformer<T>::NormIds Transformer<T>::add_norm(const std::string& name) {
+  NormIds id;
+  const int64_t C = cfg_.d_model;
+  if (cfg_.norm == Norm::none) return id;
+  id.w = arena.add(name + ".weight", {C}, false);
+  if (cfg_.norm == Norm::layer) id.b = arena.add(name + ".bias", {C}, false);
+  return id;
+}
+
+template <class T>
+Transformer<T>::Transformer(const ModelConfig& cfg, int max_batch) : cfg_(cfg), max_batch_(max_batch) {
+  const int64_t C = cfg.d_model;
+  if (cfg.vocab > 0) {
+    embed_w_ = arena.add("embed.weight", {cfg.vocab, C}, false);
+  } else {
+    embed_w_ = arena.add("embed.weight", {C, cfg.d_in}, true);
+    embed_b_ = arena.add("embed.bias", {C}, false);
+  }
+  if (cfg.pos == Pos::learned) pos_ = arena.add("pos.weight", {cfg.max_len, C}, false);
+  L_.resize(size_t(cfg.layers));
+  for (int l = 0; l < cfg.layers; ++l) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    const int64_t H = cfg.heads[l], dk = cfg.head_dim[l], dv = cfg.value_dim[l], m = cfg.ffn[l];
+    LayerIds& id = L_[l];
+    id.n1 = add_norm(p + "norm1");
+    if (cfg.dot_product) {
+      id.qw = arena.add(p + "attn.q.weight", {H * dk, C}, true);
+      id.qb = arena.add(p + "attn.q.bias", {H * dk}, false);
+      id.kw = arena.add(p + "attn.k.weight", {H * dk, C}, true);
+      id.kb = arena.add(p + "attn.k.bias", {H * dk}, false);
+    }
+    id.vw = arena.add(p + "attn.v.weight", {H * dv, C}, true);
+    id.vb = arena.add(p + "attn.v.bias", {H * dv}, false);
+    id.ow = arena.add(p + "attn.o.weight", {C, H * dv}, true);
+    id.ob = arena.add(p + "attn.o.bias", {C}, false);
+    if (cfg.rpe == Rpe::t5)
+      id.rpe = arena.add(p + "attn.rpe", {H, cfg.rpe_buckets}, false);
+    else if (cfg.rpe == Rpe::log || (cfg.rpe == Rpe::lin && cfg.rpe_learnable))
+      id.rpe = arena.add(p + "attn.rpe", {H}, false);
+    if (m > 0) {
+      id.n2 = add_norm(p + "norm2");
+      id.f1w = arena.add(p + "ffn.fc1.weight", {m, C}, true);
+      id.f1b = arena.add(p + "ffn.fc1.bias", {m}, false);
+      id.f2w = arena.add(p + "ffn.fc2.weight", {C, m}, true);
+      id.f2b = arena.add(p + "ffn.fc2.bias", {C}, false);
+    }
+  }
+  nf_ = add_norm("norm_f");
+  head_w_ = arena.add("head.weight", {out_dim(), C}, true);
+  head_b_ = arena.add("head.bias", {out_dim()}, false);
+  arena.allocate();
+
+  if (cfg.pos == Pos::sinusoidal) {
+    sin_table_.resize(size_t(cfg.max_len) * C);
+    for (int t = 0; t < cfg.max_len; ++t)
+      for (int64_t i = 0; 2 * i < C; ++i) {
+        const double ang = t / std::pow(10000.0, double(2 * i) / double(C));
+        sin_table_[size_t(t) * C + 2 * i] = T(std::sin(ang));
+        if (2 * i + 1 < C) sin_table_[size_t(t) * C + 2 * i + 1] = T(std::cos(ang));
+      }
+  }
+  // Activations for the largest batch, allocated once.
+  const size_t N = size_t(max_batch) * cfg.max_len, Tn = size_t(cfg.max_len);
+  acts_.resize(size_t(cfg.layers));
+  size_t maxq = 0, maxv = 0, maxm = 0, maxh = 0;
+  for (int l = 0; l < cfg.layers; ++l) {
+    LayerActs& a = acts_[l];
+    const size_t H = cfg.heads[l], qd = H * cfg.head_dim[l], vd = H * cfg.value_dim[l], m = cfg.ffn[l];
+    a.h_in.resize(N * C);
+    a.n1.resize(N * C); a.n1_mean.resize(N); a.n1_rstd.resize(N);
+    if (cfg.dot_product) { a.q.resize(N * qd); a.k.resize(N * qd); }
+    a.v.resize(N * vd);
+    a.P.resize(size_t(max_batch) * H * Tn * Tn);
+    a.att.resize(N * vd);
+    a.h_mid.resize(N * C);
+    a.bias.resize(H * Tn);
+    if (m > 0) {
+      a.n2.resize(N * C); a.n2_mean.resize(N); a.n2_rstd.resize(N);
+      a.f1.resize(N * m); a.f1a.resize(N * m);
+    }
+    maxq = std::max(maxq, qd); maxv = std::max(maxv, vd); maxm = std::max(maxm, m); maxh = std::max(maxh, H);
+  }
+  h_final_.resize(N * C); nf_out_.resize(N * C); nf_mean_.resize(N); nf_rstd_.resize(N);
+  out_.resize(N * out_dim());
+  dh_.resize(N * C); dn_.resize(N * C); datt_.resize(N * maxv);
+  dq_.resize(N * maxq); dk_.resize(N * maxq); dv_.resize(N * maxv); df_.resize(N * maxm); dpre_.resize(N * maxm);
+  work_.reserve(size_t(max_batch) * maxh * Tn);
+  dbias_.resize(maxh * Tn);
+}
+
+template <class T>
+void Transformer<T>::init(uint64_t seed) {
+  auto normal = [&](int id, double std) {
+    if (id < 0) return;
+    const ParamInfo& pi = arena.info(id);
+    const uint64_t s = stream_id(pi.name);
+    T* p = arena.p(id);
+    for (size_t i = 0; i < pi.size; ++i) p[i] = T(std * rng_normal(seed, s, i));
+  };
+  auto fill = [&](int id, T v) {
+    if (id >= 0) std::fill(arena.p(id), arena.p(id) + arena.info(id).size, v);
+  };
+  auto norm_init = [&](const NormIds& n) { fill(n.w, T(1)); fill(n.b, T(0)); };
+  const int C = cfg_.d_model;
+  if (cfg_.vocab > 0) normal(embed_w_, 1.0);
+  else { normal(embed_w_, 1.0 / std::sqrt(double(cfg_.d_in))); fill(embed_b_, T(0)); }
+  normal(pos_, 0.02);
+  for (int l = 0; l < cfg_.layers; ++l) {
+    const LayerIds& id = L_[l];
+    const int H = cfg_.heads[l];
+    norm_init(id.n1); norm_init(id.n2);
+    for (int w : {id.qw, id.kw, id.vw, id.f1w}) normal(w, 1.0 / std::sqrt(double(C)));
+    normal(id.ow, 1.0 / std::sqrt(double(H * cfg_.value_dim[l])));
+    if (cfg_.ffn[l] > 0) normal(id.f2w, 1.0 / std::sqrt(double(cfg_.ffn[l])));
+    for (int b : {id.qb, id.kb, id.vb, id.ob, id.f1b, id.f2b}) fill(b, T(0));
+    if (id.rpe >= 0) {
+      T* p = arena.p(id.rpe);
+      if (cfg_.rpe == Rpe::lin) for (int h = 0; h < H; ++h) p[h] = T(alibi_slope(h, H));
+      if (cfg_.rpe == Rpe::log) for (int h = 0; h < H; ++h) p[h] = T(1);
+      if (cfg_.rpe == Rpe::t5) fill(id.rpe, T(0));
+    }
+  }
+  norm_init(nf_);
+  normal(head_w_, 1.0 / std::sqrt(double(C)));
+  fill(head_b_, T(0));
+}
+
+template <class T>
+ParamCounts Transformer<T>::counts() const {
+  ParamCounts c;
+  c.total = int64_t(arena.size());
+  for (const auto& p : arena.params())
+    if (p.name.find(".attn.") != std::string::npos) c.attention += int64_t(p.size);
+  for (int l = 0; l < cfg_.layers; ++l) c.attention_budget += int64_t(cfg_.heads[l]) * cfg_.head_dim[l];
+  return c;
+}
+
+template <class T>
+AttnDims Transformer<T>::dims(int l, int B, int Tn) const {
+  AttnDims d;
+  d.B = B; d.T = Tn; d.H = cfg_.heads[l]; d.dk = cfg_.head_dim[l]; d.dv = cfg_.value_dim[l];
+  d.scale = cfg_.score_scale > 0 ? cfg_.score_scale : 1.0 / std::sqrt(double(d.dk));
+  d.dot_product = cfg_.dot_product;
+  return d;
+}
+
+template <class T>
+void Transformer<T>::norm_fwd(const NormIds& id, T* out, T* mean, T* rstd, const T* x, int N) {
+  const int C = cfg_.d_model;
+  switch (cfg_.norm) {
+    case Norm::none: std::memcpy(out, x, sizeof(T) * size_t(N) * C); break;
+    case Norm::layer: layernorm_forward(out, mean, rstd, x, arena.p(id.w), arena.p(id.b), N, C); break;
+    case Norm::rms: rmsnorm_forward(out, rstd, x, arena.p(id.w), N, C); break;
+  }
+}
+
+template <class T>
+void Transformer<T>::norm_bwd(const NormIds& id, T* dx, const T* dout, const T* x, const T* mean,
+                              const T* rstd, int N) {
+  const int C = cfg_.d_model;
+  switch (cfg_.norm) {
+    case Norm::none:
+      for (size_t i = 0; i < size_t(N) * C; ++i) dx[i] += dout[i];
+      break;
+    case Norm::layer:
+      layernorm_backward(dx, arena.g(id.w), arena.g(id.b), dout, x, arena.p(id.w), mean, rstd, N, C);
+      break;
+    case Norm::rms: rmsnorm_backward(dx, arena.g(id.w), dout, x, arena.p(id.w), rstd, N, C); break;
+  }
+}
+
+template <class T>
+const T* Transformer<T>::forward(const T* x, const int* tokens, int B, int Tn) {
+  B_ = B; T_ = Tn; x_ = x; tokens_ = tokens;
+  const int C = cfg_.d_model, N = B * Tn;
+  T* h = cfg_.layers > 0 ? acts_[0].h_in.data() : h_final_.data();
+  // Input map and absolute positions.
+  if (cfg_.vocab > 0) {
+    const T* E = arena.p(embed_w_);
+    for (int n = 0; n < N; ++n) std::memcpy(h + size_t(n) * C, E + size_t(tokens[n]) * C, sizeof(T) * C);
+  } else {
+    linear_forward(h, x, arena.p(embed_w_), arena.p(embed_b_), N, cfg_.d_in, C);
+  }
+  const T* pos = cfg_.pos == Pos::learned ? arena.p(pos_) : cfg_.pos == Pos::sinusoidal ? sin_table_.data() : nullptr;
+  if (pos)
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < Tn; ++t)
+        for (int c = 0; c < C; ++c) h[(size_t(b) * Tn + t) * C + c] += pos[size_t(t) * C + c];
+
+  for (int l = 0; l < cfg_.layers; ++l) {
+    LayerActs& a = acts_[l];
+    const LayerIds& id = L_[l];
+    const AttnDims d = dims(l, B, Tn);
+    const int qd = d.H * d.dk, vd = d.H * d.dv, m = cfg_.ffn[l];
+    norm_fwd(id.n1, a.n1.data(), a.n1_mean.data(), a.n1_rstd.data(), a.h_in.data(), N);
+    if (cfg_.dot_product) {
+      linear_forward(a.q.data(), a.n1.data(), arena.p(id.qw), arena.p(id.qb), N, C, qd);
+      linear_forward(a.k.data(), a.n1.data(), arena.p(id.kw), arena.p(id.kb), N, C, qd);
+    }
+    linear_forward(a.v.data(), a.n1.data(), arena.p(id.vw), arena.p(id.vb), N, C, vd);
+    const bool has_bias = cfg_.rpe != Rpe::none;
+    if (has_bias) posbias_forward(a.bias.data(), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
+                                  id.rpe >= 0 ? arena.p(id.rpe) : nullptr, d.H, Tn);
+    attention_forward(a.att.data(), a.P.data(), a.q.data(), a.k.data(), a.v.data(),
+                      has_bias ? a.bias.data() : nullptr, d);
+    // h_mid = h_in + att Wo^T + bo
+    linear_forward(a.h_mid.data(), a.att.data(), arena.p(id.ow), arena.p(id.ob), N, vd, C);
+    for (size_t i = 0; i < size_t(N) * C; ++i) a.h_mid[i] += a.h_in[i];
+    T* next = l + 1 < cfg_.layers ? acts_[l + 1].h_in.data() : h_final_.data();
+    if (m > 0) {
+      norm_fwd(id.n2, a.n2.data(), a.n2_mean.data(), a.n2_rstd.data(), a.h_mid.data(), N);
+      linear_forward(a.f1.data(), a.n2.data(), arena.p(id.f1w), arena.p(id.f1b), N, C, m);
+      act_forward(cfg_.ffn_activation, a.f1a.data(), a.f1.data(), size_t(N) * m);
+      linear_forward(next, a.f1a.data(), arena.p(id.f2w), arena.p(id.f2b), N, m, C);
+      for (size_t i = 0; i < size_t(N) * C; ++i) next[i] += a.h_mid[i];
+    } else {
+      std::memcpy(next, a.h_mid.data(), sizeof(T) * size_t(N) * C);
+    }
+  }
+  norm_fwd(nf_, nf_out_.data(), nf_mean_.data(), nf_rstd_.data(), h_final_.data(), N);
+  linear_forward(out_.data(), nf_out_.data(), arena.p(head_w_), arena.p(head_b_), N, C, out_dim());
+  return out_.data();
+}
+
+template <class T>
+void Transformer<T>::backward(const T* dyhat) {
+  const int B = B_, Tn = T_, C = cfg_.d_model, N = B * Tn;
+  const size_t NC = size_t(N) * C;
+  auto zero = [](std::vector<T>& v, size_t n) { std::fill(v.begin(), v.begin() + n, T(0)); };
+  // Head and final norm.
+  zero(dn_, NC);
+  linear_backward(dn_.data(), arena.g(head_w_), arena.g(head_b_), dyhat, nf_out_.data(), arena.p(head_w_), N, C, out_dim());
+  zero(dh_, NC);
+  norm_bwd(nf_, dh_.data(), dn_.data(), h_final_.data(), nf_mean_.data(), nf_rstd_.data(), N);
+
+  for (int l = cfg_.layers - 1; l >= 0; --l) {
+    LayerActs& a = acts_[l];
+    const LayerIds& id = L_[l];
+    const AttnDims d = dims(l, B, Tn);
+    const int qd = d.H * d.dk, vd = d.H * d.dv, m = cfg_.ffn[l];
+    // dh holds dL/d(output of layer l). FFN branch; the residual passes dh through unchanged.
+    if (m > 0) {
+      zero(df_, size_t(N) * m);
+      linear_backward(df_.data(), arena.g(id.f2w), arena.g(id.f2b), dh_.data(), a.f1a.data(), arena.p(id.f2w), N, m, C);
+      zero(dpre_, size_t(N) * m);
+      act_backward(cfg_.ffn_activation, dpre_.data(), df_.data(), a.f1.data(), size_t(N) * m);
+      zero(dn_, NC);
+      linear_backward(dn_.data(), arena.g(id.f1w), arena.g(id.f1b), dpre_.data(), a.n2.data(), arena.p(id.f1w), N, C, m);
+      norm_bwd(id.n2, dh_.data(), dn_.data(), a.h_mid.data(), a.n2_mean.data(), a.n2_rstd.data(), N);
+    }
+    // Attention branch.
+    zero(datt_, size_t(N) * vd);
+    linear_backward(datt_.data(), arena.g(id.ow), arena.g(id.ob), dh_.data(), a.att.data(), arena.p(id.ow), N, vd, C);
+    zero(dv_, size_t(N) * vd);
+    if (cfg_.dot_product) { zero(dq_, size_t(N) * qd); zero(dk_, size_t(N) * qd); }
+    const bool has_bias = cfg_.rpe != Rpe::none;
+    if (has_bias) zero(dbias_, size_t(d.H) * Tn);
+    attention_backward(dq_.data(), dk_.data(), dv_.data(), has_bias ? dbias_.data() : nullptr, datt_.data(), a.P.data(),
+                       a.q.data(), a.k.data(), a.v.data(), d, work_);
+    if (id.rpe >= 0)
+      posbias_backward(arena.g(id.rpe), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
+                       dbias_.data(), d.H, Tn);
+    zero(dn_, NC);
+    if (cfg_.dot_product) {
+      linear_backward(dn_.data(), arena.g(id.qw), arena.g(id.qb), dq_.data(), a.n1.data(), arena.p(id.qw), N, C, qd);
+      linear_backward(dn_.data(), arena.g(id.kw), arena.g(id.kb), dk_.data(), a.n1.data(), arena.p(id.kw), N, C, qd);
+    }
+    linear_backward(dn_.data(), arena.g(id.vw), arena.g(id.vb), dv_.data(), a.n1.data(), arena.p(id.vw), N, C, vd);
+    norm_bwd(id.n1, dh_.data(), dn_.data(), a.h_in.data(), a.n1_mean.data(), a.n1_rstd.data(), N);
+  }
+  // Positions and input map.
+  if (pos_ >= 0) {
+    T* gp = arena.g(pos_);
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < Tn; ++t)
+        for (int c = 0; c < C; ++c) gp[size_t(t) * C + c] += dh_[(size_t(b) * Tn + t) * C + c];
+  }
+  if (cfg_.vocab > 0) {
+    T* gE = arena.g(embed_w_);
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c) gE[size_t(tokens_[n]) * C + c] += dh_[size_t(n) * C + c];
+  } else {
+    linear_backward<T>(nullptr, arena.g(embed_w_), arena.g(embed_b_), dh_.data(), x_, arena.p(embed_w_), N, cfg_.d_in, C);
+  }
+}
+
+template class Transformer<float>;
+template class Transformer<double>;
+
+}  // namespace attnlab

@@ -1,0 +1,79 @@
+#pragma once
+// Causal Transformer with per-layer heads H_l, head dimensions d_l and FFN widths m_l.
+// Formula (docs/model.md is the full contract, checked by tests against PyTorch):
+//   h0 = embed(x) + pos;  for each layer l (pre-norm):
+//     h = h + Attn_l(Norm1_l(h));  h = h + FFN_l(Norm2_l(h))   (FFN skipped when m_l = 0)
+//   yhat = NormF(h) W_head^T + b_head
+// All parameters live in one Arena; forward() keeps the activations that backward() needs.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/run_config.h"
+#include "kernels/attention.h"
+
+namespace attnlab {
+
+struct ParamCounts {
+  int64_t total = 0;
+  int64_t attention = 0;  // q, k, v, o weights and biases and positional-bias parameters
+  int64_t attention_budget = 0;  // D = sum_l H_l * d_l
+};
+
+template <class T>
+class Transformer {
+ public:
+  // max_batch bounds the batch of every forward call (activations are allocated once).
+  Transformer(const ModelConfig& cfg, int max_batch);
+
+  void init(uint64_t seed);  // every weight a pure function of (seed, name, index)
+  ParamCounts counts() const;
+
+  // x: [B, T, d_in] (real inputs) or tokens: [B, T]; returns yhat [B, T, d_out | vocab].
+  const T* forward(const T* x, const int* tokens, int B, int Tn);
+  // dyhat: gradient of the loss w.r.t. the last forward's output; accumulates into arena grads.
+  void backward(const T* dyhat);
+
+  Arena<T> arena;
+  const ModelConfig& config() const { return cfg_; }
+  int out_dim() const { return cfg_.vocab > 0 ? cfg_.vocab : cfg_.d_out; }
+
+ private:
+  struct NormIds { int w = -1, b = -1; };
+  struct LayerIds {
+    NormIds n1, n2;
+    int qw = -1, qb = -1, kw = -1, kb = -1, vw = -1, vb = -1, ow = -1, ob = -1, rpe = -1;
+    int f1w = -1, f1b = -1, f2w = -1, f2b = -1;
+  };
+  struct LayerActs {
+    std::vector<T> h_in, n1, n1_mean, n1_rstd, q, k, v, P, att, h_mid, n2, n2_mean, n2_rstd, f1,
+        f1a, bias;
+  };
+
+  NormIds add_norm(const std::string& name);
+  void norm_fwd(const NormIds& id, T* out, T* mean, T* rstd, const T* x, int N);
+  void norm_bwd(const NormIds& id, T* dx, const T* dout, const T* x, const T* mean, const T* rstd,
+                int N);
+  AttnDims dims(int l, int B, int Tn) const;
+
+  ModelConfig cfg_;
+  int max_batch_;
+  int embed_w_ = -1, embed_b_ = -1, pos_ = -1, head_w_ = -1, head_b_ = -1;
+  NormIds nf_;
+  std::vector<LayerIds> L_;
+  std::vector<LayerActs> acts_;
+  std::vector<T> sin_table_;
+  // last forward
+  int B_ = 0, T_ = 0;
+  const T* x_ = nullptr;
+  const int* tokens_ = nullptr;
+  std::vector<T> h_final_, nf_out_, nf_mean_, nf_rstd_, out_;
+  // backward scratch
+  std::vector<T> dh_, dn_, datt_, dq_, dk_, dv_, df_, dpre_, dbias_, work_;
+};
+
+extern template class Transformer<float>;
+extern template class Transformer<double>;
+
+}  // namespace attnlab
