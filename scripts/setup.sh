@@ -2,7 +2,7 @@
 # Installs everything attnlab needs on Debian 12, idempotently. Run as root (or via sudo).
 set -euo pipefail
 PKGS=(g++ cmake make pkg-config git
-      libopenblas-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
+      libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
       libsqlite3-dev gnuplot-nox libgtest-dev libbenchmark-dev
       python3-torch python3-numpy)
 missing=()

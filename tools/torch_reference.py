@@ -4,7 +4,8 @@
   torch_reference.py check DIR [--rtol 1e-4] [--dtype float32|float64]
       Reads DIR/{model,batch,expected}.safetensors, recomputes `out`, `loss` and
       every `grad.{name}` with autograd and compares them norm-wise:
-      err = ||a - b||_2 / max(||b||_2, 1e-12), b = torch. Exit 0 all pass, 1 some
+      err = ||a - b||_2 / max(||b||_2, 1e-12), b = torch (for attn.k.bias, whose true
+      gradient is 0, the floor is ||grad attn.k.weight||). Exit 0 all pass, 1 some
       fail, 2 bad input (missing file/tensor, unknown parameter, wrong shape).
   torch_reference.py selftest [--count N] [--seed S]
       No C++ involved: random small configs are written by this script, then checked
@@ -19,10 +20,8 @@ EPS = 1e-5
 NP_OF = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64}
 CODE_OF = {np.dtype(v): k for k, v in NP_OF.items()}
 
-
 class BadInput(Exception):
     """Malformed or inconsistent input: `check` exits with status 2."""
-
 
 # ----------------------------------------------------------------- safetensors I/O
 def read_safetensors(path):
@@ -40,17 +39,17 @@ def read_safetensors(path):
     meta = header.pop("__metadata__", None) or {}
     data, tensors, offsets = raw[8 + hlen:], {}, {}
     for name, info in header.items():
-        if info.get("dtype") not in NP_OF:
-            raise BadInput(f"{path}: {name}: unsupported dtype {info.get('dtype')}")
-        dt = np.dtype(NP_OF[info["dtype"]]).newbyteorder("<")
-        shape, (a, b) = [int(s) for s in info["shape"]], info["data_offsets"]
+        try:
+            dt = np.dtype(NP_OF[info["dtype"]]).newbyteorder("<")
+            shape, (a, b) = [int(s) for s in info["shape"]], info["data_offsets"]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise BadInput(f"{path}: {name}: bad header entry {info!r} (dtypes: {', '.join(NP_OF)})")
         count = math.prod(shape)
         if b - a != count * dt.itemsize or a < 0 or b > len(data):
             raise BadInput(f"{path}: {name}: data_offsets {a},{b} do not fit shape {shape}")
         tensors[name] = np.frombuffer(data, dt, count, a).reshape(shape).astype(dt.newbyteorder("="))
         offsets[name] = (a, b)
     return tensors, meta, offsets
-
 
 def write_safetensors(path, tensors, metadata=None):
     """Writes tensors (dict of np arrays) contiguously, in dict order."""
@@ -69,14 +68,13 @@ def write_safetensors(path, tensors, metadata=None):
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
-
 # ----------------------------------------------------------------- configuration
-DEFAULTS = {"rpe": "none", "rpe_learnable": True, "rpe_buckets": 32, "rpe_max_distance": 128,
-            "pos": "none", "max_len": 0, "dot_product": True, "norm": "none",
-            "score_scale": 0.0, "ffn_activation": "gelu", "vocab": 0, "d_in": 0, "d_out": 0}
+# Keys a resolved config may omit; every other key used below is required.
+DEFAULTS = {"rpe_learnable": True, "rpe_buckets": 32, "rpe_max_distance": 128,
+            "score_scale": 0.0, "ffn_activation": "gelu", "vocab": 0}
+REQUIRED = ("d_model", "layers", "heads", "head_dim", "value_dim", "ffn", "rpe", "pos", "dot_product", "norm")
 CHOICES = {"rpe": ("none", "lin", "log", "t5"), "pos": ("none", "sinusoidal", "learned"),
            "norm": ("none", "layer", "rms"), "ffn_activation": ("gelu", "relu", "tanh")}
-
 
 def resolve_config(toml_text):
     """TOML text -> flat dict of [model] keys (per-layer keys as lists) + 'loss' (or None)."""
@@ -85,7 +83,8 @@ def resolve_config(toml_text):
     except tomllib.TOMLDecodeError as e:
         raise BadInput(f"config is not valid TOML: {e}")
     m = dict(DEFAULTS, **doc.get("model", {}))
-    for key in ("d_model", "layers", "heads", "head_dim", "value_dim", "ffn"):
+    need = REQUIRED + (("d_in", "d_out") if m["vocab"] == 0 else ()) + (("max_len",) if m.get("pos") == "learned" else ())
+    for key in need:
         if key not in m:
             raise BadInput(f"config: missing model.{key}")
     L = m["layers"]
@@ -103,7 +102,6 @@ def resolve_config(toml_text):
     m["n_out"] = m["vocab"] if m["vocab"] > 0 else m["d_out"]  # width of the head
     m["loss"] = doc.get("train", {}).get("loss")
     return m
-
 
 def param_specs(c):
     """Ordered {name: shape} of every parameter, following the table of docs/model.md."""
@@ -123,8 +121,8 @@ def param_specs(c):
         p, H, dk, dv, F = f"layers.{l}.", c["heads"][l], c["head_dim"][l], c["value_dim"][l], c["ffn"][l]
         norm(p + "norm1")
         if c["dot_product"]:
-            s[p + "attn.q.weight"], s[p + "attn.k.weight"] = [H * dk, D], [H * dk, D]
-            s[p + "attn.q.bias"], s[p + "attn.k.bias"] = [H * dk], [H * dk]
+            s[p + "attn.q.weight"], s[p + "attn.q.bias"] = [H * dk, D], [H * dk]
+            s[p + "attn.k.weight"], s[p + "attn.k.bias"] = [H * dk, D], [H * dk]
         s[p + "attn.v.weight"], s[p + "attn.v.bias"] = [H * dv, D], [H * dv]
         s[p + "attn.o.weight"], s[p + "attn.o.bias"] = [D, H * dv], [D]
         if c["rpe"] == "t5":
@@ -139,11 +137,9 @@ def param_specs(c):
     s["head.weight"], s["head.bias"] = [c["n_out"], D], [c["n_out"]]
     return s
 
-
 # ----------------------------------------------------------------- the model
 def linear(x, P, name):
     return x @ P[name + ".weight"].T + P[name + ".bias"]
-
 
 def norm(x, P, name, kind):
     if kind == "none":
@@ -154,16 +150,13 @@ def norm(x, P, name, kind):
         return (x - mu) / torch.sqrt(var + EPS) * P[name + ".weight"] + P[name + ".bias"]
     return x / torch.sqrt((x * x).mean(-1, keepdim=True) + EPS) * P[name + ".weight"]  # rms
 
-
 def activation(x, kind):
     if kind == "gelu":  # exact GELU
         return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
     return torch.relu(x) if kind == "relu" else torch.tanh(x)
 
-
 def alibi_slopes(H):
     return [2.0 ** (-8.0 * (h + 1) / H) for h in range(H)]
-
 
 def t5_bucket(n, nb, max_distance):
     """T5's unidirectional bucket of distance n >= 0 (computed in double precision)."""
@@ -172,17 +165,13 @@ def t5_bucket(n, nb, max_distance):
         return n
     return min(nb - 1, half + math.floor(math.log(n / half) / math.log(max_distance / half) * (nb - half)))
 
-
 def sinusoidal(T, D):
     """P[t, 2i] = sin(t / 10000^(2i/D)), P[t, 2i+1] = cos(same)."""
-    P = torch.zeros(T, D, dtype=torch.float64)
-    t = torch.arange(T, dtype=torch.float64)[:, None]
-    i2 = torch.arange(0, D, 2, dtype=torch.float64)
-    ang = t / 10000.0 ** (i2 / D)
+    P, i2 = torch.zeros(T, D, dtype=torch.float64), torch.arange(0, D, 2, dtype=torch.float64)
+    ang = torch.arange(T, dtype=torch.float64)[:, None] / 10000.0 ** (i2 / D)  # [T, ceil(D/2)]
     P[:, 0::2] = torch.sin(ang)
     P[:, 1::2] = torch.cos(ang)[:, : D // 2]
     return P
-
 
 def rel_bias(c, P, l, T, dtype):
     """bias_h(n) for n = t - s' as an [H, T, T] tensor (entries with s' > t are masked later)."""
@@ -202,7 +191,6 @@ def rel_bias(c, P, l, T, dtype):
     dist = n.to(dtype) if kind == "lin" else torch.log1p(n.to(dtype))
     return -p[:, None, None] * dist
 
-
 def attention(c, P, l, a):
     B, T, _ = a.shape
     H, dk, dv, pre = c["heads"][l], c["head_dim"][l], c["value_dim"][l], f"layers.{l}.attn."
@@ -218,7 +206,6 @@ def attention(c, P, l, a):
     o = (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, H * dv)
     return linear(o, P, pre + "o")
 
-
 def forward(c, P, inp):
     """inp: float [B, T, d_in] or long token ids [B, T] -> yhat [B, T, n_out]."""
     e = P["embed.weight"][inp] if c["vocab"] > 0 else linear(inp, P, "embed")
@@ -227,7 +214,7 @@ def forward(c, P, inp):
         e = e + P["pos.weight"][:T]
     elif c["pos"] == "sinusoidal":
         e = e + sinusoidal(T, c["d_model"]).to(dtype)
-    h = e
+    h = e  # h0
     for l in range(c["layers"]):  # pre-norm blocks
         h = h + attention(c, P, l, norm(h, P, f"layers.{l}.norm1", c["norm"]))
         if c["ffn"][l] > 0:
@@ -236,7 +223,6 @@ def forward(c, P, inp):
             h = h + linear(activation(linear(b, P, f + "fc1"), c["ffn_activation"]), P, f + "fc2")
     return linear(norm(h, P, "norm_f", c["norm"]), P, "head")
 
-
 def loss_fn(kind, yhat, target, mask):
     """mse: masked sum of squares / (#masked-in * n_out); ce: masked mean of -log p[target]."""
     if kind == "mse":
@@ -244,7 +230,6 @@ def loss_fn(kind, yhat, target, mask):
         return (per_pos * mask).sum() / (mask.sum() * yhat.shape[-1])
     nll = -torch.log_softmax(yhat, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
     return (nll * mask).sum() / mask.sum()
-
 
 def load_batch(c, batch, dtype):
     """-> (inputs, targets, mask, loss kind) as torch tensors, validated against the config."""
@@ -275,10 +260,11 @@ def load_batch(c, batch, dtype):
     mask = torch.from_numpy(need("mask")).to(dtype)
     if list(mask.shape) != [B, T]:
         raise BadInput(f"batch: mask has shape {list(mask.shape)}, expected {[B, T]}")
+    if mask.sum() <= 0:
+        raise BadInput("batch: mask selects no position (the loss would be 0/0)")
     if c["pos"] == "learned" and T > c["max_len"]:
         raise BadInput(f"batch: T = {T} > max_len = {c['max_len']}")
     return inp, y, mask, kind
-
 
 def run_model(c, params_np, batch, dtype):
     """Forward + backward. -> (yhat, loss, {name: grad}) as float64 numpy arrays."""
@@ -289,7 +275,6 @@ def run_model(c, params_np, batch, dtype):
     loss.backward()
     grads = {n: p.grad.double().numpy() if p.grad is not None else np.zeros(p.shape) for n, p in P.items()}
     return yhat.detach().double().numpy(), loss.detach().double().reshape(1).numpy(), grads
-
 
 # ----------------------------------------------------------------- check
 def check(d, rtol=1e-4, dtype="float32"):
@@ -307,9 +292,8 @@ def check(d, rtol=1e-4, dtype="float32"):
                 raise BadInput(f"model: parameter {n!r} is not in the expected set for this config")
             if list(a.shape) != specs[n]:
                 raise BadInput(f"model: {n} has shape {list(a.shape)}, expected {specs[n]}")
-        for n in specs:
-            if n not in params:
-                raise BadInput(f"model: parameter {n!r} required by the config is missing")
+        for n in (n for n in specs if n not in params):
+            raise BadInput(f"model: parameter {n!r} required by the config is missing")
         for n in expected:
             if n.startswith("grad.") and n[5:] not in specs:
                 raise BadInput(f"expected: {n!r} names no parameter of this config")
@@ -354,7 +338,6 @@ def check(d, rtol=1e-4, dtype="float32"):
     print(f"parity: {passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
-
 # ----------------------------------------------------------------- selftest
 def to_toml(doc):
     def val(v):
@@ -364,7 +347,6 @@ def to_toml(doc):
             return "[" + ", ".join(val(x) for x in v) + "]"
         return json.dumps(v) if isinstance(v, str) else repr(v)
     return "".join(f"[{sec}]\n" + "".join(f"{k} = {val(v)}\n" for k, v in kv.items()) for sec, kv in doc.items())
-
 
 def random_case(rng, rpe, dot, norm_kind, pos, tokens):
     """A small random config + parameters + batch. Per-layer sizes differ, some ffn are 0."""
@@ -392,7 +374,7 @@ def random_case(rng, rpe, dot, norm_kind, pos, tokens):
             base = alibi_slopes(shape[0]) if rpe == "lin" else np.ones(shape)
             a = np.asarray(base) * np.exp(0.3 * a)
         params[n] = a.astype(np.float32)
-    B, T = 2, int(rng.integers(3, 10))
+    B, T = 2, int(rng.integers(4, 10))
     batch = {"tokens": rng.integers(0, 7, (B, T)).astype(np.int32)} if tokens else \
             {"x": rng.normal(0, 1, (B, T, 3)).astype(np.float32)}
     if loss == "mse":
@@ -400,10 +382,9 @@ def random_case(rng, rpe, dot, norm_kind, pos, tokens):
     else:
         batch["targets"] = rng.integers(0, c["n_out"], (B, T)).astype(np.int32)
     mask = (rng.random((B, T)) < 0.7).astype(np.float32)
-    mask[0, -1] = 1.0  # at least one position counts
+    mask[0] = 1.0  # a fully counted row: no gradient vanishes for want of data
     batch["mask"] = mask
     return cfg, c, params, batch
-
 
 def write_case(d, cfg, c, params, batch, dtype=torch.float64):
     """Writes the three parity files; the expected values come from torch itself."""
@@ -416,12 +397,10 @@ def write_case(d, cfg, c, params, batch, dtype=torch.float64):
     write_safetensors(os.path.join(d, "expected.safetensors"), exp)
     return exp
 
-
 def quiet_check(d, **kw):
     with contextlib.redirect_stdout(io.StringIO()) as out:
         status = check(d, **kw)
     return status, out.getvalue()
-
 
 def selftest(count, seed):
     combos = list(itertools.product(CHOICES["rpe"], (True, False), CHOICES["norm"], CHOICES["pos"], (False, True)))
@@ -433,29 +412,28 @@ def selftest(count, seed):
         cfg, c, params, batch = random_case(rng, *combo)
         with tempfile.TemporaryDirectory() as d:
             exp = write_case(d, cfg, c, params, batch)  # float64 truth, stored as F32
-            for dt in ("float32", "float64"):
-                status, log = quiet_check(d, dtype=dt)
+            # float64 vs the F32-stored truth: ~1e-7. float32 rounding alone can reach ~1e-4
+            # in deep unnormalised nets, hence the looser tolerance there.
+            for dt, rtol in (("float64", 1e-4), ("float32", 1e-3)):
+                status, log = quiet_check(d, dtype=dt, rtol=rtol)
                 assert status == 0, f"case {combo}: check --dtype {dt} failed\n{to_toml(cfg)}{log}"
-            # corrupt one gradient by ~1% (not k.bias: its gradient is ~0, see check())
+            # corrupt one gradient by 1% (not k.bias: its gradient is ~0, see check())
             name = "grad." + str(rng.choice([n for n in params if not n.endswith("k.bias")]))
-            exp[name] = exp[name] * 1.01 + 0.01 * np.linalg.norm(exp[name]) / math.sqrt(exp[name].size)
+            exp[name] = exp[name] * 1.01
             write_safetensors(os.path.join(d, "expected.safetensors"), exp)
-            status, log = quiet_check(d)
+            status, log = quiet_check(d, dtype="float64")
             assert status == 1 and "FAIL" in log, f"case {combo}: corrupted {name} not detected\n{log}"
-            if i == 0:  # missing gradient -> failure; unknown parameter -> bad input
-                del exp[name]
-                write_safetensors(os.path.join(d, "expected.safetensors"), exp)
-                assert quiet_check(d)[0] == 1, "missing gradient not detected"
-                params["layers.99.attn.v.weight"] = params["head.weight"]
-                write_safetensors(os.path.join(d, "model.safetensors"), params,
-                                  {"format": "attnlab", "config": to_toml(cfg)})
-                assert quiet_check(d)[0] == 2, "unknown parameter not detected"
+            del exp[name]  # a missing gradient is a failure, an unknown parameter bad input
+            write_safetensors(os.path.join(d, "expected.safetensors"), exp)
+            assert quiet_check(d)[0] == 1, "missing gradient not detected"
+            params["layers.99.attn.v.weight"] = params["head.weight"]
+            write_safetensors(os.path.join(d, "model.safetensors"), params, {"config": to_toml(cfg)})
+            assert quiet_check(d)[0] == 2, "unknown parameter not detected"
         print(f"selftest {i + 1}/{len(combos)} ok: rpe={combo[0]} dot={combo[1]} norm={combo[2]} "
               f"pos={combo[3]} tokens={combo[4]} layers={c['layers']} heads={c['heads']} "
               f"head_dim={c['head_dim']} ffn={c['ffn']} loss={cfg['train']['loss']}")
     print(f"selftest: {len(combos)} configs passed")
     return 0
-
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -471,7 +449,6 @@ def main():
     if a.cmd == "check":
         return check(a.dir, a.rtol, a.dtype)
     return selftest(a.count, a.seed)
-
 
 if __name__ == "__main__":
     sys.exit(main())

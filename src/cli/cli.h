@@ -1,0 +1,11 @@
+#pragma once
+// One function per subcommand; main.cpp registers them. The CLI only parses, calls one
+// library function and prints.
+#include <CLI/CLI.hpp>
+
+namespace attnlab::cli {
+
+// Registers `train` on app; the returned callback runs it after parsing.
+std::function<int()> add_train(CLI::App& app);
+
+}  // namespace attnlab::cli

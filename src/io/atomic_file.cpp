@@ -1,0 +1,36 @@
+#include "io/atomic_file.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace attnlab {
+
+void write_file_atomic(const std::string& path, std::string_view content) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  const fs::path tmp = p.parent_path() / ("." + p.filename().string() + ".tmp");
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw UserError(path + ": cannot write (check that the directory exists and is writable)");
+    f.write(content.data(), std::streamsize(content.size()));
+    f.flush();
+    if (!f) throw UserError(path + ": write failed (disk full?)");
+  }
+  std::error_code ec;
+  fs::rename(tmp, p, ec);
+  if (ec) throw UserError(path + ": cannot rename into place: " + ec.message());
+}
+
+std::string read_file(const std::string& path, const std::string& what) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw UserError(path + ": cannot open " + what + " (no such file or not readable)");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace attnlab

@@ -1,0 +1,347 @@
+#include "io/config.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace attnlab {
+
+const char* to_string(Rpe r) { return r == Rpe::none ? "none" : r == Rpe::lin ? "lin" : r == Rpe::log ? "log" : "t5"; }
+const char* to_string(Pos p) { return p == Pos::none ? "none" : p == Pos::sinusoidal ? "sinusoidal" : "learned"; }
+const char* to_string(Norm n) { return n == Norm::none ? "none" : n == Norm::layer ? "layer" : "rms"; }
+const char* to_string(Act a) { return a == Act::gelu ? "gelu" : a == Act::relu ? "relu" : "tanh"; }
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+  return s;
+}
+
+const char* type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "a list";
+    case toml::node_type::table: return "a table";
+    default: return "a date/time";
+  }
+}
+
+struct Source {
+  std::string file;
+  std::set<std::string> overridden;  // keys set on the command line
+};
+
+// Reads the keys of one table, recording which it consumed, so that unknown keys are errors.
+class Reader {
+ public:
+  Reader(const toml::table* t, std::string section, const Source& src) : t_(t), sec_(std::move(section)), src_(src) {}
+
+  std::string full(const std::string& key) const { return sec_.empty() ? key : sec_ + "." + key; }
+  [[noreturn]] void fail(const std::string& key, const std::string& msg) const {
+    const std::string k = full(key);
+    const std::string where = src_.overridden.count(k) ? "command line" : src_.file;
+    throw UserError(where + ": " + k + ": " + msg);
+  }
+  const toml::node* node(const std::string& key) {
+    keys_.push_back(key);
+    return t_ ? t_->get(key) : nullptr;
+  }
+  bool has(const std::string& key) const { return t_ && t_->get(key); }
+
+  void integer(const std::string& key, int64_t& out, int64_t lo, int64_t hi = INT64_MAX) {
+    const toml::node* n = node(key);
+    if (!n) return;
+    if (!n->is_integer()) fail(key, std::string("expected an integer, got ") + type_name(*n));
+    const int64_t v = n->as_integer()->get();
+    if (v < lo || v > hi)
+      fail(key, "must be " + (hi == INT64_MAX ? ">= " + std::to_string(lo) : "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]") +
+                    " (got " + std::to_string(v) + ")");
+    out = v;
+  }
+  void integer(const std::string& key, int& out, int64_t lo, int64_t hi = INT32_MAX) {
+    int64_t v = out;
+    integer(key, v, lo, hi);
+    out = int(v);
+  }
+  void number(const std::string& key, double& out, double lo, bool lo_open = false) {
+    const toml::node* n = node(key);
+    if (!n) return;
+    if (!n->is_number()) fail(key, std::string("expected a number, got ") + type_name(*n));
+    const double v = n->is_integer() ? double(n->as_integer()->get()) : n->as_floating_point()->get();
+    if (!(lo_open ? v > lo : v >= lo) || !std::isfinite(v)) {
+      std::ostringstream m;
+      m << "must be a finite number " << (lo_open ? "> " : ">= ") << lo << " (got " << v << ")";
+      fail(key, m.str());
+    }
+    out = v;
+  }
+  void boolean(const std::string& key, bool& out) {
+    const toml::node* n = node(key);
+    if (!n) return;
+    if (!n->is_boolean()) fail(key, std::string("expected true or false, got ") + type_name(*n));
+    out = n->as_boolean()->get();
+  }
+  std::string choice(const std::string& key, const std::string& current, const std::vector<std::string>& allowed) {
+    const toml::node* n = node(key);
+    if (!n) return current;
+    if (!n->is_string()) fail(key, std::string("expected a string (one of: ") + join(allowed) + "), got " + type_name(*n));
+    const std::string v = n->as_string()->get();
+    if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
+      fail(key, "'" + v + "' is not allowed (allowed: " + join(allowed) + ")");
+    return v;
+  }
+  // An integer or a list of integers (per-layer keys); each >= lo.
+  bool int_or_list(const std::string& key, std::vector<int>& out, int lo, bool allow_scalar = true) {
+    const toml::node* n = node(key);
+    if (!n) return false;
+    const std::string what = allow_scalar ? "an integer or a list of integers" : "a list of integers";
+    std::vector<int> v;
+    if (n->is_integer() && allow_scalar) {
+      v.push_back(int(n->as_integer()->get()));
+    } else if (n->is_array()) {
+      for (const auto& e : *n->as_array()) {
+        if (!e.is_integer()) fail(key, "expected " + what + ", found " + type_name(e) + " in the list");
+        v.push_back(int(e.as_integer()->get()));
+      }
+      if (v.empty()) fail(key, "the list is empty");
+    } else {
+      fail(key, "expected " + what + ", got " + type_name(*n));
+    }
+    for (int x : v)
+      if (x < lo) fail(key, "every entry must be >= " + std::to_string(lo) + " (got " + std::to_string(x) + ")");
+    out = v;
+    return true;
+  }
+  void finish() const {
+    if (!t_) return;
+    for (const auto& [k, v] : *t_) {
+      const std::string key(k.str());
+      if (std::find(keys_.begin(), keys_.end(), key) == keys_.end())
+        fail(key, "unknown key (allowed in " + (sec_.empty() ? std::string("the top level") : "[" + sec_ + "]") + ": " +
+                      join(keys_) + ")");
+    }
+  }
+
+ private:
+  const toml::table* t_;
+  std::string sec_;
+  const Source& src_;
+  std::vector<std::string> keys_;
+};
+
+const toml::table* section(const toml::table& root, const std::string& name, const Source& src) {
+  const toml::node* n = root.get(name);
+  if (!n) return nullptr;
+  if (!n->is_table()) {
+    const std::string where = src.overridden.count(name) ? "command line" : src.file;
+    throw UserError(where + ": " + name + ": expected a table [" + name + "], got " + type_name(*n));
+  }
+  return n->as_table();
+}
+
+void apply_override(toml::table& root, const std::string& ov, Source& src) {
+  const size_t eq = ov.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw UserError("command line: override '" + ov + "' is not of the form key=value (for example model.heads=8)");
+  const std::string key = ov.substr(0, eq), value = ov.substr(eq + 1);
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  for (std::string p; std::getline(ss, p, '.');) {
+    if (p.empty() || p.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos)
+      throw UserError("command line: override '" + ov + "': '" + key + "' is not a dotted key like train.lr");
+    parts.push_back(p);
+  }
+  toml::table parsed;
+  try {
+    parsed = toml::parse("v = " + value);
+  } catch (const toml::parse_error&) {
+    if (!value.empty() && std::string("[{\"'").find(value[0]) != std::string::npos)
+      throw UserError("command line: override '" + ov + "': the value is not valid TOML");
+    parsed.insert_or_assign("v", value);  // a bare word, e.g. task.readout=mlp
+  }
+  toml::table* t = &root;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    toml::node* n = t->get(parts[i]);
+    if (!n) {
+      t->insert_or_assign(parts[i], toml::table{});
+      n = t->get(parts[i]);
+    }
+    if (!n->is_table())
+      throw UserError("command line: override '" + ov + "': '" + parts[i] + "' is not a table");
+    t = n->as_table();
+  }
+  t->insert_or_assign(parts.back(), *parsed.get("v"));
+  src.overridden.insert(key);
+}
+
+template <class E>
+E pick(const std::string& v, std::initializer_list<std::pair<const char*, E>> m) {
+  for (const auto& [name, e] : m)
+    if (v == name) return e;
+  return m.begin()->second;
+}
+
+void per_layer(Reader& r, const std::string& key, std::vector<int>& v, int layers) {
+  if (v.size() == 1) v.assign(size_t(layers), v[0]);
+  if (int(v.size()) != layers)
+    r.fail(key, "has " + std::to_string(v.size()) + " entries but model.layers = " + std::to_string(layers) +
+                    " (give one entry per layer, or a single integer)");
+}
+
+}  // namespace
+
+RunConfig parse_run_config(std::string_view text, const std::string& source, const std::vector<std::string>& overrides) {
+  Source src{source, {}};
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    throw UserError(source + ":" + std::to_string(e.source().begin.line) + ":" + std::to_string(e.source().begin.column) +
+                    ": TOML syntax error: " + std::string(e.description()));
+  }
+  for (const auto& ov : overrides) apply_override(root, ov, src);
+
+  RunConfig c;
+  Reader top(&root, "", src);
+  top.integer("seed", c.seed, 0);
+  top.node("task");
+  top.node("model");
+  top.node("train");
+  top.finish();
+
+  // [task]
+  Reader t(section(root, "task", src), "task", src);
+  TaskConfig& k = c.task;
+  k.kind = t.choice("kind", k.kind, {"sparse_memory"});
+  t.integer("seq_len", k.seq_len, 1, 1 << 20);
+  t.integer("d_in", k.d_in, 1, 1 << 16);
+  t.integer("d_out", k.d_out, 1, 1 << 16);
+  t.int_or_list("lags", k.lags, 0, false);
+  k.readout = t.choice("readout", k.readout, {"linear", "mlp"});
+  t.integer("hidden", k.hidden, 1, 1 << 16);
+  t.integer("n_train", k.n_train, 0);
+  t.integer("n_val", k.n_val, 1);
+  t.integer("n_test", k.n_test, 0);
+  t.integer("seed", k.seed, -1);
+  t.finish();
+  for (int lag : k.lags)
+    if (lag >= k.seq_len)
+      t.fail("lags", "lag " + std::to_string(lag) + " must be < task.seq_len (" + std::to_string(k.seq_len) + ")");
+
+  // [model]
+  Reader m(section(root, "model", src), "model", src);
+  ModelConfig& mc = c.model;
+  mc.kind = m.choice("kind", mc.kind, {"transformer"});
+  m.integer("d_model", mc.d_model, 1, 1 << 16);
+  m.integer("layers", mc.layers, 1, 1024);
+  std::vector<int> heads = {4}, head_dim, value_dim, ffn;
+  m.int_or_list("heads", heads, 1);
+  per_layer(m, "heads", heads, mc.layers);
+  if (m.int_or_list("head_dim", head_dim, 1)) {
+    per_layer(m, "head_dim", head_dim, mc.layers);
+  } else {
+    for (int h : heads) head_dim.push_back(std::max(1, mc.d_model / h));
+  }
+  if (m.int_or_list("value_dim", value_dim, 1)) per_layer(m, "value_dim", value_dim, mc.layers);
+  else value_dim = head_dim;
+  ffn = {4 * mc.d_model};
+  m.int_or_list("ffn", ffn, 0);
+  per_layer(m, "ffn", ffn, mc.layers);
+  mc.heads = heads; mc.head_dim = head_dim; mc.value_dim = value_dim; mc.ffn = ffn;
+  mc.rpe = pick<Rpe>(m.choice("rpe", to_string(mc.rpe), {"none", "lin", "log", "t5"}),
+                     {{"none", Rpe::none}, {"lin", Rpe::lin}, {"log", Rpe::log}, {"t5", Rpe::t5}});
+  m.boolean("rpe_learnable", mc.rpe_learnable);
+  m.integer("rpe_buckets", mc.rpe_buckets, 2, 1 << 16);
+  m.integer("rpe_max_distance", mc.rpe_max_distance, 2);
+  if (mc.rpe_max_distance <= mc.rpe_buckets / 2)
+    m.fail("rpe_max_distance", "must be > rpe_buckets/2 (" + std::to_string(mc.rpe_buckets / 2) + ")");
+  mc.pos = pick<Pos>(m.choice("pos", to_string(mc.pos), {"none", "sinusoidal", "learned"}),
+                     {{"none", Pos::none}, {"sinusoidal", Pos::sinusoidal}, {"learned", Pos::learned}});
+  m.boolean("dot_product", mc.dot_product);
+  mc.norm = pick<Norm>(m.choice("norm", to_string(mc.norm), {"none", "layer", "rms"}),
+                       {{"none", Norm::none}, {"layer", Norm::layer}, {"rms", Norm::rms}});
+  m.number("score_scale", mc.score_scale, 0.0);
+  mc.ffn_activation = pick<Act>(m.choice("ffn_activation", to_string(mc.ffn_activation), {"gelu", "relu", "tanh"}),
+                                {{"gelu", Act::gelu}, {"relu", Act::relu}, {"tanh", Act::tanh}});
+  // Derived from the task; accepted (a resolved config is a valid input) but must agree.
+  const int d_in = k.d_in, d_out = k.d_out, vocab = 0, max_len = k.seq_len;
+  for (auto [key, want] : {std::pair<const char*, int>{"d_in", d_in}, {"d_out", d_out}, {"vocab", vocab}, {"max_len", max_len}}) {
+    int got = want;
+    m.integer(key, got, 0);
+    if (got != want)
+      m.fail(key, "is derived from the task and must be " + std::to_string(want) + " here (got " + std::to_string(got) + ")");
+  }
+  mc.d_in = d_in; mc.d_out = d_out; mc.vocab = vocab; mc.max_len = max_len;
+  m.finish();
+
+  // [train]
+  Reader r(section(root, "train", src), "train", src);
+  TrainConfig& tc = c.train;
+  r.integer("steps", tc.steps, 1);
+  r.integer("batch", tc.batch, 1, 1 << 20);
+  tc.optimizer = r.choice("optimizer", tc.optimizer, {"sgd", "adamw"});
+  r.number("lr", tc.lr, 0.0, true);
+  r.number("momentum", tc.momentum, 0.0);
+  r.number("beta1", tc.beta1, 0.0);
+  r.number("beta2", tc.beta2, 0.0);
+  r.number("eps", tc.eps, 0.0, true);
+  r.number("weight_decay", tc.weight_decay, 0.0);
+  tc.lr_schedule = r.choice("lr_schedule", tc.lr_schedule, {"constant", "cosine"});
+  r.integer("warmup", tc.warmup, 0);
+  r.number("min_lr", tc.min_lr, 0.0);
+  r.number("grad_clip", tc.grad_clip, 0.0);
+  r.integer("eval_every", tc.eval_every, 1);
+  r.integer("eval_batch", tc.eval_batch, 1, 1 << 20);
+  const std::string want_loss = vocab > 0 ? "ce" : "mse";
+  tc.loss = r.choice("loss", want_loss, {"mse", "ce"});
+  if (tc.loss != want_loss) r.fail("loss", "must be '" + want_loss + "' for task " + k.kind);
+  r.integer("threads", tc.threads, 0, 1024);
+  r.finish();
+  for (double b : {tc.beta1, tc.beta2})
+    if (b >= 1.0) r.fail(b == tc.beta1 ? "beta1" : "beta2", "must be < 1");
+  return c;
+}
+
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
+  return parse_run_config(read_file(path, "config"), path, overrides);
+}
+
+std::string resolved_toml(const RunConfig& c) {
+  auto ints = [](const std::vector<int>& v) {
+    toml::array a;
+    for (int x : v) a.push_back(int64_t(x));
+    return a;
+  };
+  toml::table task{{"kind", c.task.kind}, {"seq_len", c.task.seq_len}, {"d_in", c.task.d_in}, {"d_out", c.task.d_out},
+                   {"lags", ints(c.task.lags)}, {"readout", c.task.readout}, {"hidden", c.task.hidden},
+                   {"n_train", c.task.n_train}, {"n_val", c.task.n_val}, {"n_test", c.task.n_test}, {"seed", c.task.seed}};
+  const ModelConfig& m = c.model;
+  toml::table model{{"kind", m.kind}, {"d_model", m.d_model}, {"layers", m.layers}, {"heads", ints(m.heads)},
+                    {"head_dim", ints(m.head_dim)}, {"value_dim", ints(m.value_dim)}, {"ffn", ints(m.ffn)},
+                    {"rpe", to_string(m.rpe)}, {"rpe_learnable", m.rpe_learnable}, {"rpe_buckets", m.rpe_buckets},
+                    {"rpe_max_distance", m.rpe_max_distance}, {"pos", to_string(m.pos)}, {"dot_product", m.dot_product},
+                    {"norm", to_string(m.norm)}, {"score_scale", m.score_scale},
+                    {"ffn_activation", to_string(m.ffn_activation)}, {"d_in", m.d_in}, {"d_out", m.d_out},
+                    {"vocab", m.vocab}, {"max_len", m.max_len}};
+  const TrainConfig& t = c.train;
+  toml::table train{{"steps", t.steps}, {"batch", t.batch}, {"optimizer", t.optimizer}, {"lr", t.lr},
+                    {"momentum", t.momentum}, {"beta1", t.beta1}, {"beta2", t.beta2}, {"eps", t.eps},
+                    {"weight_decay", t.weight_decay}, {"lr_schedule", t.lr_schedule}, {"warmup", t.warmup},
+                    {"min_lr", t.min_lr}, {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
+                    {"eval_batch", t.eval_batch}, {"loss", t.loss}, {"threads", t.threads}};
+  toml::table root{{"seed", c.seed}, {"task", task}, {"model", model}, {"train", train}};
+  std::ostringstream ss;
+  ss << "# attnlab resolved config: every default and derived value written out\n" << root << "\n";
+  return ss.str();
+}
+
+}  // namespace attnlab

@@ -1,0 +1,37 @@
+#pragma once
+// A task makes batches of sequences. Every sample is a pure function of (seed, split, index),
+// so datasets are index ranges, never stored, and the splits never share a sample.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/run_config.h"
+
+namespace attnlab {
+
+enum class Split { train = 0, val = 1, test = 2 };
+
+struct Batch {
+  int B = 0, T = 0;
+  std::vector<float> x;       // [B, T, d_in] real inputs (empty for token tasks)
+  std::vector<int> tokens;    // [B, T] token inputs (empty for real tasks)
+  std::vector<float> y;       // [B, T, d_out] real targets
+  std::vector<int> targets;   // [B, T] token targets
+  std::vector<float> mask;    // [B, T] 1 where the loss counts
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual int d_in() const = 0;
+  virtual int d_out() const = 0;
+  virtual int vocab() const { return 0; }  // > 0 for token tasks
+  // Fill `batch` with the samples `indices[0..B)` of `split`.
+  virtual void fill(Split split, const int64_t* indices, int B, Batch& batch) const = 0;
+};
+
+// Builds the task named by cfg.kind (the config was validated before).
+std::unique_ptr<Task> make_task(const TaskConfig& cfg, uint64_t seed);
+
+}  // namespace attnlab

@@ -1,0 +1,30 @@
+#pragma once
+// The training loop of one run: model + task + optimizer -> metrics.jsonl, summary.json and
+// model.safetensors in an output directory.
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/run_config.h"
+
+namespace attnlab {
+
+struct Progress {
+  int64_t step = 0, steps = 0;
+  double train_loss = 0, val_loss = 0, tokens_per_s = 0, elapsed_s = 0;
+  bool evaluated = false;  // val_loss is fresh
+};
+
+struct TrainOutput {
+  std::string dir;                 // files go here (created if missing)
+  std::string resolved_config;     // written as DIR/config.toml and into the checkpoint
+  std::function<void(const Progress&)> on_progress;  // called after every step (may be empty)
+};
+
+// Runs the training; returns the summary (also written to DIR/summary.json).
+nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out);
+
+// Threads for OpenMP and OpenBLAS: cfg value, or every core when 0.
+int configure_threads(int requested);
+
+}  // namespace attnlab
