@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Parity of attnlab's Transformer with the independent PyTorch implementation
+# (tools/torch_reference.py): outputs, loss and every gradient, float32, 1e-4 relative.
+# Usage: run_parity.sh PARITY_DUMP SOURCE_DIR WORK_DIR
+set -u
+dump=$1; src=$2; work=$3
+base="$src/experiments/sparse_memory.toml"
+small="task.seq_len=24 task.lags=[1,5,17] model.d_model=32"
+configs=(
+  "model.heads=4 model.head_dim=8 model.rpe=none model.pos=learned model.norm=layer"
+  "model.heads=[4,2,1] model.head_dim=[8,16,4] model.value_dim=[4,8,12] model.layers=3 model.ffn=[64,0,16] model.rpe=t5 model.rpe_buckets=8 model.rpe_max_distance=20 model.norm=rms"
+  "model.dot_product=false model.rpe=lin model.pos=none model.ffn_activation=relu"
+  "model.rpe=lin model.rpe_learnable=false model.pos=sinusoidal model.norm=layer model.ffn=0"
+  "model.rpe=log model.norm=rms model.ffn_activation=tanh model.heads=[8,2] model.head_dim=[2,16]"
+  "model.dot_product=false model.rpe=t5 model.norm=none model.score_scale=0.5 task.readout=mlp"
+  "model.rpe=log model.dot_product=true model.score_scale=0.3 model.pos=sinusoidal model.layers=1 --tokens 13"
+)
+pass=0; fail=0
+for i in "${!configs[@]}"; do
+  dir="$work/case$i"
+  rm -rf "$dir"
+  # shellcheck disable=SC2086
+  if ! "$dump" "$base" "$dir" $small ${configs[$i]}; then
+    echo "case $i: parity_dump failed: ${configs[$i]}"; fail=$((fail+1)); continue
+  fi
+  if /usr/bin/python3 "$src/tools/torch_reference.py" check "$dir" --dtype float32 --rtol 1e-4 > "$dir/check.log" 2>&1; then
+    echo "case $i: ok   ${configs[$i]}"; pass=$((pass+1))
+  else
+    echo "case $i: FAIL ${configs[$i]}"; grep -E 'FAIL|error' "$dir/check.log" | head -20; fail=$((fail+1))
+  fi
+done
+echo "torch parity: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,118 @@
+// The attnlab binary end to end: bad input exits 2 with one line naming what and where;
+// `train` writes its files, and the same config and seed give identical metrics twice.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+Result run(const std::string& args) {
+  const fs::path tmp = fs::temp_directory_path() / ("attnlab_cli_" + std::to_string(::getpid()));
+  fs::create_directories(tmp);
+  const std::string out = (tmp / "out.txt").string(), err = (tmp / "err.txt").string();
+  const std::string cmd = std::string(ATTNLAB_BINARY) + " " + args + " >" + out + " 2>" + err + " </dev/null";
+  const int st = std::system(cmd.c_str());
+  Result r;
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  auto slurp = [](const std::string& p) { std::ifstream f(p); std::stringstream s; s << f.rdbuf(); return s.str(); };
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+std::string example() { return std::string(ATTNLAB_SOURCE_DIR) + "/experiments/sparse_memory.toml"; }
+
+void expect_bad_input(const std::string& args, const std::string& needle) {
+  const Result r = run(args);
+  EXPECT_EQ(r.status, 2) << args << "\n" << r.err;
+  // exactly one non-empty line on stderr (a leading blank line clears a progress line)
+  std::string e = r.err;
+  while (!e.empty() && e.front() == '\n') e.erase(e.begin());
+  EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << r.err;
+  EXPECT_NE(e.find(needle), std::string::npos) << "stderr: " << r.err << "\nexpected to contain: " << needle;
+}
+
+std::string without_wall(const std::string& path) {
+  std::ifstream f(path);
+  std::string line, all;
+  while (std::getline(f, line)) {
+    auto j = nlohmann::json::parse(line);
+    j.erase("wall_s");
+    all += j.dump() + "\n";
+  }
+  return all;
+}
+
+}  // namespace
+
+TEST(Cli, BadInputExitsTwoWithOneLine) {
+  const fs::path dir = fs::temp_directory_path() / "attnlab_cli_bad";
+  fs::create_directories(dir);
+  const std::string cfg = example();
+  expect_bad_input("train " + cfg + " model.hedas=3 --out " + dir.string(),
+                   "command line: model.hedas: unknown key (allowed in [model]:");
+  {
+    std::ofstream f(dir / "unknown.toml");
+    f << "[model]\nhedas = 4\n";
+  }
+  expect_bad_input("train " + (dir / "unknown.toml").string(), (dir / "unknown.toml").string() + ": model.hedas: unknown key");
+  expect_bad_input("train " + cfg + " model.heads=abc", "command line: model.heads: expected an integer or a list of integers, got a string");
+  expect_bad_input("train " + cfg + " model.heads=0", "command line: model.heads: every entry must be >= 1 (got 0)");
+  expect_bad_input("train " + cfg + " model.head_dim=-2", "command line: model.head_dim: every entry must be >= 1 (got -2)");
+  expect_bad_input("train " + cfg + " task.lags=[1,8,64]", "command line: task.lags: lag 64 must be < task.seq_len (64)");
+  expect_bad_input("train /nonexistent/x.toml", "/nonexistent/x.toml: cannot open config (no such file or not readable)");
+  expect_bad_input("train " + cfg + " model.heads", "command line: override 'model.heads' is not of the form key=value");
+  expect_bad_input("train " + cfg + " --bogus", "attnlab: error:");
+  expect_bad_input("frobnicate", "attnlab: error:");
+  {
+    std::ofstream f(dir / "typed.toml");
+    f << "[train]\nsteps = \"many\"\n";
+  }
+  expect_bad_input("train " + (dir / "typed.toml").string(), "typed.toml: train.steps: expected an integer, got a string");
+}
+
+TEST(Cli, HelpExitsZero) {
+  const Result r = run("train --help");
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.out.find("overrides"), std::string::npos);
+}
+
+TEST(Cli, TrainWritesItsFilesAndIsDeterministic) {
+  const fs::path a = fs::temp_directory_path() / "attnlab_det_a", b = fs::temp_directory_path() / "attnlab_det_b";
+  fs::remove_all(a);
+  fs::remove_all(b);
+  const std::string args = "train " + example() + " train.steps=30 train.eval_every=10 task.n_val=64 task.n_train=256 model.rpe=t5 --out ";
+  ASSERT_EQ(run(args + a.string()).status, 0);
+  ASSERT_EQ(run(args + b.string()).status, 0);
+  for (const char* f : {"config.toml", "metrics.jsonl", "summary.json", "model.safetensors"})
+    EXPECT_TRUE(fs::exists(a / f)) << f;
+  const std::string ma = without_wall((a / "metrics.jsonl").string());
+  EXPECT_EQ(std::count(ma.begin(), ma.end(), '\n'), 3);
+  EXPECT_EQ(ma, without_wall((b / "metrics.jsonl").string()));
+  std::ifstream sf(a / "summary.json");
+  const auto s = nlohmann::json::parse(sf);
+  for (const char* k : {"final_train_loss", "final_val_loss", "min_val_loss", "params_total", "params_attention",
+                        "attention_budget", "steps", "wall_s", "tokens_per_s", "status"})
+    EXPECT_TRUE(s.contains(k)) << k;
+  EXPECT_EQ(s["status"], "completed");
+  EXPECT_EQ(s["steps"], 30);
+  EXPECT_EQ(s["attention_budget"], 2 * 4 * 16);
+  // The resolved config reproduces the run.
+  const fs::path c = fs::temp_directory_path() / "attnlab_det_c";
+  fs::remove_all(c);
+  ASSERT_EQ(run("train " + (a / "config.toml").string() + " --out " + c.string()).status, 0);
+  EXPECT_EQ(ma, without_wall((c / "metrics.jsonl").string()));
+}
