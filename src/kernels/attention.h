@@ -39,6 +39,7 @@ void attention_forward(T* o, T* P, const T* q, const T* k, const T* v, const T* 
         if (d.dot_product) {
           const T* qt = qb + size_t(t) * qs;
           const T* ks = kb + size_t(s) * qs;
+#pragma omp simd reduction(+ : sc)
           for (int i = 0; i < dk; ++i) sc += qt[i] * ks[i];
           sc *= T(d.scale);
         }
@@ -89,6 +90,7 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
         for (int s = 0; s <= t; ++s) {
           const T* vsr = v + vo + size_t(s) * vs;
           T dp = 0;
+#pragma omp simd reduction(+ : dp)
           for (int i = 0; i < dv; ++i) dp += go[i] * vsr[i];
           dS[s] = dp;
           D += p[s] * dp;
