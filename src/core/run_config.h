@@ -44,6 +44,11 @@ struct ModelConfig {
   Norm norm = Norm::layer;
   double score_scale = 0;  // <= 0: 1/sqrt(head_dim)
   Act ffn_activation = Act::gelu;
+  // shallow_attention and the RNN family (indrnn, rnn, lstm):
+  int width = 64;                    // m: heads (shallow) or hidden units (RNNs)
+  std::string activation = "tanh";   // sigma: tanh | erf (erf(x / sqrt 2))
+  std::string init = "symmetric";    // symmetric (f = 0 at init; m even) | iid
+  std::string u_init = "normal";     // indrnn recurrent weights: normal (N(0,1)) | pm1.5 (+-1.5)
   // Derived from the task:
   int d_in = 4;
   int d_out = 1;

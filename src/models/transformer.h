@@ -9,35 +9,29 @@
 #include <string>
 #include <vector>
 
-#include "core/arena.h"
+#include "models/model.h"
 #include "core/run_config.h"
 #include "kernels/attention.h"
 
 namespace attnlab {
 
-struct ParamCounts {
-  int64_t total = 0;
-  int64_t attention = 0;  // q, k, v, o weights and biases and positional-bias parameters
-  int64_t attention_budget = 0;  // D = sum_l H_l * d_l
-};
-
 template <class T>
-class Transformer {
+class Transformer : public Model<T> {
  public:
   // max_batch bounds the batch of every forward call (activations are allocated once).
   Transformer(const ModelConfig& cfg, int max_batch);
 
-  void init(uint64_t seed);  // every weight a pure function of (seed, name, index)
-  ParamCounts counts() const;
+  using Model<T>::arena;
+  void init(uint64_t seed) override;  // every weight a pure function of (seed, name, index)
+  ParamCounts counts() const override;
 
   // x: [B, T, d_in] (real inputs) or tokens: [B, T]; returns yhat [B, T, d_out | vocab].
-  const T* forward(const T* x, const int* tokens, int B, int Tn);
+  const T* forward(const T* x, const int* tokens, int B, int Tn) override;
   // dyhat: gradient of the loss w.r.t. the last forward's output; accumulates into arena grads.
-  void backward(const T* dyhat);
+  void backward(const T* dyhat) override;
 
-  Arena<T> arena;
   const ModelConfig& config() const { return cfg_; }
-  int out_dim() const { return cfg_.vocab > 0 ? cfg_.vocab : cfg_.d_out; }
+  int out_dim() const override { return cfg_.vocab > 0 ? cfg_.vocab : cfg_.d_out; }
 
  private:
   struct NormIds { int w = -1, b = -1; };

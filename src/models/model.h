@@ -1,0 +1,54 @@
+#pragma once
+// The interface every model implements (Transformer, shallow attention, RNNs): parameters in
+// one Arena, forward keeping what backward needs, backward accumulating into arena grads.
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/run_config.h"
+
+namespace attnlab {
+
+struct ParamCounts {
+  int64_t total = 0;
+  int64_t attention = 0;         // attention parameters (q, k, v, o, positional biases; W of shallow heads)
+  int64_t attention_budget = 0;  // D = sum_l H_l * d_l (Transformer)
+};
+
+// A slice of the arena that belongs to one head (or recurrent unit) in one parameter group;
+// projected GD keeps each head's displacement from initialization inside a ball per group.
+struct HeadSlice {
+  int group = 0;  // 0 = c, 1 = u (U or the recurrent weights), 2 = w (W or input weights)
+  int head = 0;
+  std::vector<std::pair<size_t, size_t>> ranges;  // (offset, size) in the arena
+};
+
+template <class T>
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual void init(uint64_t seed) = 0;
+  // x: [B, T, d_in] or tokens [B, T]. Returns [B, T, out_dim], or [B, 1, out_dim] if last_only().
+  virtual const T* forward(const T* x, const int* tokens, int B, int Tn) = 0;
+  virtual void backward(const T* dyhat) = 0;
+  virtual int out_dim() const = 0;
+  virtual bool last_only() const { return false; }
+  virtual ParamCounts counts() const = 0;
+  // Named parameter groups for the gradient-norm probes (name, parameter ids).
+  virtual std::vector<std::pair<std::string, std::vector<int>>> probe_groups() const { return {}; }
+  // Per-head slices for projection (empty: the model has no per-head projection).
+  virtual std::vector<HeadSlice> head_slices() const { return {}; }
+  // Mean entropy of the attention rows in the last forward (NaN if not an attention model).
+  virtual double attention_entropy() const { return NAN; }
+
+  Arena<T> arena;
+};
+
+// Builds the model named by cfg.kind. max_batch bounds the batch of every forward.
+template <class T>
+std::unique_ptr<Model<T>> make_model(const ModelConfig& cfg, int max_batch);
+
+}  // namespace attnlab

@@ -1,0 +1,44 @@
+#pragma once
+// The shallow multi-head Transformer of Arda, Cayci & Eryilmaz (AISTATS 2026):
+//   a_i(X) = X softmax(s * X^T W_i x_T)   in R^d   (query = the last token x_T; s = score_scale, default 1)
+//   h_i    = sigma(U_i^T a_i),             sigma = tanh or erf(x / sqrt 2)
+//   f(X)   = (1 / sqrt(m)) sum_i c_i h_i
+// with W_i in R^{d x d}, U_i in R^d, c_i in R, i = 1..m. Parameters "W" [m, d, d], "U" [m, d],
+// "c" [m]. Symmetric initialization (m even): for i < m/2, W_i ~ N(0,1) entries, U_i ~ N(0, I),
+// c_i = +-1; heads i >= m/2 copy head i - m/2 with c negated, so f = 0 at initialization.
+// One output per sequence: forward returns [B, 1, 1].
+#include "models/model.h"
+
+namespace attnlab {
+
+template <class T>
+class ShallowAttention : public Model<T> {
+ public:
+  using Model<T>::arena;
+  ShallowAttention(const ModelConfig& cfg, int max_batch);
+  void init(uint64_t seed) override;
+  const T* forward(const T* x, const int* tokens, int B, int Tn) override;
+  void backward(const T* dyhat) override;
+  int out_dim() const override { return 1; }
+  bool last_only() const override { return true; }
+  ParamCounts counts() const override;
+  std::vector<std::pair<std::string, std::vector<int>>> probe_groups() const override {
+    return {{"W", {W_}}, {"U", {U_}}, {"c", {c_}}};
+  }
+  std::vector<HeadSlice> head_slices() const override;
+  double attention_entropy() const override;
+
+ private:
+  ModelConfig cfg_;
+  int m_, d_, W_ = -1, U_ = -1, c_ = -1;
+  bool erf_;
+  double scale_;
+  int B_ = 0, T_ = 0;
+  const T* x_ = nullptr;
+  std::vector<T> q_, p_, a_, z_, out_, dq_;  // [B,m,d], [B,m,T], [B,m,d], [B,m], [B], [B,m,d]
+};
+
+extern template class ShallowAttention<float>;
+extern template class ShallowAttention<double>;
+
+}  // namespace attnlab
