@@ -25,6 +25,18 @@ struct TaskConfig {
   int64_t n_val = 1024;
   int64_t n_test = 0;
   int64_t seed = -1;               // -1 = the run's seed
+  // Sequence-level tasks (paper 3): n samples split by val_fraction (sets n_train, n_val).
+  int64_t n = 0;
+  double val_fraction = 0.2;
+  int lag = 4;                      // ar_forecast: L in x_t = a x_{t-L} + eps_t
+  double ar_coef = 0.9;             // ar_forecast: a
+  double noise = 1.0;               // ar_forecast: sigma of eps_t
+  int burn_in = 1000;               // ar_forecast: steps discarded before the first window
+  int time_channels = 0;            // ar_forecast: pairs of sin/cos channels, periods 32 * 2^k
+  int teacher_width = 1024;         // teacher_student_model: heads of the random teacher
+  int anchors = 4;                  // teacher_student_ntk: R anchor sequences
+  double nu = 1.0;                  // teacher_student_ntk: bound on the transport map's norms
+  int teacher_samples = 8192;       // teacher_student_ntk: M_teacher Monte Carlo draws
 };
 
 struct ModelConfig {
@@ -59,18 +71,19 @@ struct ModelConfig {
 struct TrainConfig {
   int64_t steps = 2000;
   int batch = 32;
-  std::string optimizer = "adamw";  // sgd | adamw
+  std::string optimizer = "adamw";  // sgd | adamw | gd | projected_gd | projected_sgd
   double lr = 1e-3;
   double momentum = 0.9;  // sgd
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adamw
   double weight_decay = 0.0;  // decoupled (adamw) / L2 (sgd); matrices only
-  std::string lr_schedule = "constant";  // constant | cosine
+  std::string lr_schedule = "constant";  // constant | cosine | inv_sqrt_total (lr / sqrt(steps))
+  std::vector<double> rho;  // [rho_c, rho_u, rho_w]: per-head projection radii / sqrt(m); empty = none
   int64_t warmup = 0;
   double min_lr = 0.0;  // cosine floor
   double grad_clip = 0.0;  // global norm, 0 = off
   int64_t eval_every = 100;
   int eval_batch = 256;
-  std::string loss = "mse";  // mse | ce (derived from the task)
+  std::string loss = "mse";  // mse | half_mse (optimizes MSE/2, reports MSE) | ce (token tasks)
   int threads = 0;           // 0 = all cores
 };
 

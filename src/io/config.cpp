@@ -221,9 +221,14 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   // [task]
   Reader t(section(root, "task", src), "task", src);
   TaskConfig& k = c.task;
-  k.kind = t.choice("kind", k.kind, {"sparse_memory"});
+  k.kind = t.choice("kind", k.kind, {"sparse_memory", "teacher_student_ntk", "teacher_student_model", "ar_forecast"});
+  const bool ar = k.kind == "ar_forecast", teacher = k.kind.rfind("teacher_student", 0) == 0;
+  t.integer("lag", k.lag, 1, 1 << 20);
+  if (ar) k.seq_len = k.lag + 1;  // default window: exactly the lag plus the current value
   t.integer("seq_len", k.seq_len, 1, 1 << 20);
   t.integer("d_in", k.d_in, 1, 1 << 16);
+  if (t.has("d") && t.has("d_in")) t.fail("d", "give task.d or task.d_in, not both");
+  t.integer("d", k.d_in, 1, 1 << 16);
   t.integer("d_out", k.d_out, 1, 1 << 16);
   t.int_or_list("lags", k.lags, 0, false);
   k.readout = t.choice("readout", k.readout, {"linear", "mlp"});
@@ -232,15 +237,37 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   t.integer("n_val", k.n_val, 1);
   t.integer("n_test", k.n_test, 0);
   t.integer("seed", k.seed, -1);
+  t.integer("n", k.n, 0);
+  t.number("val_fraction", k.val_fraction, 0.0, true);
+  if (k.val_fraction >= 1.0) t.fail("val_fraction", "must be < 1");
+  t.number("ar_coef", k.ar_coef, -1e9);
+  t.number("noise", k.noise, 0.0, true);
+  t.integer("burn_in", k.burn_in, 0);
+  t.integer("time_channels", k.time_channels, 0, 16);
+  t.integer("teacher_width", k.teacher_width, 2);
+  t.integer("anchors", k.anchors, 1);
+  t.number("nu", k.nu, 0.0, true);
+  t.integer("teacher_samples", k.teacher_samples, 1);
   t.finish();
-  for (int lag : k.lags)
-    if (lag >= k.seq_len)
-      t.fail("lags", "lag " + std::to_string(lag) + " must be < task.seq_len (" + std::to_string(k.seq_len) + ")");
+  if (k.n > 0) {  // n samples, split into training and validation sets
+    k.n_val = std::max<int64_t>(1, std::llround(double(k.n) * k.val_fraction));
+    k.n_train = k.n - k.n_val;
+    if (k.n_train < 1) t.fail("n", "leaves no training sample after the validation split");
+  }
+  if (ar) {
+    k.d_in = 1 + 2 * k.time_channels;
+    if (k.lag >= k.seq_len) t.fail("lag", "must be < task.seq_len (" + std::to_string(k.seq_len) + ") so the window sees x_{t-L}");
+  }
+  if (teacher || ar) k.d_out = 1;
+  if (k.kind == "sparse_memory")
+    for (int lag : k.lags)
+      if (lag >= k.seq_len)
+        t.fail("lags", "lag " + std::to_string(lag) + " must be < task.seq_len (" + std::to_string(k.seq_len) + ")");
 
   // [model]
   Reader m(section(root, "model", src), "model", src);
   ModelConfig& mc = c.model;
-  mc.kind = m.choice("kind", mc.kind, {"transformer"});
+  mc.kind = m.choice("kind", mc.kind, {"transformer", "shallow_attention", "indrnn", "rnn", "lstm"});
   m.integer("d_model", mc.d_model, 1, 1 << 16);
   m.integer("layers", mc.layers, 1, 1024);
   std::vector<int> heads = {4}, head_dim, value_dim, ffn;
@@ -272,6 +299,12 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   m.number("score_scale", mc.score_scale, 0.0);
   mc.ffn_activation = pick<Act>(m.choice("ffn_activation", to_string(mc.ffn_activation), {"gelu", "relu", "tanh"}),
                                 {{"gelu", Act::gelu}, {"relu", Act::relu}, {"tanh", Act::tanh}});
+  m.integer("width", mc.width, 1, 1 << 20);
+  mc.activation = m.choice("activation", mc.activation, {"tanh", "erf"});
+  mc.init = m.choice("init", mc.init, {"symmetric", "iid"});
+  mc.u_init = m.choice("u_init", mc.u_init, {"normal", "pm1.5"});
+  if (mc.kind != "transformer" && mc.init == "symmetric" && mc.width % 2)
+    m.fail("width", "must be even for init = \"symmetric\" (got " + std::to_string(mc.width) + ")");
   // Derived from the task; accepted (a resolved config is a valid input) but must agree.
   const int d_in = k.d_in, d_out = k.d_out, vocab = 0, max_len = k.seq_len;
   for (auto [key, want] : {std::pair<const char*, int>{"d_in", d_in}, {"d_out", d_out}, {"vocab", vocab}, {"max_len", max_len}}) {
@@ -288,22 +321,32 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   TrainConfig& tc = c.train;
   r.integer("steps", tc.steps, 1);
   r.integer("batch", tc.batch, 1, 1 << 20);
-  tc.optimizer = r.choice("optimizer", tc.optimizer, {"sgd", "adamw"});
+  tc.optimizer = r.choice("optimizer", tc.optimizer, {"sgd", "adamw", "gd", "projected_gd", "projected_sgd"});
   r.number("lr", tc.lr, 0.0, true);
   r.number("momentum", tc.momentum, 0.0);
   r.number("beta1", tc.beta1, 0.0);
   r.number("beta2", tc.beta2, 0.0);
   r.number("eps", tc.eps, 0.0, true);
   r.number("weight_decay", tc.weight_decay, 0.0);
-  tc.lr_schedule = r.choice("lr_schedule", tc.lr_schedule, {"constant", "cosine"});
+  tc.lr_schedule = r.choice("lr_schedule", tc.lr_schedule, {"constant", "cosine", "inv_sqrt_total"});
+  if (const toml::node* n = r.node("rho")) {
+    const toml::array* a = n->as_array();
+    if (!a || a->size() != 3) r.fail("rho", "expected a list of three numbers [rho_c, rho_u, rho_w]");
+    for (const auto& e : *a) {
+      if (!e.is_number()) r.fail("rho", std::string("expected numbers, found ") + type_name(e) + " in the list");
+      const double v = e.is_integer() ? double(e.as_integer()->get()) : e.as_floating_point()->get();
+      if (!(v > 0) || !std::isfinite(v)) r.fail("rho", "every radius must be a finite number > 0");
+      tc.rho.push_back(v);
+    }
+  }
   r.integer("warmup", tc.warmup, 0);
   r.number("min_lr", tc.min_lr, 0.0);
   r.number("grad_clip", tc.grad_clip, 0.0);
   r.integer("eval_every", tc.eval_every, 1);
   r.integer("eval_batch", tc.eval_batch, 1, 1 << 20);
   const std::string want_loss = vocab > 0 ? "ce" : "mse";
-  tc.loss = r.choice("loss", want_loss, {"mse", "ce"});
-  if (tc.loss != want_loss) r.fail("loss", "must be '" + want_loss + "' for task " + k.kind);
+  tc.loss = r.choice("loss", want_loss, {"mse", "half_mse", "ce"});
+  if ((tc.loss == "ce") != (vocab > 0)) r.fail("loss", vocab > 0 ? "must be 'ce' for a token task" : "must be 'mse' or 'half_mse' for task " + k.kind);
   r.integer("threads", tc.threads, 0, 1024);
   r.finish();
   for (double b : {tc.beta1, tc.beta2})
@@ -323,14 +366,18 @@ std::string resolved_toml(const RunConfig& c) {
   };
   toml::table task{{"kind", c.task.kind}, {"seq_len", c.task.seq_len}, {"d_in", c.task.d_in}, {"d_out", c.task.d_out},
                    {"lags", ints(c.task.lags)}, {"readout", c.task.readout}, {"hidden", c.task.hidden},
-                   {"n_train", c.task.n_train}, {"n_val", c.task.n_val}, {"n_test", c.task.n_test}, {"seed", c.task.seed}};
+                   {"n_train", c.task.n_train}, {"n_val", c.task.n_val}, {"n_test", c.task.n_test}, {"seed", c.task.seed},
+                   {"lag", c.task.lag}, {"ar_coef", c.task.ar_coef}, {"noise", c.task.noise}, {"burn_in", c.task.burn_in},
+                   {"time_channels", c.task.time_channels}, {"teacher_width", c.task.teacher_width},
+                   {"anchors", c.task.anchors}, {"nu", c.task.nu}, {"teacher_samples", c.task.teacher_samples}};
   const ModelConfig& m = c.model;
   toml::table model{{"kind", m.kind}, {"d_model", m.d_model}, {"layers", m.layers}, {"heads", ints(m.heads)},
                     {"head_dim", ints(m.head_dim)}, {"value_dim", ints(m.value_dim)}, {"ffn", ints(m.ffn)},
                     {"rpe", to_string(m.rpe)}, {"rpe_learnable", m.rpe_learnable}, {"rpe_buckets", m.rpe_buckets},
                     {"rpe_max_distance", m.rpe_max_distance}, {"pos", to_string(m.pos)}, {"dot_product", m.dot_product},
                     {"norm", to_string(m.norm)}, {"score_scale", m.score_scale},
-                    {"ffn_activation", to_string(m.ffn_activation)}, {"d_in", m.d_in}, {"d_out", m.d_out},
+                    {"ffn_activation", to_string(m.ffn_activation)}, {"width", m.width}, {"activation", m.activation},
+                    {"init", m.init}, {"u_init", m.u_init}, {"d_in", m.d_in}, {"d_out", m.d_out},
                     {"vocab", m.vocab}, {"max_len", m.max_len}};
   const TrainConfig& t = c.train;
   toml::table train{{"steps", t.steps}, {"batch", t.batch}, {"optimizer", t.optimizer}, {"lr", t.lr},
@@ -338,6 +385,11 @@ std::string resolved_toml(const RunConfig& c) {
                     {"weight_decay", t.weight_decay}, {"lr_schedule", t.lr_schedule}, {"warmup", t.warmup},
                     {"min_lr", t.min_lr}, {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
                     {"eval_batch", t.eval_batch}, {"loss", t.loss}, {"threads", t.threads}};
+  if (!t.rho.empty()) {
+    toml::array rho;
+    for (double v : t.rho) rho.push_back(v);
+    train.insert("rho", rho);
+  }
   toml::table root{{"seed", c.seed}, {"task", task}, {"model", model}, {"train", train}};
   std::ostringstream ss;
   ss << "# attnlab resolved config: every default and derived value written out\n" << root << "\n";

@@ -2,13 +2,18 @@
 #include "tasks/task.h"
 
 #include "core/error.h"
+#include "tasks/ar_forecast.h"
 #include "tasks/sparse_memory.h"
+#include "tasks/teacher_student.h"
 
 namespace attnlab {
 
 std::unique_ptr<Task> make_task(const TaskConfig& cfg, uint64_t seed) {
   if (cfg.kind == "sparse_memory") return std::make_unique<SparseMemoryTask>(cfg, seed);
-  throw UserError("task.kind: unknown task '" + cfg.kind + "' (allowed: sparse_memory)");
+  if (cfg.kind == "ar_forecast") return std::make_unique<ArForecastTask>(cfg, seed);
+  if (cfg.kind == "teacher_student_ntk" || cfg.kind == "teacher_student_model")
+    return std::make_unique<TeacherStudentTask>(cfg, seed);
+  throw UserError("task.kind: unknown task '" + cfg.kind + "'");
 }
 
 }  // namespace attnlab

@@ -27,6 +27,8 @@ class Task {
   virtual int d_in() const = 0;
   virtual int d_out() const = 0;
   virtual int vocab() const { return 0; }  // > 0 for token tasks
+  // One target per sequence (predicted at the last position): y is [B, 1, d_out], mask [B, 1].
+  virtual bool last_only() const { return false; }
   // Fill `batch` with the samples `indices[0..B)` of `split`.
   virtual void fill(Split split, const int64_t* indices, int B, Batch& batch) const = 0;
 };

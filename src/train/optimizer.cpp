@@ -35,10 +35,14 @@ void AdamW::step(std::span<float> p, std::span<const float> g, double lr) {
 
 std::unique_ptr<Optimizer> make_optimizer(const TrainConfig& c, size_t n, std::vector<uint8_t> decay) {
   if (c.optimizer == "sgd") return std::make_unique<Sgd>(n, c.momentum, c.weight_decay, std::move(decay));
+  // Plain (projected) gradient descent: no momentum; the projection is applied by the trainer.
+  if (c.optimizer == "gd" || c.optimizer == "projected_gd" || c.optimizer == "projected_sgd")
+    return std::make_unique<Sgd>(n, 0.0, c.weight_decay, std::move(decay));
   return std::make_unique<AdamW>(n, c.beta1, c.beta2, c.eps, c.weight_decay, std::move(decay));
 }
 
 double scheduled_lr(const TrainConfig& c, int64_t step) {
+  if (c.lr_schedule == "inv_sqrt_total") return c.lr / std::sqrt(double(c.steps));  // eta0 / sqrt(tau)
   if (c.warmup > 0 && step < c.warmup) return c.lr * double(step + 1) / double(c.warmup);
   if (c.lr_schedule == "cosine") {
     const double span = double(std::max<int64_t>(1, c.steps - c.warmup));

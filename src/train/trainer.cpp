@@ -14,9 +14,10 @@
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "kernels/loss.h"
-#include "models/transformer.h"
+#include "models/model.h"
 #include "tasks/task.h"
 #include "train/optimizer.h"
+#include "train/projection.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -29,6 +30,8 @@ int configure_threads(int requested) {
   return n;
 }
 
+bool full_batch(const TrainConfig& tc) { return tc.optimizer == "gd" || tc.optimizer == "projected_gd"; }
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -39,8 +42,9 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 class BatchOrder {
  public:
   BatchOrder(int64_t n_train, uint64_t seed) : n_(n_train), seed_(seed) {}
-  void indices(int64_t step, int B, std::vector<int64_t>& out) {
+  void indices(int64_t step, int B, bool full, std::vector<int64_t>& out) {
     out.resize(size_t(B));
+    if (full) { std::iota(out.begin(), out.end(), int64_t(0)); return; }
     for (int j = 0; j < B; ++j) {
       const int64_t pos = step * B + j;
       if (n_ == 0) { out[j] = pos; continue; }
@@ -64,10 +68,53 @@ class BatchOrder {
   std::vector<int64_t> perm_;
 };
 
+// Runs the model on a batch and returns the loss; with grad, also runs backward (arena grads
+// are zeroed first). Per-sequence tasks read the model's output at the last position.
+class LossRunner {
+ public:
+  LossRunner(Model<float>& m, const Task& task, const std::string& loss) : m_(m), task_(task), loss_(loss) {}
+  double run(const Batch& b, bool grad) {
+    const int B = b.B, Tn = b.T, D = m_.out_dim();
+    const float* out = m_.forward(b.x.empty() ? nullptr : b.x.data(), b.tokens.empty() ? nullptr : b.tokens.data(), B, Tn);
+    const bool pick_last = task_.last_only() && !m_.last_only();
+    const int P = task_.last_only() ? 1 : Tn;  // positions with targets
+    const float* yhat = out;
+    if (pick_last) {
+      last_.resize(size_t(B) * D);
+      for (int b2 = 0; b2 < B; ++b2)
+        std::copy_n(out + (size_t(b2) * Tn + Tn - 1) * D, D, last_.data() + size_t(b2) * D);
+      yhat = last_.data();
+    }
+    const int N = B * P;
+    float* dy = nullptr;
+    if (grad) { dy_.resize(size_t(N) * D); dy = dy_.data(); }
+    double l = loss_ == "ce" ? ce_forward_backward(dy, yhat, b.targets.data(), b.mask.data(), N, D)
+                             : mse_forward_backward(dy, yhat, b.y.data(), b.mask.data(), N, D);
+    if (!grad) return l;
+    if (loss_ == "half_mse") for (float& g : dy_) g *= 0.5f;  // optimize MSE/2, report MSE
+    m_.arena.zero_grad();
+    if (pick_last) {
+      full_.assign(size_t(B) * Tn * D, 0.f);
+      for (int b2 = 0; b2 < B; ++b2)
+        std::copy_n(dy_.data() + size_t(b2) * D, D, full_.data() + (size_t(b2) * Tn + Tn - 1) * D);
+      m_.backward(full_.data());
+    } else {
+      m_.backward(dy_.data());
+    }
+    return l;
+  }
+
+ private:
+  Model<float>& m_;
+  const Task& task_;
+  std::string loss_;
+  std::vector<float> last_, dy_, full_;
+};
+
 struct EvalResult { double loss = 0, target_var = 0; };
 
 // Mean loss over a whole split, in chunks of eval_batch; also the targets' variance.
-EvalResult evaluate(Transformer<float>& model, const Task& task, Split split, int64_t n, int eval_batch, bool ce) {
+EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch) {
   Batch b;
   std::vector<int64_t> idx;
   double loss_sum = 0, weight = 0, ysum = 0, y2sum = 0, ycount = 0;
@@ -76,26 +123,24 @@ EvalResult evaluate(Transformer<float>& model, const Task& task, Split split, in
     idx.resize(size_t(B));
     std::iota(idx.begin(), idx.end(), start);
     task.fill(split, idx.data(), B, b);
-    const float* out = model.forward(b.x.empty() ? nullptr : b.x.data(), b.tokens.empty() ? nullptr : b.tokens.data(), B, b.T);
-    const int N = B * b.T, D = model.out_dim();
     const double w = std::accumulate(b.mask.begin(), b.mask.end(), 0.0);
-    const double l = ce ? ce_forward_backward<float>(nullptr, out, b.targets.data(), b.mask.data(), N, D)
-                        : mse_forward_backward<float>(nullptr, out, b.y.data(), b.mask.data(), N, D);
-    loss_sum += l * w;
+    loss_sum += runner.run(b, false) * w;
     weight += w;
-    if (!ce)
-      for (int i = 0; i < N; ++i)
-        if (b.mask[i] > 0)
-          for (int j = 0; j < D; ++j) {
-            const double y = b.y[size_t(i) * D + j];
-            ysum += y; y2sum += y * y; ycount += 1;
-          }
+    const size_t P = b.mask.size(), D = P ? b.y.size() / P : 0;
+    for (size_t i = 0; i < P; ++i)
+      if (b.mask[i] > 0)
+        for (size_t j = 0; j < D; ++j) {
+          const double y = b.y[i * D + j];
+          ysum += y; y2sum += y * y; ycount += 1;
+        }
   }
   EvalResult r;
   r.loss = weight > 0 ? loss_sum / weight : 0;
   if (ycount > 0) r.target_var = y2sum / ycount - (ysum / ycount) * (ysum / ycount);
   return r;
 }
+
+nlohmann::ordered_json num(double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); }
 
 }  // namespace
 
@@ -110,65 +155,92 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   const TrainConfig& tc = cfg.train;
   const uint64_t task_seed = uint64_t(cfg.task.seed >= 0 ? cfg.task.seed : cfg.seed);
   auto task = make_task(cfg.task, task_seed);
-  const bool ce = tc.loss == "ce";
+  const bool full = full_batch(tc);
+  const int batch = full ? int(cfg.task.n_train) : tc.batch;
   const int eval_batch = int(std::min<int64_t>(tc.eval_batch, std::max(cfg.task.n_val, cfg.task.n_test)));
-  Transformer<float> model(cfg.model, std::max(tc.batch, eval_batch));
-  model.init(uint64_t(cfg.seed));
-  std::vector<uint8_t> decay(model.arena.size(), 0);
-  for (const auto& p : model.arena.params())
+  auto model = make_model<float>(cfg.model, std::max({batch, eval_batch, full ? eval_batch : 0}));
+  if (task->last_only() == false && model->last_only())
+    throw UserError("model.kind: '" + cfg.model.kind + "' predicts one value per sequence, but task '" + cfg.task.kind +
+                    "' has a target at every position");
+  model->init(uint64_t(cfg.seed));
+  Arena<float>& arena = model->arena;
+  std::vector<uint8_t> decay(arena.size(), 0);
+  for (const auto& p : arena.params())
     if (p.decay) std::fill(decay.begin() + std::ptrdiff_t(p.offset), decay.begin() + std::ptrdiff_t(p.offset + p.size), 1);
-  auto opt = make_optimizer(tc, model.arena.size(), std::move(decay));
+  auto opt = make_optimizer(tc, arena.size(), std::move(decay));
+  const std::vector<float> theta0(arena.data().begin(), arena.data().end());
+  const auto slices = model->head_slices();
+  if (!tc.rho.empty() && slices.empty())
+    throw UserError("train.rho: projection needs a model with per-head parameters (shallow_attention, indrnn, rnn, lstm), not '" +
+                    cfg.model.kind + "'");
+  std::vector<double> avg(arena.size(), 0.0);  // running mean of the iterates theta_1..theta_k
   BatchOrder order(cfg.task.n_train, uint64_t(cfg.seed));
+  LossRunner runner(*model, *task, tc.loss);
+  const auto groups = model->probe_groups();
+  std::vector<double> gmax_window(groups.size(), 0.0), gmax_all(groups.size(), 0.0), gnow(groups.size(), 0.0);
 
   std::ofstream metrics(out.dir + "/metrics.jsonl", std::ios::trunc);
   if (!metrics) throw UserError(out.dir + "/metrics.jsonl: cannot write");
 
   const auto t0 = Clock::now();
-  double train_time = 0, window_loss = 0, last_train = NAN, last_val = NAN, min_val = INFINITY, target_var = 0;
+  double train_time = 0, window_loss = 0, last_train = NAN, last_val = NAN, min_val = INFINITY, min_train = INFINITY, target_var = 0;
   int64_t window_n = 0, step = 0;
   std::string status = "completed", reason;
   int64_t diverged_step = -1;
-  Batch batch;
+  Batch b;
   std::vector<int64_t> idx;
-  std::vector<float> dy;
   Progress prog;
   prog.steps = tc.steps;
+  if (full) {  // the whole training set is one batch: make it once
+    order.indices(0, batch, true, idx);
+    task->fill(Split::train, idx.data(), batch, b);
+  }
   for (step = 0; step < tc.steps; ++step) {
     const auto ts = Clock::now();
-    order.indices(step, tc.batch, idx);
-    task->fill(Split::train, idx.data(), tc.batch, batch);
-    const float* yhat = model.forward(batch.x.empty() ? nullptr : batch.x.data(),
-                                      batch.tokens.empty() ? nullptr : batch.tokens.data(), tc.batch, batch.T);
-    const int N = tc.batch * batch.T, D = model.out_dim();
-    dy.resize(size_t(N) * D);
-    const double loss = ce ? ce_forward_backward(dy.data(), yhat, batch.targets.data(), batch.mask.data(), N, D)
-                           : mse_forward_backward(dy.data(), yhat, batch.y.data(), batch.mask.data(), N, D);
-    model.arena.zero_grad();
-    model.backward(dy.data());
-    const double gnorm = global_norm(model.arena.grad());
+    if (!full) {
+      order.indices(step, batch, false, idx);
+      task->fill(Split::train, idx.data(), batch, b);
+    }
+    const double loss = runner.run(b, true);
+    const double gnorm = global_norm(arena.grad());
     if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
       status = "diverged";
       diverged_step = step;
       reason = !std::isfinite(loss) ? "training loss is not finite" : "gradient norm is not finite";
       break;
     }
+    for (size_t g = 0; g < groups.size(); ++g) {
+      double s = 0;
+      for (int id : groups[g].second)
+        for (size_t j = 0; j < arena.info(id).size; ++j) s += double(arena.g(id)[j]) * arena.g(id)[j];
+      gnow[g] = std::sqrt(s);
+      gmax_window[g] = std::max(gmax_window[g], gnow[g]);
+      gmax_all[g] = std::max(gmax_all[g], gnow[g]);
+    }
     if (tc.grad_clip > 0 && gnorm > tc.grad_clip) {
       const float s = float(tc.grad_clip / gnorm);
-      for (float& g : model.arena.grad()) g *= s;
+      for (float& g : arena.grad()) g *= s;
     }
     const double lr = scheduled_lr(tc, step);
-    opt->step(model.arena.data(), model.arena.grad(), lr);
+    opt->step(arena.data(), arena.grad(), lr);
+    if (!tc.rho.empty()) project_heads<float>(arena.data(), theta0, slices, tc.rho, cfg.model.width);
+    {
+      const double k = 1.0 / double(step + 1);
+      auto p = arena.data();
+      for (size_t j = 0; j < avg.size(); ++j) avg[j] += (double(p[j]) - avg[j]) * k;
+    }
     train_time += seconds_since(ts);
     window_loss += loss;
     ++window_n;
+    min_train = std::min(min_train, loss);
 
     prog.step = step + 1;
     prog.train_loss = loss;
     prog.elapsed_s = seconds_since(t0);
-    prog.tokens_per_s = double(prog.step) * tc.batch * batch.T / std::max(train_time, 1e-9);
+    prog.tokens_per_s = double(prog.step) * batch * b.T / std::max(train_time, 1e-9);
     prog.evaluated = false;
     if ((step + 1) % tc.eval_every == 0 || step + 1 == tc.steps) {
-      const EvalResult ev = evaluate(model, *task, Split::val, cfg.task.n_val, eval_batch, ce);
+      const EvalResult ev = evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch);
       last_train = window_loss / double(window_n);
       last_val = ev.loss;
       target_var = ev.target_var;
@@ -176,39 +248,56 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
       window_loss = 0;
       window_n = 0;
       nlohmann::ordered_json line{{"step", step + 1}, {"train_loss", last_train}, {"val_loss", last_val},
-                                  {"lr", lr}, {"grad_norm", gnorm}, {"wall_s", seconds_since(t0)}};
+                                  {"lr", lr}, {"grad_norm", gnorm}};
+      for (size_t g = 0; g < groups.size(); ++g) {
+        line["grad_norm." + groups[g].first] = gnow[g];
+        line["grad_norm_max." + groups[g].first] = gmax_window[g];
+      }
+      if (const double h = model->attention_entropy(); std::isfinite(h)) line["attn_entropy"] = h;
+      line["wall_s"] = seconds_since(t0);
       metrics << line.dump() << "\n" << std::flush;
+      std::fill(gmax_window.begin(), gmax_window.end(), 0.0);  // windows of eval_every steps
       prog.val_loss = last_val;
       prog.evaluated = true;
     }
     if (out.on_progress) out.on_progress(prog);
   }
 
-  const auto pc = model.counts();
+  const auto pc = model->counts();
   nlohmann::ordered_json s;
   s["status"] = status;
   if (status == "diverged") {
     s["diverged_step"] = diverged_step;
     s["diverged_reason"] = reason;
   }
-  s["final_train_loss"] = std::isfinite(last_train) ? nlohmann::ordered_json(last_train) : nlohmann::ordered_json();
-  s["final_val_loss"] = std::isfinite(last_val) ? nlohmann::ordered_json(last_val) : nlohmann::ordered_json();
-  s["min_val_loss"] = std::isfinite(min_val) ? nlohmann::ordered_json(min_val) : nlohmann::ordered_json();
-  if (!ce && target_var > 0 && std::isfinite(last_val)) {
+  s["final_train_loss"] = num(last_train);
+  s["final_val_loss"] = num(last_val);
+  s["min_val_loss"] = num(min_val);
+  s["min_train_loss"] = num(min_train);
+  if (tc.loss != "ce" && target_var > 0 && std::isfinite(last_val)) {
     s["val_target_var"] = target_var;
     s["final_val_rel"] = last_val / target_var;  // fraction of the target's variance left unexplained
   }
-  if (cfg.task.n_test > 0 && status == "completed")
-    s["test_loss"] = evaluate(model, *task, Split::test, cfg.task.n_test, eval_batch, ce).loss;
+  if (status == "completed") {
+    // The averaged iterate (what the theory bounds), evaluated on the training and validation sets.
+    std::vector<float> last(arena.data().begin(), arena.data().end());
+    for (size_t j = 0; j < avg.size(); ++j) arena.data()[j] = float(avg[j]);
+    s["avg_iterate_train_loss"] = num(evaluate(runner, *task, Split::train, cfg.task.n_train > 0 ? cfg.task.n_train : cfg.task.n_val, eval_batch).loss);
+    s["avg_iterate_val_loss"] = num(evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch).loss);
+    std::copy(last.begin(), last.end(), arena.data().begin());
+    if (cfg.task.n_test > 0) s["test_loss"] = num(evaluate(runner, *task, Split::test, cfg.task.n_test, eval_batch).loss);
+  }
+  for (size_t g = 0; g < groups.size(); ++g) s["max_grad_norm." + groups[g].first] = gmax_all[g];
   s["params_total"] = pc.total;
   s["params_attention"] = pc.attention;
   s["attention_budget"] = pc.attention_budget;
   s["steps"] = step;
   s["wall_s"] = seconds_since(t0);
   s["train_s"] = train_time;
-  s["tokens_per_s"] = train_time > 0 ? double(step) * tc.batch * cfg.task.seq_len / train_time : 0.0;
+  s["tokens_per_s"] = train_time > 0 ? double(step) * batch * cfg.task.seq_len / train_time : 0.0;
+  s["ms_per_step"] = step > 0 ? 1000.0 * train_time / double(step) : 0.0;
   s["threads"] = threads;
-  if (status == "completed") save_checkpoint(out.dir + "/model.safetensors", model.arena, out.resolved_config);
+  if (status == "completed") save_checkpoint(out.dir + "/model.safetensors", arena, out.resolved_config);
   write_file_atomic(out.dir + "/summary.json", s.dump(2) + "\n");
   return nlohmann::json::parse(s.dump());
 }

@@ -27,4 +27,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out);
 // Threads for OpenMP and OpenBLAS: cfg value, or every core when 0.
 int configure_threads(int requested);
 
+// Full-batch optimizers (gd, projected_gd) use the whole training set every step.
+bool full_batch(const TrainConfig& tc);
+
 }  // namespace attnlab

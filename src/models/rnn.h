@@ -1,0 +1,41 @@
+#pragma once
+// Recurrent models with backpropagation through time; one output per sequence:
+//   f(X) = (1 / sqrt(m)) sum_i c_i h_{T,i},  h_0 = 0.
+// - IndRNN (kind "indrnn"): h_t = sigma(W_in x_t + u (.) h_{t-1}), W_in [m, d], u [m].
+// - Elman  (kind "rnn"):    h_t = sigma(W_in x_t + W_hh h_{t-1}), W_hh [m, m].
+// sigma = tanh or erf(x / sqrt 2). Symmetric initialization (m even): units i < m/2 draw
+// W_in rows ~ N(0, I_d), c_i = +-1, and u_i ~ N(0, 1) (u_init "normal") or +-1.5 ("pm1.5"),
+// resp. W_hh = diag(A, A) with A ~ N(0, 1/(m/2)); units i >= m/2 copy unit i - m/2 with c
+// negated, so f = 0 at initialization. "iid": every unit drawn independently (Elman: W_hh
+// entries N(0, 1/m)). Parameters "W_in", "u" or "W_hh", "c".
+#include "models/model.h"
+
+namespace attnlab {
+
+template <class T>
+class Rnn : public Model<T> {
+ public:
+  using Model<T>::arena;
+  Rnn(const ModelConfig& cfg, int max_batch);
+  void init(uint64_t seed) override;
+  const T* forward(const T* x, const int* tokens, int B, int Tn) override;
+  void backward(const T* dyhat) override;
+  int out_dim() const override { return 1; }
+  bool last_only() const override { return true; }
+  ParamCounts counts() const override;
+  std::vector<std::pair<std::string, std::vector<int>>> probe_groups() const override;
+  std::vector<HeadSlice> head_slices() const override;
+
+ private:
+  ModelConfig cfg_;
+  bool ind_, erf_;
+  int m_, d_, Win_ = -1, rec_ = -1, c_ = -1;
+  int B_ = 0, T_ = 0;
+  const T* x_ = nullptr;
+  std::vector<T> z_, h_, out_, dz_, dh_, dhp_;  // z, h: [T, B, m] (time-major)
+};
+
+extern template class Rnn<float>;
+extern template class Rnn<double>;
+
+}  // namespace attnlab

@@ -1,0 +1,199 @@
+#include "tasks/teacher_student.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "models/shallow_attention.h"
+
+namespace attnlab {
+
+namespace {
+const char* kStreams[3] = {"ts/train", "ts/val", "ts/test"};
+
+// Tangent features of one input x [T, d] at the draw (W [d, d], U [d]); sigma = tanh.
+struct Features {
+  double phi_c = 0, dsig = 0;
+  std::vector<double> a, g;  // a = X alpha; g = (sum_t alpha_t x_t x_t^T - a a^T) U
+};
+Features features(const float* x, int T, int d, const double* W, const double* U) {
+  Features f;
+  const float* xT = x + size_t(T - 1) * d;
+  std::vector<double> q(size_t(d), 0.0), alpha(static_cast<size_t>(T));
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) q[i] += W[i * d + j] * xT[j];  // q = W x_T
+  double mx = -INFINITY;
+  for (int t = 0; t < T; ++t) {
+    double s = 0;
+    for (int i = 0; i < d; ++i) s += x[size_t(t) * d + i] * q[i];
+    alpha[t] = s;
+    mx = std::max(mx, s);
+  }
+  double z = 0;
+  for (double& v : alpha) { v = std::exp(v - mx); z += v; }
+  f.a.assign(size_t(d), 0.0);
+  std::vector<double> xu(static_cast<size_t>(T));
+  for (int t = 0; t < T; ++t) {
+    alpha[t] /= z;
+    double s = 0;
+    for (int i = 0; i < d; ++i) { f.a[i] += alpha[t] * x[size_t(t) * d + i]; s += x[size_t(t) * d + i] * U[i]; }
+    xu[t] = s;
+  }
+  double au = 0;  // = s = U^T a
+  for (int i = 0; i < d; ++i) au += f.a[i] * U[i];
+  const double s = au;
+  f.g.assign(size_t(d), 0.0);
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < d; ++i) f.g[i] += alpha[t] * x[size_t(t) * d + i] * xu[t];
+  for (int i = 0; i < d; ++i) f.g[i] -= f.a[i] * au;
+  const double th = std::tanh(s);
+  f.phi_c = th;
+  f.dsig = 1 - th * th;
+  return f;
+}
+
+void clip(double* v, size_t n, double nu) {
+  double s = 0;
+  for (size_t i = 0; i < n; ++i) s += v[i] * v[i];
+  s = std::sqrt(s);
+  if (s > nu)
+    for (size_t i = 0; i < n; ++i) v[i] *= nu / s;
+}
+}  // namespace
+
+TeacherStudentTask::TeacherStudentTask(const TaskConfig& cfg, uint64_t seed) : cfg_(cfg), seed_(seed) {
+  const int64_t sizes[3] = {cfg.n_train, cfg.n_val, cfg.n_test};
+  if (cfg.n_train <= 0) throw UserError("task.n_train: " + cfg.kind + " needs a fixed training set (set task.n or task.n_train)");
+  const int T = cfg.seq_len, d = cfg.d_in;
+  if (cfg.kind == "teacher_student_ntk") {
+    build_ntk();
+    for (int s = 0; s < 3; ++s) {
+      targets_[s].resize(size_t(sizes[s]));
+#pragma omp parallel for schedule(dynamic, 16)
+      for (int64_t i = 0; i < sizes[s]; ++i) {
+        std::vector<float> x(size_t(T) * d);
+        inputs(Split(s), i, x.data());
+        targets_[s][size_t(i)] = float(ntk_teacher(x.data()));
+      }
+    }
+    return;
+  }
+  ModelConfig mc;
+  mc.kind = "shallow_attention";
+  mc.width = cfg.teacher_width;
+  mc.init = "iid";
+  mc.d_in = d;
+  mc.max_len = T;
+  const int chunk = 256;
+  ShallowAttention<double> teacher(mc, chunk);
+  teacher.init(seed ^ 0x7eac4e7ull);
+  std::vector<float> xf(size_t(chunk) * T * d);
+  std::vector<double> xd(xf.size());
+  for (int s = 0; s < 3; ++s) {
+    targets_[s].resize(size_t(sizes[s]));
+    for (int64_t start = 0; start < sizes[s]; start += chunk) {
+      const int B = int(std::min<int64_t>(chunk, sizes[s] - start));
+      for (int b = 0; b < B; ++b) inputs(Split(s), start + b, xf.data() + size_t(b) * T * d);
+      std::copy(xf.begin(), xf.begin() + std::ptrdiff_t(size_t(B) * T * d), xd.begin());
+      const double* y = teacher.forward(xd.data(), nullptr, B, T);
+      for (int b = 0; b < B; ++b) targets_[s][size_t(start + b)] = float(y[b]);
+    }
+  }
+}
+
+void TeacherStudentTask::inputs(Split split, int64_t index, float* x) const {
+  const int T = cfg_.seq_len, d = cfg_.d_in;
+  const uint64_t stream = stream_id(kStreams[int(split)]), base = uint64_t(index) * uint64_t(T) * uint64_t(d);
+  for (int t = 0; t < T; ++t) {
+    double n2 = 0;
+    for (int i = 0; i < d; ++i) {
+      const double v = rng_normal(seed_, stream, base + uint64_t(t) * d + i);
+      x[size_t(t) * d + i] = float(v);
+      n2 += v * v;
+    }
+    const double k = std::min(1.0, 1.0 / std::sqrt(n2));
+    for (int i = 0; i < d; ++i) x[size_t(t) * d + i] = float(x[size_t(t) * d + i] * k);
+  }
+}
+
+void TeacherStudentTask::build_ntk() {
+  const int T = cfg_.seq_len, d = cfg_.d_in, M = cfg_.teacher_samples, R = cfg_.anchors;
+  W_.resize(size_t(M) * d * d);
+  U_.resize(size_t(M) * d);
+  for (size_t i = 0; i < W_.size(); ++i) W_[i] = rng_normal(seed_, stream_id("ntk/W"), i);
+  for (size_t i = 0; i < U_.size(); ++i) U_[i] = rng_normal(seed_, stream_id("ntk/U"), i);
+  // Anchor sequences (their own stream) and weights beta with ||beta||_1 = 1.
+  std::vector<float> anchors(size_t(R) * T * d);
+  for (int r = 0; r < R; ++r) {
+    const uint64_t stream = stream_id("ntk/anchors"), base = uint64_t(r) * T * d;
+    for (int t = 0; t < T; ++t) {
+      double n2 = 0;
+      float* row = anchors.data() + (size_t(r) * T + t) * d;
+      for (int i = 0; i < d; ++i) { row[i] = float(rng_normal(seed_, stream, base + uint64_t(t) * d + i)); n2 += double(row[i]) * row[i]; }
+      const double k = std::min(1.0, 1.0 / std::sqrt(n2));
+      for (int i = 0; i < d; ++i) row[i] = float(row[i] * k);
+    }
+  }
+  std::vector<double> beta(static_cast<size_t>(R));
+  double l1 = 0;
+  for (int r = 0; r < R; ++r) { beta[r] = rng_normal(seed_, stream_id("ntk/beta"), uint64_t(r)); l1 += std::fabs(beta[r]); }
+  for (double& b : beta) b /= l1;
+  vc_.assign(size_t(M), 0.0);
+  vu_.assign(size_t(M) * d, 0.0);
+  vw_.assign(size_t(M) * d * d, 0.0);
+#pragma omp parallel for schedule(static)
+  for (int j = 0; j < M; ++j) {
+    const double* W = W_.data() + size_t(j) * d * d;
+    const double* U = U_.data() + size_t(j) * d;
+    for (int r = 0; r < R; ++r) {
+      const float* xr = anchors.data() + size_t(r) * T * d;
+      const Features f = features(xr, T, d, W, U);
+      const float* xT = xr + size_t(T - 1) * d;
+      vc_[j] += beta[r] * f.phi_c;
+      for (int i = 0; i < d; ++i) vu_[size_t(j) * d + i] += beta[r] * f.dsig * f.a[i];
+      for (int i = 0; i < d; ++i)
+        for (int k = 0; k < d; ++k) vw_[(size_t(j) * d + i) * d + k] += beta[r] * f.dsig * f.g[i] * xT[k];
+    }
+    clip(&vc_[j], 1, cfg_.nu);
+    clip(vu_.data() + size_t(j) * d, size_t(d), cfg_.nu);
+    clip(vw_.data() + size_t(j) * d * d, size_t(d) * d, cfg_.nu);
+  }
+}
+
+double TeacherStudentTask::ntk_teacher(const float* x) const {
+  const int T = cfg_.seq_len, d = cfg_.d_in, M = cfg_.teacher_samples;
+  const float* xT = x + size_t(T - 1) * d;
+  double sum = 0;
+  for (int j = 0; j < M; ++j) {
+    const double* W = W_.data() + size_t(j) * d * d;
+    const Features f = features(x, T, d, W, U_.data() + size_t(j) * d);
+    double v = f.phi_c * vc_[j];
+    for (int i = 0; i < d; ++i) v += f.dsig * f.a[i] * vu_[size_t(j) * d + i];
+    // <phi_w, v_w>_F = sigma'(s) g^T v_w x_T
+    for (int i = 0; i < d; ++i) {
+      double vx = 0;
+      for (int k = 0; k < d; ++k) vx += vw_[(size_t(j) * d + i) * d + k] * xT[k];
+      v += f.dsig * f.g[i] * vx;
+    }
+    sum += v;
+  }
+  return sum / M;
+}
+
+void TeacherStudentTask::fill(Split split, const int64_t* indices, int B, Batch& batch) const {
+  const int T = cfg_.seq_len, d = cfg_.d_in;
+  batch.B = B;
+  batch.T = T;
+  batch.x.resize(size_t(B) * T * d);
+  batch.y.resize(size_t(B));
+  batch.mask.assign(size_t(B), 1.f);
+  batch.tokens.clear();
+  batch.targets.clear();
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    inputs(split, indices[b], batch.x.data() + size_t(b) * T * d);
+    batch.y[b] = targets_[int(split)][size_t(indices[b])];
+  }
+}
+
+}  // namespace attnlab

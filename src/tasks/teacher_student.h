@@ -1,0 +1,39 @@
+#pragma once
+// Teacher-student tasks of paper 3. Tokens x_t ~ N(0, I_d), each rescaled by min(1, 1/||x_t||);
+// one scalar target per sequence.
+//  - `teacher_student_model`: y = f_teacher(X), a random shallow_attention model of width
+//    teacher_width with i.i.d. initialization (tanh).
+//  - `teacher_student_ntk`: a teacher in the tangent-kernel space of the model at
+//    initialization: f*(X) = E_phi[phi_c v_c + <phi_u, v_u> + <phi_w, v_w>_F], with, for a draw
+//    (W, U) of the initialization, s = U^T a, a = X softmax(X^T W x_T) = sum_t alpha_t x_t,
+//      phi_c = sigma(s), phi_u = sigma'(s) a, phi_w = sigma'(s) (sum_t alpha_t x_t x_t^T - a a^T) U x_T^T.
+//    The transport map v(W, U) = sum_r beta_r phi(X_r; W, U) over R anchor sequences X_r with
+//    ||beta||_1 = 1, each part clipped to norm nu; the expectation is a Monte Carlo average over
+//    teacher_samples draws. sigma = tanh.
+// The targets of all splits are computed once, at construction.
+#include "tasks/task.h"
+
+namespace attnlab {
+
+class TeacherStudentTask : public Task {
+ public:
+  TeacherStudentTask(const TaskConfig& cfg, uint64_t seed);
+  int d_in() const override { return cfg_.d_in; }
+  int d_out() const override { return 1; }
+  bool last_only() const override { return true; }
+  void fill(Split split, const int64_t* indices, int B, Batch& batch) const override;
+  // The normalized tokens of sample `index` of `split` ([T, d]).
+  void inputs(Split split, int64_t index, float* x) const;
+  // The NTK teacher at one input (exposed for tests); valid for kind teacher_student_ntk.
+  double ntk_teacher(const float* x) const;
+
+ private:
+  void build_ntk();
+  TaskConfig cfg_;
+  uint64_t seed_;
+  std::vector<float> targets_[3];
+  // NTK teacher: draws (W [M,d,d], U [M,d]) and the transport map at each draw.
+  std::vector<double> W_, U_, vc_, vu_, vw_;
+};
+
+}  // namespace attnlab

@@ -1,0 +1,129 @@
+// Paper-3 models: finite-difference gradients (double), the shallow model against its
+// formula, f = 0 at symmetric initialization, and projection onto the per-head balls.
+#include <cmath>
+
+#include "fd_check.h"
+#include "kernels/loss.h"
+#include "models/model.h"
+#include "train/projection.h"
+
+using namespace attnlab;
+using attnlab::test::expect_grad_close;
+using attnlab::test::randn;
+
+namespace {
+ModelConfig p3_config(const std::string& kind, const std::string& act, int m = 6, int d = 3, int T = 5) {
+  ModelConfig c;
+  c.kind = kind;
+  c.width = m;
+  c.activation = act;
+  c.d_in = d;
+  c.max_len = T;
+  c.u_init = "normal";
+  return c;
+}
+
+void check_grads(const ModelConfig& cfg, const std::string& tag) {
+  const int B = 4, T = cfg.max_len;
+  auto m = make_model<double>(cfg, B);
+  m->init(9);
+  auto noise = randn(m->arena.size(), 31, 0.3);  // off the symmetric point, where f = 0
+  for (size_t i = 0; i < noise.size(); ++i) m->arena.data()[i] += noise[i];
+  auto x = randn(size_t(B) * T * cfg.d_in, 32, 0.8), y = randn(size_t(B), 33);
+  std::vector<double> mask(static_cast<size_t>(B), 1.0), dy(static_cast<size_t>(B));
+  auto loss = [&](double* g) { return mse_forward_backward(g, m->forward(x.data(), nullptr, B, T), y.data(), mask.data(), B, 1); };
+  m->arena.zero_grad();
+  loss(dy.data());
+  m->backward(dy.data());
+  std::vector<double> grad(m->arena.grad().begin(), m->arena.grad().end());
+  for (const auto& p : m->arena.params()) {
+    std::vector<double> view(m->arena.data().begin() + p.offset, m->arena.data().begin() + p.offset + p.size);
+    std::vector<double> g(grad.begin() + p.offset, grad.begin() + p.offset + p.size);
+    auto f = [&] { std::copy(view.begin(), view.end(), m->arena.data().begin() + p.offset); return loss(nullptr); };
+    expect_grad_close(tag + " " + p.name, view, g, f, 1e-6, 200);
+    std::copy(view.begin(), view.end(), m->arena.data().begin() + p.offset);
+  }
+}
+}  // namespace
+
+TEST(P3Grad, ShallowAttentionAndRnns) {
+  for (const char* kind : {"shallow_attention", "indrnn", "rnn"})
+    for (const char* act : {"tanh", "erf"}) check_grads(p3_config(kind, act), std::string(kind) + "/" + act);
+  auto c = p3_config("shallow_attention", "tanh");
+  c.score_scale = 0.35;
+  check_grads(c, "shallow/scaled");
+}
+
+// f(X) = (1/sqrt m) sum_i c_i tanh(U_i^T X softmax(X^T W_i x_T)), evaluated by hand.
+TEST(ShallowAttention, MatchesItsFormula) {
+  const int m = 4, d = 3, T = 6;
+  auto c = p3_config("shallow_attention", "tanh", m, d, T);
+  c.init = "iid";
+  auto model = make_model<double>(c, 1);
+  model->init(4);
+  auto x = randn(size_t(T) * d, 5);
+  const double f = model->forward(x.data(), nullptr, 1, T)[0];
+  const double* W = model->arena.p(0);
+  const double* U = model->arena.p(1);
+  const double* cc = model->arena.p(2);
+  double ref = 0;
+  for (int i = 0; i < m; ++i) {
+    std::vector<double> s(T), a(d, 0.0);
+    double z = 0;
+    for (int t = 0; t < T; ++t) {
+      double v = 0;
+      for (int j = 0; j < d; ++j)
+        for (int k = 0; k < d; ++k) v += x[t * d + j] * W[(i * d + j) * d + k] * x[(T - 1) * d + k];
+      s[t] = std::exp(v);
+      z += s[t];
+    }
+    for (int t = 0; t < T; ++t)
+      for (int j = 0; j < d; ++j) a[j] += s[t] / z * x[t * d + j];
+    double u = 0;
+    for (int j = 0; j < d; ++j) u += U[i * d + j] * a[j];
+    ref += cc[i] * std::tanh(u);
+  }
+  EXPECT_NEAR(f, ref / std::sqrt(double(m)), 1e-12);
+}
+
+TEST(SymmetricInit, OutputIsZeroForRandomInputs) {
+  for (const char* kind : {"shallow_attention", "indrnn", "rnn"}) {
+    auto c = p3_config(kind, "erf", 16, 4, 9);
+    auto model = make_model<double>(c, 8);
+    model->init(12);
+    auto x = randn(8 * 9 * 4, 13, 2.0);
+    const double* f = model->forward(x.data(), nullptr, 8, 9);
+    for (int b = 0; b < 8; ++b) EXPECT_NEAR(f[b], 0.0, 1e-14) << kind;  // exact up to summation order
+    c.init = "iid";
+    auto other = make_model<double>(c, 8);
+    other->init(12);
+    EXPECT_NE(other->forward(x.data(), nullptr, 8, 9)[0], 0.0) << kind;
+  }
+}
+
+TEST(Projection, EveryHeadStaysInItsBallAfterHugeSteps) {
+  for (const char* kind : {"shallow_attention", "indrnn", "rnn"}) {
+    auto c = p3_config(kind, "tanh", 8, 3, 5);
+    auto model = make_model<float>(c, 4);
+    model->init(1);
+    const std::vector<float> theta0(model->arena.data().begin(), model->arena.data().end());
+    const std::vector<double> rho = {0.5, 1.0, 2.0};
+    const auto slices = model->head_slices();
+    ASSERT_EQ(slices.size(), size_t(3 * 8));
+    for (int step = 0; step < 50; ++step) {
+      auto g = randn(model->arena.size(), 100 + step, 1.0);
+      for (size_t j = 0; j < g.size(); ++j) model->arena.data()[j] -= float(1e3 * g[j]);  // a huge step
+      project_heads<float>(model->arena.data(), theta0, slices, rho, 8);
+    }
+    int on_boundary = 0;
+    for (const auto& s : slices) {
+      double n2 = 0;
+      for (auto [off, len] : s.ranges)
+        for (size_t j = off; j < off + len; ++j) n2 += std::pow(double(model->arena.data()[j]) - theta0[j], 2);
+      const double r = rho[size_t(s.group)] / std::sqrt(8.0);
+      EXPECT_LE(std::sqrt(n2), r * (1 + 1e-5)) << kind << " head " << s.head << " group " << s.group;
+      on_boundary += std::sqrt(n2) > r * 0.999;
+    }
+    EXPECT_EQ(on_boundary, int(slices.size()));  // huge steps push every head to its boundary
+  }
+}
