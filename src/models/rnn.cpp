@@ -1,15 +1,18 @@
 #include "models/rnn.h"
 
+#include <omp.h>
+
 #include <cmath>
 
 #include "core/rng.h"
+#include "kernels/fast_math.h"
 #include "kernels/gemm.h"
 
 namespace attnlab {
 
 namespace {
 template <class T>
-inline T sig(bool erf, T z) { return erf ? T(std::erf(double(z) * 0.70710678118654752)) : std::tanh(z); }
+inline T sig(bool erf, T z) { return erf ? T(std::erf(double(z) * 0.70710678118654752)) : fast_tanh(z); }
 template <class T>
 inline T dsig(bool erf, T z) {
   if (erf) return T(0.79788456080286536 * std::exp(-0.5 * double(z) * z));
@@ -28,7 +31,7 @@ Rnn<T>::Rnn(const ModelConfig& cfg, int max_batch)
   const size_t n = size_t(max_batch) * cfg.max_len * m_;
   z_.resize(n); h_.resize(n); dz_.resize(n);
   out_.resize(size_t(max_batch));
-  dh_.resize(size_t(max_batch) * m_); dhp_.resize(size_t(max_batch) * m_);
+  dh_.resize(size_t(max_batch) * m_);
 }
 
 template <class T>
@@ -86,6 +89,7 @@ std::vector<HeadSlice> Rnn<T>::head_slices() const {
 template <class T>
 const T* Rnn<T>::forward(const T* x, const int*, int B, int Tn) {
   B_ = B; T_ = Tn; x_ = x;
+  if (ind_) return forward_ind();
   const int m = m_, d = d_;
   const T* W = arena.p(Win_); const T* r = arena.p(rec_); const T* c = arena.p(c_);
   for (int t = 0; t < Tn; ++t) {
@@ -94,11 +98,7 @@ const T* Rnn<T>::forward(const T* x, const int*, int B, int Tn) {
     gemm(false, true, B, m, d, T(1), x + size_t(t) * d, Tn * d, W, d, T(0), z, m);
     if (t > 0) {
       const T* hp = h_.data() + size_t(t - 1) * B * m;
-      if (ind_) {
-        for (size_t j = 0; j < size_t(B) * m; ++j) z[j] += r[j % m] * hp[j];
-      } else {
-        gemm(false, true, B, m, m, T(1), hp, m, r, m, T(1), z, m);
-      }
+      gemm(false, true, B, m, m, T(1), hp, m, r, m, T(1), z, m);
     }
     T* h = h_.data() + size_t(t) * B * m;
     for (size_t j = 0; j < size_t(B) * m; ++j) h[j] = sig(erf_, z[j]);
@@ -117,6 +117,7 @@ const T* Rnn<T>::forward(const T* x, const int*, int B, int Tn) {
 // dW_in = sum_t dz_t^T x_t; du = sum_t dz_t (.) h_{t-1} | dW_hh = sum_t dz_t^T h_{t-1}.
 template <class T>
 void Rnn<T>::backward(const T* dy) {
+  if (ind_) return backward_ind(dy);
   const int B = B_, Tn = T_, m = m_, d = d_;
   const T* r = arena.p(rec_); const T* c = arena.p(c_);
   T* gW = arena.g(Win_); T* gr = arena.g(rec_); T* gc = arena.g(c_);
@@ -133,18 +134,109 @@ void Rnn<T>::backward(const T* dy) {
     for (size_t j = 0; j < size_t(B) * m; ++j) dz[j] = dh_[j] * dsig(erf_, z[j]);
     if (t == 0) break;
     const T* hp = h_.data() + size_t(t - 1) * B * m;
-    if (ind_) {
-      for (size_t j = 0; j < size_t(B) * m; ++j) dh_[j] = dz[j] * r[j % m];
-      for (int b = 0; b < B; ++b)
-        for (int i = 0; i < m; ++i) gr[i] += dz[size_t(b) * m + i] * hp[size_t(b) * m + i];
-    } else {
-      gemm(false, false, B, m, m, T(1), dz, m, r, m, T(0), dh_.data(), m);
-      gemm(true, false, m, m, B, T(1), dz, m, hp, m, T(1), gr, m);
-    }
+    gemm(false, false, B, m, m, T(1), dz, m, r, m, T(0), dh_.data(), m);
+    gemm(true, false, m, m, B, T(1), dz, m, hp, m, T(1), gr, m);
   }
   // dW_in = sum_t dz_t^T x_t
   for (int t = 0; t < Tn; ++t)
     gemm(true, false, m, d, B, T(1), dz_.data() + size_t(t) * B * m, m, x_ + size_t(t) * d, Tn * d, T(1), gW, d);
+}
+
+// IndRNN: units are independent, so each sequence runs its whole recurrence in registers-
+// sized loops over the m units (vectorized), threads over sequences; h is [B, T, m]. BLAS
+// would see only K = d_in GEMMs per time step here (measured: 354 ms vs this path's few ms
+// for n = 4000, L = 96, m = 64).
+template <class T>
+const T* Rnn<T>::forward_ind() {
+  const int B = B_, Tn = T_, m = m_, d = d_;
+  const T* W = arena.p(Win_); const T* u = arena.p(rec_); const T* c = arena.p(c_);
+  std::vector<T> Wt(size_t(d) * m);
+  for (int i = 0; i < m; ++i)
+    for (int k = 0; k < d; ++k) Wt[size_t(k) * m + i] = W[size_t(i) * d + k];
+  const T kf = T(1.0 / std::sqrt(double(m)));
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < B; ++b) {
+    const T* X = x_ + size_t(b) * Tn * d;
+    T* H = h_.data() + size_t(b) * Tn * m;
+    T* Z = z_.data() + size_t(b) * Tn * m;
+    for (int t = 0; t < Tn; ++t) {
+      T* z = Z + size_t(t) * m;
+      T* h = H + size_t(t) * m;
+      const T* hp = t > 0 ? H + size_t(t - 1) * m : nullptr;
+      for (int i = 0; i < m; ++i) z[i] = hp ? u[i] * hp[i] : T(0);
+      for (int k = 0; k < d; ++k) {
+        const T xk = X[size_t(t) * d + k];
+        const T* w = Wt.data() + size_t(k) * m;
+#pragma omp simd
+        for (int i = 0; i < m; ++i) z[i] += w[i] * xk;
+      }
+      if (erf_) {
+        for (int i = 0; i < m; ++i) h[i] = sig(true, z[i]);
+      } else {
+#pragma omp simd
+        for (int i = 0; i < m; ++i) h[i] = fast_tanh(z[i]);
+      }
+    }
+    const T* hT = H + size_t(Tn - 1) * m;
+    T f = 0;
+    for (int i = 0; i < m; ++i) f += c[i] * hT[i];
+    out_[b] = f * kf;
+  }
+  return out_.data();
+}
+
+// BPTT per sequence: dh = g c / sqrt m; for t = T..1: dz = dh sigma'(z_t); dW_in += dz x_t^T;
+// du += dz h_{t-1}; dh = dz u. Per-thread partial sums, added in thread order.
+template <class T>
+void Rnn<T>::backward_ind(const T* dy) {
+  const int B = B_, Tn = T_, m = m_, d = d_;
+  const T* u = arena.p(rec_); const T* c = arena.p(c_);
+  const T kf = T(1.0 / std::sqrt(double(m)));
+  const int nthreads = omp_get_max_threads();
+  std::vector<std::vector<T>> part(size_t(nthreads), std::vector<T>(size_t(d + 2) * m, T(0)));  // dWt, du, dc
+#pragma omp parallel
+  {
+    std::vector<T>& acc = part[size_t(omp_get_thread_num())];
+    std::vector<T> dh(static_cast<size_t>(m)), dz(static_cast<size_t>(m));
+#pragma omp for schedule(static)
+    for (int b = 0; b < B; ++b) {
+      const T* X = x_ + size_t(b) * Tn * d;
+      const T* H = h_.data() + size_t(b) * Tn * m;
+      const T* Z = z_.data() + size_t(b) * Tn * m;
+      const T g = dy[b] * kf;
+      T* du = acc.data() + size_t(d) * m;
+      T* dc = du + m;
+      const T* hT = H + size_t(Tn - 1) * m;
+      for (int i = 0; i < m; ++i) { dc[i] += g * hT[i]; dh[i] = g * c[i]; }
+      for (int t = Tn - 1; t >= 0; --t) {
+        const T* h = H + size_t(t) * m;
+        const T* z = Z + size_t(t) * m;
+        if (erf_) {
+          for (int i = 0; i < m; ++i) dz[i] = dh[i] * dsig(true, z[i]);
+        } else {
+#pragma omp simd
+          for (int i = 0; i < m; ++i) dz[i] = dh[i] * (T(1) - h[i] * h[i]);
+        }
+        for (int k = 0; k < d; ++k) {
+          const T xk = X[size_t(t) * d + k];
+          T* dw = acc.data() + size_t(k) * m;
+#pragma omp simd
+          for (int i = 0; i < m; ++i) dw[i] += dz[i] * xk;
+        }
+        if (t == 0) break;
+        const T* hp = H + size_t(t - 1) * m;
+#pragma omp simd
+        for (int i = 0; i < m; ++i) { du[i] += dz[i] * hp[i]; dh[i] = dz[i] * u[i]; }
+      }
+    }
+  }
+  T* gW = arena.g(Win_); T* gu = arena.g(rec_); T* gc = arena.g(c_);
+  for (const auto& acc : part)
+    for (int i = 0; i < m; ++i) {
+      for (int k = 0; k < d; ++k) gW[size_t(i) * d + k] += acc[size_t(k) * m + i];
+      gu[i] += acc[size_t(d) * m + i];
+      gc[i] += acc[size_t(d + 1) * m + i];
+    }
 }
 
 template class Rnn<float>;

@@ -27,12 +27,14 @@ class Rnn : public Model<T> {
   std::vector<HeadSlice> head_slices() const override;
 
  private:
+  const T* forward_ind();
+  void backward_ind(const T* dy);
   ModelConfig cfg_;
   bool ind_, erf_;
   int m_, d_, Win_ = -1, rec_ = -1, c_ = -1;
   int B_ = 0, T_ = 0;
   const T* x_ = nullptr;
-  std::vector<T> z_, h_, out_, dz_, dh_, dhp_;  // z, h: [T, B, m] (time-major)
+  std::vector<T> z_, h_, out_, dz_, dh_;  // z, h: [T, B, m] (Elman, time-major) or [B, T, m] (IndRNN)
 };
 
 extern template class Rnn<float>;

@@ -26,7 +26,9 @@ class ShallowAttention : public Model<T> {
     return {{"W", {W_}}, {"U", {U_}}, {"c", {c_}}};
   }
   std::vector<HeadSlice> head_slices() const override;
-  double attention_entropy() const override;
+  // Mean entropy of the attention rows, over heads and the first kEntropySeqs sequences.
+  double attention_entropy() const override { return entropy_; }
+  static constexpr int kEntropySeqs = 64;
 
  private:
   ModelConfig cfg_;
@@ -35,7 +37,11 @@ class ShallowAttention : public Model<T> {
   double scale_;
   int B_ = 0, T_ = 0;
   const T* x_ = nullptr;
-  std::vector<T> q_, p_, a_, z_, out_, dq_;  // [B,m,d], [B,m,T], [B,m,d], [B,m], [B], [B,m,d]
+  // Attention of one sequence into thread-local buffers (heads innermost).
+  void attend(const T* X, int Tn, T* q, T* P, T* A, T* z, T* mx, T* sum) const;
+  // Saved per sequence: z and h = sigma(z) [B, m], out [B]; transposed weights Wt [d,d,m], Ut [d,m].
+  std::vector<T> z_, h_, out_, Wt_, Ut_;
+  double entropy_ = NAN;
 };
 
 extern template class ShallowAttention<float>;

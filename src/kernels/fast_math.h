@@ -1,0 +1,44 @@
+#pragma once
+// Vectorizable exp and tanh for float (Cephes' expf polynomial, relative error ~1e-7): the
+// libm calls do not vectorize and were 20% of a shallow-attention step. Double precision
+// (used by the gradient checks) goes to libm.
+#include <cmath>
+#include <cstdint>
+
+namespace attnlab {
+
+// Vectorizes only where the file is compiled with -ffinite-math-only -fno-signed-zeros (set
+// per file in CMakeLists.txt): GCC then turns the clamps into vmaxps/vminps. std::floor would
+// block vectorization, so floor is a truncation with a branch-free correction.
+inline float fast_exp(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  const float u = x * 1.44269504088896341f + 0.5f;
+  float n = float(int32_t(u));
+  n = n > u ? n - 1.0f : n;  // floor(u)
+  float r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  const float z = r * r;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * z + r + 1.0f;
+  const int32_t e = (int32_t(n) + 127) << 23;
+  float s;
+  __builtin_memcpy(&s, &e, 4);
+  return y * s;
+}
+inline double fast_exp(double x) { return std::exp(x); }
+
+// tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1)); absolute error ~1e-7.
+inline float fast_tanh(float x) {
+  const float a = std::fabs(x);
+  const float t = 1.0f - 2.0f / (fast_exp(2.0f * a) + 1.0f);
+  return x < 0 ? -t : t;
+}
+inline double fast_tanh(double x) { return std::tanh(x); }
+
+}  // namespace attnlab
