@@ -29,5 +29,28 @@ for i in "${!configs[@]}"; do
     echo "case $i: FAIL ${configs[$i]}"; grep -E 'FAIL|error' "$dir/check.log" | head -20; fail=$((fail+1))
   fi
 done
+# Paper-3 models in double precision, 1e-5 relative (tools/torch_p3.py).
+p3base="$src/tests/data/p3_parity.toml"
+p3configs=(
+  "model.kind=shallow_attention model.activation=tanh"
+  "model.kind=shallow_attention model.activation=erf model.score_scale=0.4 train.loss=mse"
+  "model.kind=indrnn model.activation=tanh"
+  "model.kind=indrnn model.activation=erf model.u_init=pm1.5"
+  "model.kind=rnn model.activation=tanh"
+  "model.kind=shallow_attention task.kind=ar_forecast task.lag=5 task.time_channels=2"
+)
+for i in "${!p3configs[@]}"; do
+  dir="$work/p3case$i"
+  rm -rf "$dir"
+  # shellcheck disable=SC2086
+  if ! "$dump" "$p3base" "$dir" --double ${p3configs[$i]}; then
+    echo "p3 case $i: parity_dump failed: ${p3configs[$i]}"; fail=$((fail+1)); continue
+  fi
+  if /usr/bin/python3 "$src/tools/torch_p3.py" check "$dir" --rtol 1e-5 > "$dir/check.log" 2>&1; then
+    echo "p3 case $i: ok   ${p3configs[$i]}"; pass=$((pass+1))
+  else
+    echo "p3 case $i: FAIL ${p3configs[$i]}"; grep -E 'FAIL|error' "$dir/check.log" | head -20; fail=$((fail+1))
+  fi
+done
 echo "torch parity: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -50,6 +50,21 @@ def rnn(P, X, act="tanh", ind=True):
     return (h * c).sum(-1) / math.sqrt(W.shape[0])
 
 
+def lstm(P, X):
+    """Gates i, f, g, o stacked in W_in [4m, d], W_hh [4m, m], b [4m]; f = (1/sqrt m) c^T h_T."""
+    W, R, b, c = P["W_in"], P["W_hh"], P["b"], P["c"]
+    m = c.shape[0]
+    n, T, _ = X.shape
+    h = torch.zeros(n, m, dtype=X.dtype)
+    cell = torch.zeros(n, m, dtype=X.dtype)
+    for t in range(T):
+        g = X[:, t] @ W.T + h @ R.T + b
+        i, fg, gg, o = torch.sigmoid(g[:, :m]), torch.sigmoid(g[:, m:2 * m]), torch.tanh(g[:, 2 * m:3 * m]), torch.sigmoid(g[:, 3 * m:])
+        cell = fg * cell + i * gg
+        h = o * torch.tanh(cell)
+    return (h * c).sum(-1) / math.sqrt(m)
+
+
 def speed(a):
     torch.set_num_threads(a.threads)
     g = torch.Generator().manual_seed(0)
@@ -86,6 +101,55 @@ def speed(a):
                       "torch": torch.__version__}))
 
 
+def check(d, rtol):
+    """Parity with attnlab's parity_dump --double output in DIR; returns the exit status."""
+    import tomllib
+    import torch_reference as ref
+    try:
+        params, meta, _ = ref.read_safetensors(os.path.join(d, "model.safetensors"))
+        batch, _, _ = ref.read_safetensors(os.path.join(d, "batch.safetensors"))
+        exp, _, _ = ref.read_safetensors(os.path.join(d, "expected.safetensors"))
+        cfg = tomllib.loads(meta["config"])
+    except (ref.BadInput, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    mc, loss_kind = cfg["model"], cfg["train"]["loss"]
+    P = {n: torch.tensor(v, dtype=torch.float64, requires_grad=True) for n, v in params.items()}
+    X = torch.tensor(batch["x"], dtype=torch.float64)
+    y = torch.tensor(batch["y"], dtype=torch.float64).reshape(-1)
+    mask = torch.tensor(batch["mask"], dtype=torch.float64).reshape(-1)
+    kind, act = mc["kind"], mc["activation"]
+    if kind == "shallow_attention":
+        f = shallow(P, X, act, mc["score_scale"] if mc["score_scale"] > 0 else 1.0)
+    elif kind in ("indrnn", "rnn"):
+        f = rnn(P, X, act, ind=(kind == "indrnn"))
+    elif kind == "lstm":
+        f = lstm(P, X)
+    else:
+        print(f"error: unknown model.kind {kind!r}", file=sys.stderr)
+        return 2
+    loss = (mask * (f - y) ** 2).sum() / mask.sum()
+    if loss_kind == "half_mse":
+        loss = 0.5 * loss
+    loss.backward()
+    fails = 0
+
+    def compare(name, ours, theirs):
+        nonlocal fails
+        ours, theirs = np.asarray(ours, dtype=np.float64).ravel(), np.asarray(theirs, dtype=np.float64).ravel()
+        err = np.linalg.norm(ours - theirs) / max(np.linalg.norm(theirs), 1e-300)
+        ok = err <= rtol
+        fails += not ok
+        print(f"{name:24s} rel_err {err:.3e}  {'ok' if ok else 'FAIL'}")
+
+    compare("out", exp["out"], f.detach().numpy())
+    compare("loss", exp["loss"], [loss.item()])
+    for n, v in P.items():
+        compare("grad." + n, exp["grad." + n], v.grad.numpy())
+    print(f"parity: {len(P) + 2 - fails} passed, {fails} failed")
+    return 0 if fails == 0 else 1
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -93,7 +157,12 @@ def main():
     sp.add_argument("model", choices=["shallow", "indrnn"])
     for k, v in {"n": 4000, "d": 8, "T": 16, "m": 256, "L": 96, "threads": 2, "reps": 5}.items():
         sp.add_argument("--" + k, type=int, default=v)
+    cp = sub.add_parser("check")
+    cp.add_argument("dir")
+    cp.add_argument("--rtol", type=float, default=1e-5)
     a = ap.parse_args()
+    if a.cmd == "check":
+        sys.exit(check(a.dir, a.rtol))
     if a.cmd == "speed":
         if a.model == "indrnn" and a.m == 256:
             a.m = 64
