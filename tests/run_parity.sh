@@ -37,6 +37,7 @@ p3configs=(
   "model.kind=indrnn model.activation=tanh"
   "model.kind=indrnn model.activation=erf model.u_init=pm1.5"
   "model.kind=rnn model.activation=tanh"
+  "model.kind=lstm"
   "model.kind=shallow_attention task.kind=ar_forecast task.lag=5 task.time_channels=2"
 )
 for i in "${!p3configs[@]}"; do

@@ -49,6 +49,7 @@ void check_grads(const ModelConfig& cfg, const std::string& tag) {
 TEST(P3Grad, ShallowAttentionAndRnns) {
   for (const char* kind : {"shallow_attention", "indrnn", "rnn"})
     for (const char* act : {"tanh", "erf"}) check_grads(p3_config(kind, act), std::string(kind) + "/" + act);
+  check_grads(p3_config("lstm", "tanh"), "lstm");
   auto c = p3_config("shallow_attention", "tanh");
   c.score_scale = 0.35;
   check_grads(c, "shallow/scaled");
@@ -87,7 +88,7 @@ TEST(ShallowAttention, MatchesItsFormula) {
 }
 
 TEST(SymmetricInit, OutputIsZeroForRandomInputs) {
-  for (const char* kind : {"shallow_attention", "indrnn", "rnn"}) {
+  for (const char* kind : {"shallow_attention", "indrnn", "rnn", "lstm"}) {
     auto c = p3_config(kind, "erf", 16, 4, 9);
     auto model = make_model<double>(c, 8);
     model->init(12);
@@ -102,7 +103,7 @@ TEST(SymmetricInit, OutputIsZeroForRandomInputs) {
 }
 
 TEST(Projection, EveryHeadStaysInItsBallAfterHugeSteps) {
-  for (const char* kind : {"shallow_attention", "indrnn", "rnn"}) {
+  for (const char* kind : {"shallow_attention", "indrnn", "rnn", "lstm"}) {
     auto c = p3_config(kind, "tanh", 8, 3, 5);
     auto model = make_model<float>(c, 4);
     model->init(1);
