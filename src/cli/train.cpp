@@ -42,7 +42,7 @@ std::function<void(const Progress&)> progress_printer() {
 
 std::function<int()> add_train(CLI::App& app) {
   struct Args {
-    std::string config, out;
+    std::string config, out, scale;
     std::vector<std::string> overrides;
   };
   auto a = std::make_shared<Args>();
@@ -50,11 +50,12 @@ std::function<int()> add_train(CLI::App& app) {
   sub->add_option("config", a->config, "Run config (TOML); see README, 'Config reference'")->required();
   sub->add_option("overrides", a->overrides, "Overrides key=value, e.g. model.heads=[8,4] train.lr=3e-4");
   sub->add_option("--out", a->out, "Output directory (default: runs/<config name>)");
+  sub->add_option("--scale", a->scale, "For an experiment spec: apply its [scale.NAME] settings (quick | full)");
   sub->footer(
       "Writes DIR/config.toml (resolved), DIR/metrics.jsonl, DIR/summary.json, DIR/model.safetensors.\n"
       "Example: attnlab train experiments/sparse_memory.toml model.heads=8 --out runs/h8");
   return [a]() {
-    const RunConfig cfg = load_run_config(a->config, a->overrides);
+    const RunConfig cfg = load_run_config(a->config, a->overrides, a->scale);
     TrainOutput out;
     out.dir = a->out.empty() ? "runs/" + std::filesystem::path(a->config).stem().string() : a->out;
     out.resolved_config = resolved_toml(cfg);

@@ -1,6 +1,7 @@
 #include "io/config.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
@@ -199,7 +200,50 @@ void per_layer(Reader& r, const std::string& key, std::vector<int>& v, int layer
 
 }  // namespace
 
-RunConfig parse_run_config(std::string_view text, const std::string& source, const std::vector<std::string>& overrides) {
+// The run config inside an experiment spec: [base] (inline or a file), then the scale's
+// overrides of non-axis keys.
+toml::table spec_base(const toml::table& spec, const std::string& source, const std::string& scale) {
+  toml::table root;
+  const toml::node* base = spec.get("base");
+  if (!base) throw UserError(source + ": base: an experiment spec needs [base.task], [base.model], [base.train] or base = \"file.toml\"");
+  if (base->is_string()) {
+    namespace fs = std::filesystem;
+    const fs::path p = fs::path(source).parent_path() / base->as_string()->get();
+    const std::string text = read_file(p.string(), "base config");
+    try {
+      root = toml::parse(text, p.string());
+    } catch (const toml::parse_error& e) {
+      throw UserError(p.string() + ":" + std::to_string(e.source().begin.line) + ": TOML syntax error: " + std::string(e.description()));
+    }
+  } else if (base->is_table()) {
+    root = *base->as_table();
+  } else {
+    throw UserError(source + ": base: expected a table or a file name, got " + type_name(*base));
+  }
+  if (scale.empty()) return root;
+  const toml::table* scales = spec.get_as<toml::table>("scale");
+  const toml::table* sc = scales ? scales->get_as<toml::table>(scale) : nullptr;
+  if (!sc) throw UserError(source + ": scale." + scale + ": no such scale in this spec");
+  const toml::table* sweep = spec.get_as<toml::table>("sweep");
+  for (const auto& [k, v] : *sc) {
+    const std::string key(k.str());
+    if (key == "seeds" || (sweep && sweep->get(key))) continue;  // sweep axes: the runner's business
+    std::vector<std::string> parts;
+    std::stringstream ss(key);
+    for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);
+    toml::table* t = &root;
+    for (size_t i = 0; i + 1 < parts.size(); ++i) {
+      if (!t->get(parts[i])) t->insert_or_assign(parts[i], toml::table{});
+      t = t->get_as<toml::table>(parts[i]);
+      if (!t) throw UserError(source + ": scale." + scale + "." + key + ": '" + parts[i] + "' is not a table");
+    }
+    t->insert_or_assign(parts.back(), v);
+  }
+  return root;
+}
+
+RunConfig parse_run_config(std::string_view text, const std::string& source, const std::vector<std::string>& overrides,
+                           const std::string& scale) {
   Source src{source, {}};
   toml::table root;
   try {
@@ -208,6 +252,8 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
     throw UserError(source + ":" + std::to_string(e.source().begin.line) + ":" + std::to_string(e.source().begin.column) +
                     ": TOML syntax error: " + std::string(e.description()));
   }
+  if (root.get("experiment")) root = spec_base(root, source, scale);
+  else if (!scale.empty()) throw UserError(source + ": --scale applies to experiment specs, and this file has no [experiment]");
   for (const auto& ov : overrides) apply_override(root, ov, src);
 
   RunConfig c;
@@ -354,8 +400,8 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   return c;
 }
 
-RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides) {
-  return parse_run_config(read_file(path, "config"), path, overrides);
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides, const std::string& scale) {
+  return parse_run_config(read_file(path, "config"), path, overrides, scale);
 }
 
 std::string resolved_toml(const RunConfig& c) {

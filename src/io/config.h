@@ -10,10 +10,14 @@
 namespace attnlab {
 
 // Reads the file, applies overrides ("model.heads=[8,4]", "task.readout=mlp"), validates.
-RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides);
+// The file may also be an experiment spec (it has an [experiment] table): then its [base]
+// (inline [base.task] ... or base = "file.toml", relative to the spec) is the config, and
+// `scale` ("quick", "full") applies that [scale.NAME]'s keys that are not sweep axes.
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& overrides,
+                          const std::string& scale = "");
 // Same, from TOML text; `source` names it in errors.
 RunConfig parse_run_config(std::string_view toml_text, const std::string& source,
-                           const std::vector<std::string>& overrides);
+                           const std::vector<std::string>& overrides, const std::string& scale = "");
 // The resolved config (every default and derived value written out) as TOML text.
 std::string resolved_toml(const RunConfig& cfg);
 

@@ -183,6 +183,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   if (!metrics) throw UserError(out.dir + "/metrics.jsonl: cannot write");
 
   const auto t0 = Clock::now();
+  double max_gnorm = 0;
   double train_time = 0, window_loss = 0, last_train = NAN, last_val = NAN, min_val = INFINITY, min_train = INFINITY, target_var = 0;
   int64_t window_n = 0, step = 0;
   std::string status = "completed", reason;
@@ -209,6 +210,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
       reason = !std::isfinite(loss) ? "training loss is not finite" : "gradient norm is not finite";
       break;
     }
+    max_gnorm = std::max(max_gnorm, gnorm);
     for (size_t g = 0; g < groups.size(); ++g) {
       double s = 0;
       for (int id : groups[g].second)
@@ -287,6 +289,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     std::copy(last.begin(), last.end(), arena.data().begin());
     if (cfg.task.n_test > 0) s["test_loss"] = num(evaluate(runner, *task, Split::test, cfg.task.n_test, eval_batch).loss);
   }
+  s["max_grad_norm"] = max_gnorm;  // global norm, over every step
   for (size_t g = 0; g < groups.size(); ++g) s["max_grad_norm." + groups[g].first] = gmax_all[g];
   s["params_total"] = pc.total;
   s["params_attention"] = pc.attention;
