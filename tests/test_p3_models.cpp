@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "fd_check.h"
+#include "analysis/p3_errors.h"
 #include "kernels/loss.h"
 #include "models/model.h"
 #include "train/projection.h"
@@ -127,4 +128,39 @@ TEST(Projection, EveryHeadStaysInItsBallAfterHugeSteps) {
     }
     EXPECT_EQ(on_boundary, int(slices.size()));  // huge steps push every head to its boundary
   }
+}
+
+// The linearization error is second order in the step (halving rho quarters it) for i.i.d.
+// heads; with symmetric initialization the second-order terms of the pairs (i, i + m/2),
+// which have opposite c and opposite steps, cancel, and it is third order (an eighth).
+TEST(ErrorDecomposition, LinearizationErrorOrder) {
+  RunConfig cfg;
+  cfg.task.kind = "teacher_student_ntk";
+  cfg.task.d_in = 4;
+  cfg.task.seq_len = 6;
+  cfg.task.n_train = 10;
+  cfg.task.n_val = 10;
+  cfg.task.teacher_samples = 64;
+  cfg.model.kind = "shallow_attention";
+  cfg.model.d_in = 4;
+  cfg.model.max_len = 6;
+  cfg.train.rho = {0.02, 0.02, 0.02};
+  const auto a = p3_error_decomposition(cfg, {16}, 8);
+  cfg.train.rho = {0.01, 0.01, 0.01};
+  const auto b = p3_error_decomposition(cfg, {16}, 8);
+  ASSERT_GT(a[0].lin_mean, 0.0);
+  EXPECT_NEAR(a[0].lin_mean / b[0].lin_mean, 8.0, 0.1);
+  EXPECT_EQ(a[0].approx_mean, b[0].approx_mean);  // does not depend on rho
+  EXPECT_GT(a[0].approx_mean, 0.0);
+  cfg.model.init = "iid";
+  const auto c = p3_error_decomposition(cfg, {16}, 8);
+  cfg.train.rho = {0.02, 0.02, 0.02};
+  const auto e = p3_error_decomposition(cfg, {16}, 8);
+  EXPECT_NEAR(e[0].lin_mean / c[0].lin_mean, 4.0, 0.1);
+}
+
+TEST(ErrorDecomposition, LogLogSlope) {
+  EXPECT_NEAR(loglog_slope({1, 2, 4, 8}, {3, 1.5, 0.75, 0.375}), -1.0, 1e-12);
+  EXPECT_NEAR(loglog_slope({10, 100}, {1, 10}), 1.0, 1e-12);
+  EXPECT_TRUE(std::isnan(loglog_slope({1}, {1})));
 }

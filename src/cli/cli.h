@@ -7,5 +7,7 @@ namespace attnlab::cli {
 
 // Registers `train` on app; the returned callback runs it after parsing.
 std::function<int()> add_train(CLI::App& app);
+// Registers `errors` (paper 3's approximation and linearization errors against m).
+std::function<int()> add_errors(CLI::App& app);
 
 }  // namespace attnlab::cli

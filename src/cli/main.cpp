@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(ATTNLAB_VERSION) + " (" + ATTNLAB_COMMIT + ")");
   auto train = attnlab::cli::add_train(app);
+  auto errors = attnlab::cli::add_errors(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (app.got_subcommand("train")) return train();
+    if (app.got_subcommand("errors")) return errors();
   } catch (const attnlab::UserError& e) {
     std::cerr << "\nattnlab: error: " << e.what() << "\n";
     return attnlab::kExitBadInput;

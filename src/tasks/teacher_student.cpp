@@ -122,62 +122,85 @@ void TeacherStudentTask::build_ntk() {
   U_.resize(size_t(M) * d);
   for (size_t i = 0; i < W_.size(); ++i) W_[i] = rng_normal(seed_, stream_id("ntk/W"), i);
   for (size_t i = 0; i < U_.size(); ++i) U_[i] = rng_normal(seed_, stream_id("ntk/U"), i);
-  // Anchor sequences (their own stream) and weights beta with ||beta||_1 = 1.
-  std::vector<float> anchors(size_t(R) * T * d);
+  // Anchor sequences (their own stream, normalized like the inputs) and weights ||beta||_1 = 1.
+  anchors_.resize(size_t(R) * T * d);
   for (int r = 0; r < R; ++r) {
     const uint64_t stream = stream_id("ntk/anchors"), base = uint64_t(r) * T * d;
     for (int t = 0; t < T; ++t) {
       double n2 = 0;
-      float* row = anchors.data() + (size_t(r) * T + t) * d;
+      float* row = anchors_.data() + (size_t(r) * T + t) * d;
       for (int i = 0; i < d; ++i) { row[i] = float(rng_normal(seed_, stream, base + uint64_t(t) * d + i)); n2 += double(row[i]) * row[i]; }
       const double k = std::min(1.0, 1.0 / std::sqrt(n2));
       for (int i = 0; i < d; ++i) row[i] = float(row[i] * k);
     }
   }
-  std::vector<double> beta(static_cast<size_t>(R));
+  beta_.resize(size_t(R));
   double l1 = 0;
-  for (int r = 0; r < R; ++r) { beta[r] = rng_normal(seed_, stream_id("ntk/beta"), uint64_t(r)); l1 += std::fabs(beta[r]); }
-  for (double& b : beta) b /= l1;
+  for (int r = 0; r < R; ++r) { beta_[r] = rng_normal(seed_, stream_id("ntk/beta"), uint64_t(r)); l1 += std::fabs(beta_[r]); }
+  for (double& b : beta_) b /= l1;
   vc_.assign(size_t(M), 0.0);
   vu_.assign(size_t(M) * d, 0.0);
   vw_.assign(size_t(M) * d * d, 0.0);
 #pragma omp parallel for schedule(static)
-  for (int j = 0; j < M; ++j) {
-    const double* W = W_.data() + size_t(j) * d * d;
-    const double* U = U_.data() + size_t(j) * d;
-    for (int r = 0; r < R; ++r) {
-      const float* xr = anchors.data() + size_t(r) * T * d;
-      const Features f = features(xr, T, d, W, U);
-      const float* xT = xr + size_t(T - 1) * d;
-      vc_[j] += beta[r] * f.phi_c;
-      for (int i = 0; i < d; ++i) vu_[size_t(j) * d + i] += beta[r] * f.dsig * f.a[i];
-      for (int i = 0; i < d; ++i)
-        for (int k = 0; k < d; ++k) vw_[(size_t(j) * d + i) * d + k] += beta[r] * f.dsig * f.g[i] * xT[k];
-    }
-    clip(&vc_[j], 1, cfg_.nu);
-    clip(vu_.data() + size_t(j) * d, size_t(d), cfg_.nu);
-    clip(vw_.data() + size_t(j) * d * d, size_t(d) * d, cfg_.nu);
+  for (int j = 0; j < M; ++j)
+    transport(W_.data() + size_t(j) * d * d, U_.data() + size_t(j) * d, &vc_[j], vu_.data() + size_t(j) * d,
+              vw_.data() + size_t(j) * d * d);
+}
+
+void TeacherStudentTask::transport(const double* W, const double* U, double* vc, double* vu, double* vw) const {
+  const int T = cfg_.seq_len, d = cfg_.d_in, R = cfg_.anchors;
+  *vc = 0;
+  std::fill(vu, vu + d, 0.0);
+  std::fill(vw, vw + size_t(d) * d, 0.0);
+  for (int r = 0; r < R; ++r) {
+    const float* xr = anchors_.data() + size_t(r) * T * d;
+    const Features f = features(xr, T, d, W, U);
+    const float* xT = xr + size_t(T - 1) * d;
+    *vc += beta_[r] * f.phi_c;
+    for (int i = 0; i < d; ++i) vu[i] += beta_[r] * f.dsig * f.a[i];
+    for (int i = 0; i < d; ++i)
+      for (int k = 0; k < d; ++k) vw[size_t(i) * d + k] += beta_[r] * f.dsig * f.g[i] * xT[k];
   }
+  clip(vc, 1, cfg_.nu);
+  clip(vu, size_t(d), cfg_.nu);
+  clip(vw, size_t(d) * d, cfg_.nu);
+}
+
+double TeacherStudentTask::kernel_term(const float* x, const double* W, const double* U, double vc, const double* vu,
+                                       const double* vw) const {
+  const int T = cfg_.seq_len, d = cfg_.d_in;
+  const float* xT = x + size_t(T - 1) * d;
+  const Features f = features(x, T, d, W, U);
+  double v = f.phi_c * vc;
+  for (int i = 0; i < d; ++i) v += f.dsig * f.a[i] * vu[i];
+  for (int i = 0; i < d; ++i) {  // <phi_w, v_w>_F = sigma'(s) g^T v_w x_T
+    double vx = 0;
+    for (int k = 0; k < d; ++k) vx += vw[size_t(i) * d + k] * xT[k];
+    v += f.dsig * f.g[i] * vx;
+  }
+  return v;
 }
 
 double TeacherStudentTask::ntk_teacher(const float* x) const {
-  const int T = cfg_.seq_len, d = cfg_.d_in, M = cfg_.teacher_samples;
-  const float* xT = x + size_t(T - 1) * d;
+  const int d = cfg_.d_in, M = cfg_.teacher_samples;
   double sum = 0;
-  for (int j = 0; j < M; ++j) {
-    const double* W = W_.data() + size_t(j) * d * d;
-    const Features f = features(x, T, d, W, U_.data() + size_t(j) * d);
-    double v = f.phi_c * vc_[j];
-    for (int i = 0; i < d; ++i) v += f.dsig * f.a[i] * vu_[size_t(j) * d + i];
-    // <phi_w, v_w>_F = sigma'(s) g^T v_w x_T
-    for (int i = 0; i < d; ++i) {
-      double vx = 0;
-      for (int k = 0; k < d; ++k) vx += vw_[(size_t(j) * d + i) * d + k] * xT[k];
-      v += f.dsig * f.g[i] * vx;
-    }
-    sum += v;
-  }
+  for (int j = 0; j < M; ++j)
+    sum += kernel_term(x, W_.data() + size_t(j) * d * d, U_.data() + size_t(j) * d, vc_[j], vu_.data() + size_t(j) * d,
+                       vw_.data() + size_t(j) * d * d);
   return sum / M;
+}
+
+double TeacherStudentTask::transport_predictor(const float* x, const double* W, const double* U, int m) const {
+  const int d = cfg_.d_in;
+  std::vector<double> vu(static_cast<size_t>(d)), vw(size_t(d) * d);
+  double sum = 0, vc = 0;
+  for (int i = 0; i < m; ++i) {
+    const double* Wi = W + size_t(i) * d * d;
+    const double* Ui = U + size_t(i) * d;
+    transport(Wi, Ui, &vc, vu.data(), vw.data());
+    sum += kernel_term(x, Wi, Ui, vc, vu.data(), vw.data());
+  }
+  return sum / m;
 }
 
 void TeacherStudentTask::fill(Split split, const int64_t* indices, int B, Batch& batch) const {

@@ -24,16 +24,24 @@ class TeacherStudentTask : public Task {
   void fill(Split split, const int64_t* indices, int B, Batch& batch) const override;
   // The normalized tokens of sample `index` of `split` ([T, d]).
   void inputs(Split split, int64_t index, float* x) const;
-  // The NTK teacher at one input (exposed for tests); valid for kind teacher_student_ntk.
+  // The NTK teacher at one input; valid for kind teacher_student_ntk.
   double ntk_teacher(const float* x) const;
+  // The m-head transport predictor (1/m) sum_i <phi(x; W_i, U_i), v(W_i, U_i)>: the teacher's
+  // Monte Carlo estimate with the given draws (W [m, d, d], U [m, d]), e.g. a student's
+  // initial heads. Its distance to ntk_teacher is the approximation error (E2).
+  double transport_predictor(const float* x, const double* W, const double* U, int m) const;
 
  private:
   void build_ntk();
+  void transport(const double* W, const double* U, double* vc, double* vu, double* vw) const;
+  double kernel_term(const float* x, const double* W, const double* U, double vc, const double* vu,
+                     const double* vw) const;
   TaskConfig cfg_;
   uint64_t seed_;
   std::vector<float> targets_[3];
   // NTK teacher: draws (W [M,d,d], U [M,d]) and the transport map at each draw.
-  std::vector<double> W_, U_, vc_, vu_, vw_;
+  std::vector<double> W_, U_, vc_, vu_, vw_, beta_;
+  std::vector<float> anchors_;
 };
 
 }  // namespace attnlab
