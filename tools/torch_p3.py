@@ -5,7 +5,7 @@
   torch_p3.py speed indrnn   [--n 4000 --L 96 --m 64]          one full-batch GD step (ms)
   torch_p3.py check DIR [--rtol 1e-5]   parity with attnlab's dump (double precision)
 
-The models follow docs/p3_models.md: f(X) = (1/sqrt m) sum_i c_i sigma(U_i^T X softmax(X^T W_i x_T))
+The models follow docs/model.md ("Paper-3 models"): f(X) = (1/sqrt m) sum_i c_i sigma(U_i^T X softmax(X^T W_i x_T))
 and the IndRNN / Elman RNN h_t = sigma(W_in x_t + u * h_{t-1} | W_hh h_{t-1}), f = (1/sqrt m) c^T h_T.
 glibc is told not to mmap or trim (the script re-executes itself once), as for every PyTorch
 timing in attnlab.
