@@ -164,3 +164,35 @@ TEST(ErrorDecomposition, LogLogSlope) {
   EXPECT_NEAR(loglog_slope({10, 100}, {1, 10}), 1.0, 1e-12);
   EXPECT_TRUE(std::isnan(loglog_slope({1}, {1})));
 }
+
+// The register-blocked float kernels (16 | m, d in {1,2,4,8,16}) against the double-precision
+// generic path, which the finite-difference tests check.
+TEST(ShallowAttention, BlockedFloatKernelsMatchDouble) {
+  for (const char* act : {"tanh", "erf"})
+    for (int d : {4, 8}) {
+      auto c = p3_config("shallow_attention", act, 32, d, 11);
+      c.init = "iid";
+      c.score_scale = 0.7;
+      auto mf = make_model<float>(c, 5);
+      auto md = make_model<double>(c, 5);
+      md->init(3);
+      for (size_t i = 0; i < md->arena.size(); ++i) mf->arena.data()[i] = float(md->arena.data()[i]);
+      auto x = randn(size_t(5) * 11 * d, 40, 0.5);
+      std::vector<float> xf(x.begin(), x.end());
+      std::vector<double> dy = {0.3, -1.0, 0.5, 2.0, -0.7};
+      std::vector<float> dyf(dy.begin(), dy.end());
+      const float* of = mf->forward(xf.data(), nullptr, 5, 11);
+      const double* od = md->forward(x.data(), nullptr, 5, 11);
+      for (int b = 0; b < 5; ++b) EXPECT_NEAR(of[b], od[b], 1e-5 * (1 + std::fabs(od[b])));
+      mf->arena.zero_grad();
+      md->arena.zero_grad();
+      mf->backward(dyf.data());
+      md->backward(dy.data());
+      double num = 0, den = 0;
+      for (size_t i = 0; i < md->arena.size(); ++i) {
+        num += std::pow(mf->arena.grad()[i] - md->arena.grad()[i], 2);
+        den += std::pow(md->arena.grad()[i], 2);
+      }
+      EXPECT_LT(std::sqrt(num / den), 1e-5) << act << " d=" << d;
+    }
+}

@@ -3,9 +3,12 @@
 #include <omp.h>
 
 #include <cmath>
+#include <type_traits>
 
 #include "core/rng.h"
 #include "kernels/fast_math.h"
+#include "kernels/gemm.h"
+#include "kernels/shallow_blocked.h"
 
 namespace attnlab {
 
@@ -131,6 +134,24 @@ void ShallowAttention<T>::attend(const T* X, int Tn, T* q, T* P, T* A, T* z, T* 
   }
 }
 
+// The register-blocked float kernels (kernels/shallow_blocked.h) need 16 | m and d in {1, 2, 4, 8, 16}.
+template <class T>
+bool ShallowAttention<T>::blocked_ok() const {
+  return m_ % blocked::kLanes == 0 && (d_ == 1 || d_ == 2 || d_ == 4 || d_ == 8 || d_ == 16);
+}
+
+template <class T>
+template <class F>
+void ShallowAttention<T>::dispatch_d(F&& f) const {
+  switch (d_) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    case 4: f.template operator()<4>(); break;
+    case 8: f.template operator()<8>(); break;
+    default: f.template operator()<16>(); break;
+  }
+}
+
 template <class T>
 const T* ShallowAttention<T>::forward(const T* x, const int*, int B, int Tn) {
   B_ = B; T_ = Tn; x_ = x;
@@ -142,6 +163,24 @@ const T* ShallowAttention<T>::forward(const T* x, const int*, int B, int Tn) {
       for (int j = 0; j < d; ++j) Wt_[(size_t(k) * d + j) * m + i] = W[(size_t(i) * d + k) * d + j];
     }
   const T inv_sqrt_m = T(1.0 / std::sqrt(double(m)));
+  if constexpr (std::is_same_v<T, float>) {
+    if (blocked_ok()) {
+      double ent = 0;
+      dispatch_d([&]<int D>() {
+#pragma omp parallel reduction(+ : ent)
+        {
+          std::vector<blocked::v16> P(static_cast<size_t>(Tn));
+#pragma omp for schedule(static)
+          for (int b = 0; b < B; ++b)
+            out_[b] = inv_sqrt_m * blocked::forward_seq<D>(x + size_t(b) * Tn * d, Tn, Wt_.data(), Ut_.data(), c, m,
+                                                           float(scale_), erf_, z_.data() + size_t(b) * m,
+                                                           h_.data() + size_t(b) * m, P.data(), b < kEntropySeqs ? &ent : nullptr);
+        }
+      });
+      entropy_ = B > 0 ? ent / (double(std::min(B, kEntropySeqs)) * m) : NAN;
+      return out_.data();
+    }
+  }
   double ent = 0;
 #pragma omp parallel reduction(+ : ent)
   {
@@ -183,6 +222,47 @@ void ShallowAttention<T>::backward(const T* dy) {
   const int nthreads = omp_get_max_threads();
   const size_t dd = size_t(d) * d;
   // per thread: dWt [d, d, m], dUt [d, m], dc [m]
+  if constexpr (std::is_same_v<T, float>) {
+    if (blocked_ok()) {
+      // Work items: (block of 16 heads) x (chunk of sequences), each with its own partial sums
+      // in L1, reduced in a fixed order afterwards.
+      const int nblocks = m / blocked::kLanes;
+      const int nchunks = std::max(1, (2 * nthreads + nblocks - 1) / nblocks);
+      const int accn = d * d + d + 1;
+      std::vector<blocked::v16> partial(size_t(nblocks) * nchunks * accn);
+      dispatch_d([&]<int D>() {
+#pragma omp parallel
+        {
+          std::vector<blocked::v16> P(static_cast<size_t>(Tn)), dP(static_cast<size_t>(Tn));
+#pragma omp for schedule(dynamic, 1)
+          for (int w = 0; w < nblocks * nchunks; ++w) {
+            const int blk = w / nchunks, chunk = w % nchunks;
+            const int b0 = int(int64_t(B) * chunk / nchunks), b1 = int(int64_t(B) * (chunk + 1) / nchunks);
+            blocked::v16* acc = partial.data() + size_t(w) * accn;
+            for (int j = 0; j < accn; ++j) acc[j] = blocked::v16{};
+            for (int b = b0; b < b1; ++b)
+              blocked::backward_block<D>(x_ + size_t(b) * Tn * d, Tn, Wt_.data(), Ut_.data(), c, m, float(scale_), erf_,
+                                         h_.data() + size_t(b) * m, dy[b] * inv_sqrt_m, blk * blocked::kLanes, acc,
+                                         P.data(), dP.data());
+          }
+        }
+      });
+      T* gW = arena.g(W_); T* gU = arena.g(U_); T* gc = arena.g(c_);
+      for (int blk = 0; blk < nblocks; ++blk)
+        for (int chunk = 0; chunk < nchunks; ++chunk) {
+          const blocked::v16* acc = partial.data() + (size_t(blk) * nchunks + chunk) * accn;
+          for (int l = 0; l < blocked::kLanes; ++l) {
+            const int i = blk * blocked::kLanes + l;
+            for (int k = 0; k < d; ++k) {
+              for (int j = 0; j < d; ++j) gW[(size_t(i) * d + k) * d + j] += acc[k * d + j][l];
+              gU[size_t(i) * d + k] += acc[d * d + k][l];
+            }
+            gc[i] += acc[d * d + d][l];
+          }
+        }
+      return;
+    }
+  }
   std::vector<std::vector<T>> part(size_t(nthreads), std::vector<T>((dd + d + 1) * m, T(0)));
 #pragma omp parallel
   {

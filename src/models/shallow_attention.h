@@ -37,6 +37,9 @@ class ShallowAttention : public Model<T> {
   double scale_;
   int B_ = 0, T_ = 0;
   const T* x_ = nullptr;
+  bool blocked_ok() const;
+  template <class F>
+  void dispatch_d(F&& f) const;
   // Attention of one sequence into thread-local buffers (heads innermost).
   void attend(const T* X, int Tn, T* q, T* P, T* A, T* z, T* mx, T* sum) const;
   // Saved per sequence: z and h = sigma(z) [B, m], out [B]; transposed weights Wt [d,d,m], Ut [d,m].

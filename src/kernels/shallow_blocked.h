@@ -1,0 +1,157 @@
+#pragma once
+// Register-blocked forward and backward of the shallow attention model for float, 16 heads
+// per AVX-512 register and the token dimension D a compile-time constant. Per sequence and
+// block of 16 heads, q, the scores, a and the gradients live in registers (the generic
+// loops in shallow_attention.cpp stream [T, m] arrays through L1 on every pass). GCC vector
+// extensions: on CPUs without AVX-512 the same code compiles to narrower vectors.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace attnlab::blocked {
+
+typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+constexpr int kLanes = 16;
+
+inline v16 splat(float x) { return v16{} + x; }
+inline v16 load(const float* p) { v16 v; __builtin_memcpy(&v, p, sizeof(v)); return v; }
+inline void store(float* p, v16 v) { __builtin_memcpy(p, &v, sizeof(v)); }
+inline v16 vmax(v16 a, v16 b) { return a > b ? a : b; }
+
+// exp as in kernels/fast_math.h (Cephes polynomial), on 16 lanes.
+inline v16 vexp(v16 x) {
+  x = x < splat(-87.f) ? splat(-87.f) : x;
+  x = x > splat(88.f) ? splat(88.f) : x;
+  const v16 u = x * 1.44269504088896341f + 0.5f;
+  v16 n = __builtin_convertvector(__builtin_convertvector(u, v16i), v16);
+  n = n > u ? n - 1.0f : n;
+  v16 r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  const v16 z = r * r;
+  v16 y = splat(1.9875691500e-4f);
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * z + r + 1.0f;
+  const v16i e = (__builtin_convertvector(n, v16i) + 127) << 23;
+  return y * (v16)e;
+}
+inline v16 vtanh(v16 x) {
+  const v16 a = x < 0 ? -x : x;
+  const v16 t = 1.0f - 2.0f / (vexp(2.0f * a) + 1.0f);
+  return x < 0 ? -t : t;
+}
+inline v16 vsigma(bool erf, v16 z) {
+  if (!erf) return vtanh(z);
+  v16 h;
+  for (int l = 0; l < kLanes; ++l) h[l] = std::erf(z[l] * 0.70710678118654752f);
+  return h;
+}
+inline v16 vdsigma(bool erf, v16 z, v16 h) {
+  if (!erf) return 1.0f - h * h;
+  v16 d;
+  for (int l = 0; l < kLanes; ++l) d[l] = 0.79788456080286536f * std::exp(-0.5f * z[l] * z[l]);
+  return d;
+}
+
+// Attention of one sequence X [Tn, D] for heads blk*16 .. blk*16+15.
+// Wt [D, D, m], Ut [D, m] (heads innermost). Fills p [Tn] (probabilities), a [D], returns z.
+template <int D>
+inline v16 attend(const float* X, int Tn, const float* Wt, const float* Ut, int m, int h0, float sc, v16* p, v16* a) {
+  const float* xT = X + size_t(Tn - 1) * D;
+  v16 q[D];
+  for (int k = 0; k < D; ++k) {
+    v16 acc{};
+    for (int j = 0; j < D; ++j) acc += load(Wt + (size_t(k) * D + j) * m + h0) * xT[j];
+    q[k] = acc;
+  }
+  v16 mx = splat(-INFINITY);
+  for (int t = 0; t < Tn; ++t) {
+    const float* x = X + size_t(t) * D;
+    v16 s{};
+    for (int k = 0; k < D; ++k) s += q[k] * x[k];
+    s *= sc;
+    p[t] = s;
+    mx = vmax(mx, s);
+  }
+  v16 sum{};
+  for (int t = 0; t < Tn; ++t) {
+    p[t] = vexp(p[t] - mx);
+    sum += p[t];
+  }
+  const v16 inv = 1.0f / sum;
+  for (int k = 0; k < D; ++k) a[k] = v16{};
+  for (int t = 0; t < Tn; ++t) {
+    p[t] *= inv;
+    const float* x = X + size_t(t) * D;
+    for (int k = 0; k < D; ++k) a[k] += p[t] * x[k];
+  }
+  v16 z{};
+  for (int k = 0; k < D; ++k) z += load(Ut + size_t(k) * m + h0) * a[k];
+  return z;
+}
+
+// Forward of one sequence: stores z, h [m]; returns sum_i c_i h_i (before 1/sqrt m).
+template <int D>
+inline float forward_seq(const float* X, int Tn, const float* Wt, const float* Ut, const float* c, int m, float sc,
+                         bool erf, float* z, float* h, v16* p, double* ent) {
+  v16 a[D];
+  v16 f{};
+  for (int h0 = 0; h0 < m; h0 += kLanes) {
+    const v16 zz = attend<D>(X, Tn, Wt, Ut, m, h0, sc, p, a);
+    const v16 hh = vsigma(erf, zz);
+    store(z + h0, zz);
+    store(h + h0, hh);
+    f += load(c + h0) * hh;
+    if (ent)
+      for (int t = 0; t < Tn; ++t)
+        for (int l = 0; l < kLanes; ++l)
+          if (p[t][l] > 0) *ent -= double(p[t][l]) * std::log(double(p[t][l]));
+  }
+  float s = 0;
+  for (int l = 0; l < kLanes; ++l) s += f[l];
+  return s;
+}
+
+// Backward of one sequence (g = dy / sqrt m) for the 16 heads at h0; accumulates into the
+// block's L1-resident partial sums acc = [dW (D*D vectors, [k][j]); dU (D); dc (1)].
+template <int D>
+inline void backward_block(const float* X, int Tn, const float* Wt, const float* Ut, const float* c, int m, float sc,
+                           bool erf, const float* h, float g, int h0, v16* acc, v16* p, v16* dp) {
+  const float* xT = X + size_t(Tn - 1) * D;
+  v16 a[D];
+  const v16 z = attend<D>(X, Tn, Wt, Ut, m, h0, sc, p, a);
+  const v16 hh = load(h + h0);
+  const v16 dz = g * load(c + h0) * vdsigma(erf, z, hh);
+  v16* dW = acc;
+  v16* dU = acc + D * D;
+  v16* dc = dU + D;
+  *dc += g * hh;
+  v16 u[D];
+  for (int k = 0; k < D; ++k) {
+    u[k] = load(Ut + size_t(k) * m + h0);
+    dU[k] += dz * a[k];
+  }
+  v16 Dsum{};
+  for (int t = 0; t < Tn; ++t) {
+    const float* x = X + size_t(t) * D;
+    v16 ux{};
+    for (int k = 0; k < D; ++k) ux += u[k] * x[k];
+    dp[t] = dz * ux;
+    Dsum += p[t] * dp[t];
+  }
+  v16 dq[D];
+  for (int k = 0; k < D; ++k) dq[k] = v16{};
+  for (int t = 0; t < Tn; ++t) {
+    const v16 ds = sc * p[t] * (dp[t] - Dsum);
+    const float* x = X + size_t(t) * D;
+    for (int k = 0; k < D; ++k) dq[k] += ds * x[k];
+  }
+  for (int k = 0; k < D; ++k)
+    for (int j = 0; j < D; ++j) dW[k * D + j] += dq[k] * xT[j];
+}
+
+}  // namespace attnlab::blocked
