@@ -28,7 +28,7 @@ class ShallowAttention : public Model<T> {
   std::vector<HeadSlice> head_slices() const override;
   // Mean entropy of the attention rows, over heads and the first kEntropySeqs sequences.
   double attention_entropy() const override { return entropy_; }
-  static constexpr int kEntropySeqs = 64;
+  static constexpr int kEntropySeqs = 8;
 
  private:
   ModelConfig cfg_;
