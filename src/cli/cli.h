@@ -7,6 +7,9 @@ namespace attnlab::cli {
 
 // Registers `train` on app; the returned callback runs it after parsing.
 std::function<int()> add_train(CLI::App& app);
+// Registers `sweep` and `merge`.
+std::function<int()> add_sweep(CLI::App& app);
+std::function<int()> add_merge(CLI::App& app);
 // Registers `errors` (paper 3's approximation and linearization errors against m).
 std::function<int()> add_errors(CLI::App& app);
 

@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(ATTNLAB_VERSION) + " (" + ATTNLAB_COMMIT + ")");
   auto train = attnlab::cli::add_train(app);
   auto errors = attnlab::cli::add_errors(app);
+  auto sweep = attnlab::cli::add_sweep(app);
+  auto merge = attnlab::cli::add_merge(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -52,6 +54,8 @@ int main(int argc, char** argv) {
   try {
     if (app.got_subcommand("train")) return train();
     if (app.got_subcommand("errors")) return errors();
+    if (app.got_subcommand("sweep")) return sweep();
+    if (app.got_subcommand("merge")) return merge();
   } catch (const attnlab::UserError& e) {
     std::cerr << "\nattnlab: error: " << e.what() << "\n";
     return attnlab::kExitBadInput;

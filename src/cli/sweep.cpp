@@ -1,0 +1,106 @@
+// attnlab sweep SPEC.toml [--scale quick|full] [-j N] [--out DIR] [--shard i/N]
+// attnlab merge OUT_DIR IN_DIR...
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fmt/core.h>
+
+#include "cli/cli.h"
+#include "core/error.h"
+#include "sweep/runner.h"
+#include "sweep/store.h"
+
+namespace attnlab::cli {
+
+namespace {
+std::string eta_text(double s) {
+  if (!std::isfinite(s)) return "?";
+  if (s >= 3600) return fmt::format("{:.1f}h", s / 3600);
+  if (s >= 60) return fmt::format("{:.0f}m{:02.0f}s", std::floor(s / 60), std::fmod(s, 60));
+  return fmt::format("{:.0f}s", s);
+}
+}  // namespace
+
+std::function<void(const SweepProgress&)> sweep_progress_printer(const std::string& name) {
+  const bool tty = isatty(fileno(stderr));
+  return [tty, name](const SweepProgress& p) {
+    const std::string line = fmt::format("{}: {}/{} runs done, {} running{}{}, {} elapsed, ETA {}{}", name, p.done, p.total,
+                                         p.running, p.diverged ? fmt::format(", {} diverged", p.diverged) : "",
+                                         p.failed ? fmt::format(", {} failed", p.failed) : "", eta_text(p.elapsed_s),
+                                         eta_text(p.eta_s), p.best.empty() ? "" : " | best " + p.best);
+    if (tty) fmt::print(stderr, "\r\033[K{}", line);
+    else fmt::print(stderr, "{}\n", line);
+  };
+}
+
+void print_sweep_result(const std::string& out, const SweepResult& r) {
+  if (isatty(fileno(stderr))) fmt::print(stderr, "\n");
+  fmt::print("sweep: {} runs: {} completed, {} diverged, {} failed{} in {:.1f}s -> {}/runs.db\n", r.total, r.completed,
+             r.diverged, r.failed, r.skipped ? fmt::format(", {} held by another sweep", r.skipped) : "", r.wall_s, out);
+}
+
+std::function<int()> add_sweep(CLI::App& app) {
+  struct Args {
+    std::string spec, scale, out, shard;
+    int jobs = 0;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand("sweep", "Run every point of an experiment spec, in parallel, resumably");
+  sub->add_option("spec", a->spec, "Experiment spec (TOML); see README, 'Experiment specs'")->required();
+  sub->add_option("--scale", a->scale, "Scale: quick | full (the spec's [scale.NAME])");
+  sub->add_option("-j,--jobs", a->jobs, "Runs at once (default: one per core); threads per run = cores / jobs")
+      ->check(CLI::Range(1, 1024));
+  sub->add_option("--out", a->out, "Sweep directory (default: sweeps/<experiment name>)");
+  sub->add_option("--shard", a->shard, "Run only part i of N (i/N, 0-based), e.g. for Slurm job arrays");
+  sub->footer("Example: attnlab sweep experiments/p3_e1_width.toml --scale quick -j 2 --out sweeps/e1");
+  return [a]() {
+    SweepOptions o;
+    o.spec_path = a->spec;
+    o.scale = a->scale;
+    o.jobs = a->jobs;
+    if (!a->shard.empty()) {
+      int i = -1, n = -1;
+      char tail = 0;
+      if (std::sscanf(a->shard.c_str(), "%d/%d%c", &i, &n, &tail) != 2 || n < 1 || i < 0 || i >= n)
+        throw UserError("--shard: '" + a->shard + "' is not i/N with 0 <= i < N (for example 0/4)");
+      o.shard_i = i;
+      o.shard_n = n;
+    }
+    const std::string name = std::filesystem::path(a->spec).stem().string();
+    o.out = a->out.empty() ? "sweeps/" + name : a->out;
+    const auto r = run_sweep(o, sweep_progress_printer(name));
+    print_sweep_result(o.out, r);
+    return 0;
+  };
+}
+
+std::function<int()> add_merge(CLI::App& app) {
+  struct Args {
+    std::string out;
+    std::vector<std::string> inputs;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand("merge", "Combine the stores of sweep shards into one sweep directory");
+  sub->add_option("out", a->out, "Output sweep directory (created if needed)")->required();
+  sub->add_option("inputs", a->inputs, "Sweep directories to merge")->required();
+  sub->footer("Example: attnlab merge sweeps/e1 sweeps/e1-shard0 sweeps/e1-shard1");
+  return [a]() {
+    namespace fs = std::filesystem;
+    fs::create_directories(a->out);
+    Store out((fs::path(a->out) / "runs.db").string());
+    int n = 0;
+    for (const auto& in : a->inputs) {
+      const fs::path db = fs::path(in) / "runs.db";
+      if (!fs::exists(db)) throw UserError(db.string() + ": no such result store");
+      n += out.merge_from(db.string());
+      // Copy the run directories too, so that reports can link them.
+      std::error_code ec;
+      fs::copy(fs::path(in) / "runs", fs::path(a->out) / "runs", fs::copy_options::recursive | fs::copy_options::skip_existing, ec);
+    }
+    fmt::print("merge: {} runs added -> {}/runs.db\n", n, a->out);
+    return 0;
+  };
+}
+
+}  // namespace attnlab::cli

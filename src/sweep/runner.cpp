@@ -1,0 +1,195 @@
+#include "sweep/runner.h"
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "sweep/spec.h"
+#include "sweep/store.h"
+
+namespace attnlab {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream ss(s);
+  for (std::string l; std::getline(ss, l);)
+    if (!l.empty()) out.push_back(l);
+  return out;
+}
+
+// Starts `attnlab train` for one run; its output goes to DIR/log.txt.
+pid_t spawn(const SweepOptions& opt, const RunRow& r, const fs::path& dir, int threads) {
+  std::vector<std::string> args = {"attnlab", "train", opt.spec_path};
+  if (!opt.scale.empty()) { args.push_back("--scale"); args.push_back(opt.scale); }
+  for (const auto& o : r.overrides) args.push_back(o);
+  args.push_back("train.threads=" + std::to_string(threads));
+  args.push_back("--out");
+  args.push_back(dir.string());
+  const std::string log = (dir / "log.txt").string();
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // die with the sweep
+    if (getppid() != parent) _exit(1);
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
+    const int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) { dup2(devnull, 0); close(devnull); }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(opt.self_exe.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+}  // namespace
+
+SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const SweepProgress&)>& on_progress) {
+  if (opt.shard_n < 1 || opt.shard_i < 0 || opt.shard_i >= opt.shard_n)
+    throw UserError("--shard: expected i/N with 0 <= i < N (got " + std::to_string(opt.shard_i) + "/" + std::to_string(opt.shard_n) + ")");
+  const ExperimentSpec spec = load_spec(opt.spec_path, opt.scale);
+  const auto all = expand(spec);
+  std::error_code ec;
+  fs::create_directories(fs::path(opt.out) / "runs", ec);
+  if (ec) throw UserError(opt.out + ": cannot create the sweep directory: " + ec.message());
+  Store store((fs::path(opt.out) / "runs.db").string());
+  const std::string prev = store.meta("experiment");
+  if (!prev.empty() && prev != spec.name)
+    throw UserError(opt.out + "/runs.db: holds experiment '" + prev + "', not '" + spec.name + "' (use another --out)");
+  const std::string prev_scale = store.meta("scale");
+  if (!prev.empty() && prev_scale != opt.scale)
+    throw UserError(opt.out + "/runs.db: was run with --scale '" + prev_scale + "', not '" + opt.scale + "' (use another --out)");
+  store.set_meta("experiment", spec.name);
+  store.set_meta("spec", fs::absolute(opt.spec_path).string());
+  store.set_meta("spec_text", read_file(opt.spec_path, "experiment spec"));
+  store.set_meta("scale", opt.scale);
+  store.set_meta("title", spec.title);
+  store.set_meta("result", spec.result);
+  store.add_runs(spec.name, all);
+
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  int mine = 0;
+  for (size_t i = 0; i < all.size(); ++i) mine += int(i) % opt.shard_n == opt.shard_i;
+  const int jobs = std::max(1, std::min(opt.jobs > 0 ? opt.jobs : cores, std::max(1, mine)));
+  const int threads = std::max(1, cores / jobs);
+  const std::string owner = Store::self_owner();
+  const auto t0 = std::chrono::steady_clock::now();
+  SweepResult res;
+  res.total = mine;
+  std::map<pid_t, std::pair<RunRow, std::chrono::steady_clock::time_point>> live;
+  int started_here = 0, finished_here = 0;
+  bool exhausted = false;
+  auto report = [&]() {
+    if (!on_progress) return;
+    SweepProgress p;
+    const auto rows = store.runs(spec.name);
+    double best = INFINITY;
+    for (const auto& r : rows) {
+      if (int(r.idx) % opt.shard_n != opt.shard_i) continue;
+      ++p.total;
+      if (r.status == "completed" || r.status == "diverged" || r.status == "failed") ++p.done;
+      if (r.status == "diverged") ++p.diverged;
+      if (r.status == "failed") ++p.failed;
+      if (r.status == "running") ++p.running;
+      if (r.status == "completed" && !r.summary.empty()) {
+        const auto j = nlohmann::json::parse(r.summary);
+        if (j.contains("min_val_loss") && j["min_val_loss"].is_number() && j["min_val_loss"].get<double>() < best) {
+          best = j["min_val_loss"].get<double>();
+          std::string pt;
+          for (const auto& [k, v] : r.point) pt += (pt.empty() ? "" : " ") + k + "=" + v;
+          std::ostringstream ss;
+          ss << "min_val_loss " << best << " (" << pt << " seed=" << r.seed << ")";
+          p.best = ss.str();
+        }
+      }
+    }
+    p.elapsed_s = seconds_since(t0);
+    p.eta_s = finished_here > 0 ? p.elapsed_s / finished_here * std::max(0, p.total - p.done) : NAN;
+    on_progress(p);
+  };
+  report();
+  while (true) {
+    while (!exhausted && int(live.size()) < jobs) {
+      auto r = store.claim(owner, opt.shard_i, opt.shard_n);
+      if (!r) { exhausted = true; break; }
+      const fs::path dir = fs::path(opt.out) / "runs" / run_dir_name(r->id);
+      fs::remove_all(dir, ec);  // a rerun starts clean
+      fs::create_directories(dir, ec);
+      live[spawn(opt, *r, dir, threads)] = {*r, std::chrono::steady_clock::now()};
+      ++started_here;
+      report();
+    }
+    if (live.empty()) break;
+    int st = 0;
+    const pid_t pid = waitpid(-1, &st, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    auto it = live.find(pid);
+    if (it == live.end()) continue;
+    const RunRow r = it->second.first;
+    const double wall = seconds_since(it->second.second);
+    live.erase(it);
+    const fs::path dir = fs::path(opt.out) / "runs" / run_dir_name(r.id);
+    const std::string summary = slurp(dir / "summary.json");
+    std::string status = "failed", error;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && !summary.empty()) {
+      status = nlohmann::json::parse(summary).value("status", std::string("failed"));
+    } else {
+      const auto log = lines(slurp(dir / "log.txt"));
+      error = log.empty() ? "exit status " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) : log.back();
+    }
+    store.finish(r.id, status, summary, slurp(dir / "config.toml"), lines(slurp(dir / "metrics.jsonl")), error, wall);
+    ++finished_here;
+    if (status == "completed") ++res.completed;
+    else if (status == "diverged") ++res.diverged;
+    else ++res.failed;
+    report();
+  }
+  // Totals from the store (runs finished by an earlier, interrupted sweep count too); runs
+  // that another live sweep holds are not ours to wait for: they count as skipped.
+  res.completed = res.diverged = res.failed = res.skipped = 0;
+  for (const auto& r : store.runs(spec.name)) {
+    if (int(r.idx) % opt.shard_n != opt.shard_i) continue;
+    if (r.status == "completed") ++res.completed;
+    else if (r.status == "diverged") ++res.diverged;
+    else if (r.status == "failed") ++res.failed;
+    else ++res.skipped;
+  }
+  res.wall_s = seconds_since(t0);
+  (void)started_here;
+  return res;
+}
+
+}  // namespace attnlab

@@ -1,0 +1,31 @@
+#pragma once
+// The sweep runner: expands a spec, registers its runs in DIR/runs.db, and executes the
+// runs it can claim as child processes (`attnlab train`), at most `jobs` at a time, each
+// with cores/jobs threads. Children die with the runner (PR_SET_PDEATHSIG), so a killed
+// sweep leaves no orphan writing; rerunning the same command resumes.
+#include <functional>
+#include <string>
+
+namespace attnlab {
+
+struct SweepOptions {
+  std::string spec_path, scale, out;
+  int jobs = 0;  // 0 = one job per core... (capped by the number of runs)
+  int shard_i = 0, shard_n = 1;
+  std::string self_exe = "/proc/self/exe";
+};
+
+struct SweepProgress {
+  int total = 0, done = 0, running = 0, diverged = 0, failed = 0;
+  double elapsed_s = 0, eta_s = 0;
+  std::string best;  // "y=... at point" of the finished runs
+};
+
+struct SweepResult {
+  int total = 0, completed = 0, diverged = 0, failed = 0, skipped = 0;
+  double wall_s = 0;
+};
+
+SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const SweepProgress&)>& on_progress);
+
+}  // namespace attnlab

@@ -1,0 +1,282 @@
+#include "sweep/spec.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/config.h"
+
+namespace attnlab {
+
+namespace {
+
+std::string text_of(const toml::node& n) {
+  std::ostringstream ss;
+  if (const auto* a = n.as_array()) {
+    ss << "[";
+    for (size_t i = 0; i < a->size(); ++i) ss << (i ? ", " : "") << text_of(*a->get(i));
+    ss << "]";
+  } else if (n.is_string()) {
+    ss << '"' << n.as_string()->get() << '"';
+  } else if (n.is_floating_point()) {
+    ss << toml::value<double>(n.as_floating_point()->get());
+  } else {
+    n.visit([&](const auto& v) { ss << v; });
+  }
+  return ss.str();
+}
+
+Point read_point(const toml::node* n, const std::string& where) {
+  Point p;
+  if (!n) return p;
+  const toml::table* t = n->as_table();
+  if (!t) throw UserError(where + ": expected an inline table like { \"model.rpe\" = \"log\" }");
+  for (const auto& [k, v] : *t) p[std::string(k.str())] = text_of(v);
+  return p;
+}
+
+double number(const toml::node& n, const std::string& where) {
+  if (n.is_integer()) return double(n.as_integer()->get());
+  if (n.is_floating_point()) return n.as_floating_point()->get();
+  throw UserError(where + ": expected a number");
+}
+
+}  // namespace
+
+std::string run_dir_name(const std::string& id) {
+  std::string s;
+  for (char c : id) s += (std::isalnum(uint8_t(c)) || c == '.' || c == '-' || c == '_' || c == '=') ? c : '_';
+  return s;
+}
+
+ExperimentSpec load_spec(const std::string& path, const std::string& scale) {
+  ExperimentSpec s;
+  s.path = path;
+  s.scale = scale;
+  toml::table root;
+  try {
+    root = toml::parse(read_file(path, "experiment spec"), path);
+  } catch (const toml::parse_error& e) {
+    throw UserError(path + ":" + std::to_string(e.source().begin.line) + ": TOML syntax error: " + std::string(e.description()));
+  }
+  const toml::table* ex = root.get_as<toml::table>("experiment");
+  if (!ex) throw UserError(path + ": experiment: a spec needs an [experiment] table with name, title, result, description");
+  for (const auto& [k, v] : *ex) {
+    const std::string key(k.str());
+    if (key != "name" && key != "title" && key != "result" && key != "description")
+      throw UserError(path + ": experiment." + key + ": unknown key (allowed: name, title, result, description)");
+    if (!v.is_string()) throw UserError(path + ": experiment." + key + ": expected a string");
+  }
+  s.name = ex->get_as<std::string>("name") ? ex->get_as<std::string>("name")->get() : "";
+  s.title = ex->get_as<std::string>("title") ? ex->get_as<std::string>("title")->get() : s.name;
+  s.result = ex->get_as<std::string>("result") ? ex->get_as<std::string>("result")->get() : "";
+  s.description = ex->get_as<std::string>("description") ? ex->get_as<std::string>("description")->get() : "";
+  if (s.name.empty() || s.name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_") != std::string::npos)
+    throw UserError(path + ": experiment.name: must be a non-empty lowercase identifier (letters, digits, _)");
+  if (s.result != "p1" && s.result != "p2" && s.result != "p3")
+    throw UserError(path + ": experiment.result: '" + s.result + "' is not allowed (allowed: p1, p2, p3)");
+  for (const auto& [k, v] : root) {
+    const std::string key(k.str());
+    static const std::set<std::string> allowed = {"experiment", "base", "sweep", "scale", "figure", "claim"};
+    if (!allowed.count(key))
+      throw UserError(path + ": " + key + ": unknown key (allowed at the top level: experiment, base, sweep, scale, figure, claim)");
+  }
+
+  // The base config must be valid on its own (and with the scale applied).
+  (void)load_run_config(path, {}, scale);
+
+  // Sweep axes, with the scale's replacements.
+  toml::table sweep;
+  if (const toml::node* n = root.get("sweep")) {
+    if (!n->is_table()) throw UserError(path + ": sweep: expected a table [sweep]");
+    sweep = *n->as_table();
+  }
+  if (!scale.empty()) {
+    const toml::table* sc = root.at_path("scale." + scale).as_table();
+    if (!sc) throw UserError(path + ": scale." + scale + ": no such scale in this spec");
+    for (const auto& [k, v] : *sc) {
+      const std::string key(k.str());
+      if (key == "seeds" || sweep.get(key)) sweep.insert_or_assign(key, v);
+    }
+  }
+  std::vector<std::vector<std::string>> zips;
+  if (const toml::node* z = sweep.get("zip")) {
+    const toml::array* a = z->as_array();
+    if (!a) throw UserError(path + ": sweep.zip: expected a list of lists of keys");
+    for (const auto& g : *a) {
+      const toml::array* ga = g.as_array();
+      if (!ga || ga->size() < 2) throw UserError(path + ": sweep.zip: each group is a list of two or more keys");
+      std::vector<std::string> keys;
+      for (const auto& k : *ga) {
+        if (!k.is_string()) throw UserError(path + ": sweep.zip: keys are strings");
+        keys.push_back(k.as_string()->get());
+      }
+      zips.push_back(keys);
+    }
+  }
+  s.seeds = {1};
+  if (const toml::node* n = sweep.get("seeds")) {
+    const toml::array* a = n->as_array();
+    if (!a || a->empty()) throw UserError(path + ": sweep.seeds: expected a non-empty list of integers");
+    s.seeds.clear();
+    for (const auto& e : *a) {
+      if (!e.is_integer()) throw UserError(path + ": sweep.seeds: expected integers");
+      s.seeds.push_back(e.as_integer()->get());
+    }
+  }
+  std::set<std::string> zipped;
+  for (const auto& g : zips) {
+    Axis ax;
+    ax.keys = g;
+    size_t len = 0;
+    std::vector<const toml::array*> lists;
+    for (const auto& k : g) {
+      const toml::node* n = sweep.get(k);
+      if (!n || !n->is_array()) throw UserError(path + ": sweep.zip: '" + k + "' must be a list in [sweep]");
+      if (!zipped.insert(k).second) throw UserError(path + ": sweep.zip: '" + k + "' is in two zip groups");
+      lists.push_back(n->as_array());
+      if (len && lists.back()->size() != len)
+        throw UserError(path + ": sweep.zip: the lists of " + g[0] + " and " + k + " differ in length (" + std::to_string(len) +
+                        " vs " + std::to_string(lists.back()->size()) + ")");
+      len = lists.back()->size();
+    }
+    for (size_t i = 0; i < len; ++i) {
+      std::vector<std::string> tuple;
+      for (const auto* l : lists) tuple.push_back(text_of(*l->get(i)));
+      ax.values.push_back(tuple);
+    }
+    s.axes.push_back(ax);
+  }
+  for (const auto& [k, v] : sweep) {
+    const std::string key(k.str());
+    if (key == "seeds" || key == "zip" || zipped.count(key)) continue;
+    const toml::array* a = v.as_array();
+    if (!a || a->empty()) throw UserError(path + ": sweep." + key + ": expected a non-empty list of values");
+    Axis ax;
+    ax.keys = {key};
+    for (const auto& e : *a) ax.values.push_back({text_of(e)});
+    s.axes.push_back(ax);
+  }
+
+  if (const toml::node* fs = root.get("figure")) {
+    const toml::array* a = fs->as_array();
+    if (!a) throw UserError(path + ": figure: use [[figure]] tables");
+    for (size_t i = 0; i < a->size(); ++i) {
+      const toml::table* t = a->get(i)->as_table();
+      const std::string where = path + ": figure[" + std::to_string(i) + "]";
+      if (!t) throw UserError(where + ": expected a table");
+      FigureSpec f;
+      for (const auto& [k, v] : *t) {
+        const std::string key(k.str());
+        if (key == "x" || key == "y" || key == "series" || key == "title") {
+          if (!v.is_string()) throw UserError(where + "." + key + ": expected a string");
+          (key == "x" ? f.x : key == "y" ? f.y : key == "series" ? f.series : f.title) = v.as_string()->get();
+        } else if (key == "logx" || key == "logy") {
+          if (!v.is_boolean()) throw UserError(where + "." + key + ": expected true or false");
+          (key == "logx" ? f.logx : f.logy) = v.as_boolean()->get();
+        } else {
+          throw UserError(where + "." + key + ": unknown key (allowed: x, y, series, logx, logy, title)");
+        }
+      }
+      if (f.x.empty() || f.y.empty()) throw UserError(where + ": needs x and y");
+      if (f.title.empty()) f.title = f.y + " against " + f.x;
+      s.figures.push_back(f);
+    }
+  }
+  if (const toml::node* cs = root.get("claim")) {
+    const toml::array* a = cs->as_array();
+    if (!a) throw UserError(path + ": claim: use [[claim]] tables");
+    for (size_t i = 0; i < a->size(); ++i) {
+      const toml::table* t = a->get(i)->as_table();
+      const std::string where = path + ": claim[" + std::to_string(i) + "]";
+      if (!t) throw UserError(where + ": expected a table");
+      ClaimSpec c;
+      for (const auto& [k, v] : *t) {
+        const std::string key(k.str());
+        static const std::set<std::string> allowed = {"kind", "x", "y", "series", "expect", "a", "b", "after", "text"};
+        if (!allowed.count(key)) throw UserError(where + "." + key + ": unknown key (allowed: kind, x, y, series, expect, a, b, after, text)");
+      }
+      auto str = [&](const char* key, bool required) {
+        const toml::node* n = t->get(key);
+        if (!n) {
+          if (required) throw UserError(where + "." + key + ": missing");
+          return std::string();
+        }
+        if (!n->is_string()) throw UserError(where + "." + key + ": expected a string");
+        return n->as_string()->get();
+      };
+      c.kind = str("kind", true);
+      c.x = str("x", c.kind != "compare");
+      c.y = str("y", true);
+      c.text = str("text", false);
+      if (const toml::node* se = t->get("series")) {
+        if (se->is_string()) c.series = se->as_string()->get();
+        else c.filter = read_point(se, where + ".series");
+      }
+      const toml::node* e = t->get("expect");
+      if (!e) throw UserError(where + ".expect: missing");
+      if (c.kind == "slope") {
+        const toml::array* ea = e->as_array();
+        if (!ea || ea->size() != 2) throw UserError(where + ".expect: slope needs [lo, hi]");
+        c.lo = number(*ea->get(0), where + ".expect");
+        c.hi = number(*ea->get(1), where + ".expect");
+        if (c.lo > c.hi) throw UserError(where + ".expect: lo > hi");
+      } else if (c.kind == "flat" || c.kind == "compare" || c.kind == "plateau") {
+        c.value = number(*e, where + ".expect");
+        if (c.kind == "plateau") {
+          const toml::node* af = t->get("after");
+          if (!af) throw UserError(where + ".after: plateau needs after = <x>");
+          c.after = number(*af, where + ".after");
+        }
+        if (c.kind == "compare") {
+          c.a = read_point(t->get("a"), where + ".a");
+          c.b = read_point(t->get("b"), where + ".b");
+          if (c.a.empty() || c.b.empty()) throw UserError(where + ": compare needs a = {...} and b = {...}");
+        }
+      } else if (c.kind == "monotone") {
+        if (!e->is_string() || (e->as_string()->get() != "decreasing" && e->as_string()->get() != "increasing"))
+          throw UserError(where + ".expect: monotone needs \"decreasing\" or \"increasing\"");
+        c.direction = e->as_string()->get();
+      } else {
+        throw UserError(where + ".kind: '" + c.kind + "' is not allowed (allowed: slope, flat, monotone, compare, plateau)");
+      }
+      s.claims.push_back(c);
+    }
+  }
+  return s;
+}
+
+std::vector<RunSpec> expand(const ExperimentSpec& spec) {
+  std::vector<Point> points = {Point{}};
+  for (const auto& ax : spec.axes) {
+    std::vector<Point> next;
+    for (const auto& p : points)
+      for (const auto& tuple : ax.values) {
+        Point q = p;
+        for (size_t k = 0; k < ax.keys.size(); ++k) q[ax.keys[k]] = tuple[k];
+        next.push_back(q);
+      }
+    points = next;
+  }
+  std::vector<RunSpec> runs;
+  for (const auto& p : points)
+    for (int64_t seed : spec.seeds) {
+      RunSpec r;
+      r.point = p;
+      r.seed = seed;
+      std::string key;
+      for (const auto& [k, v] : p) {
+        key += (key.empty() ? "" : ",") + k + "=" + v;
+        r.overrides.push_back(k + "=" + v);
+      }
+      r.overrides.push_back("seed=" + std::to_string(seed));
+      r.id = spec.name + "/" + (key.empty() ? "base" : key) + "/seed=" + std::to_string(seed);
+      runs.push_back(r);
+    }
+  return runs;
+}
+
+}  // namespace attnlab

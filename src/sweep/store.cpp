@@ -1,0 +1,250 @@
+#include "sweep/store.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+
+namespace attnlab {
+
+namespace {
+
+// A prepared statement that finalizes itself.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK)
+      throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db) + " in: " + sql);
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt& bind(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.c_str(), int(v.size()), SQLITE_TRANSIENT); return *this; }
+  Stmt& bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); return *this; }
+  Stmt& bind(int i, double v) { sqlite3_bind_double(s_, i, v); return *this; }
+  bool step() {
+    for (;;) {
+      const int rc = sqlite3_step(s_);
+      if (rc == SQLITE_ROW) return true;
+      if (rc == SQLITE_DONE) return false;
+      if (rc == SQLITE_BUSY) { std::this_thread::sleep_for(std::chrono::milliseconds(20)); continue; }
+      throw std::runtime_error(std::string("sqlite step: ") + sqlite3_errmsg(db_));
+    }
+  }
+  std::string text(int i) const {
+    const unsigned char* t = sqlite3_column_text(s_, i);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  }
+  int64_t integer(int i) const { return sqlite3_column_int64(s_, i); }
+  double real(int i) const { return sqlite3_column_double(s_, i); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string point_json(const Point& p) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : p) j[k] = v;
+  return j.dump();
+}
+
+Point point_from(const std::string& s) {
+  Point p;
+  if (s.empty()) return p;
+  const nlohmann::json j = nlohmann::json::parse(s);  // named: items() must not outlive it
+  for (const auto& [k, v] : j.items()) p[k] = v.get<std::string>();
+  return p;
+}
+
+// Field 22 of /proc/PID/stat: the process start time, which tells a reused pid apart.
+std::string start_time(long pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string s;
+  if (!std::getline(f, s)) return "";
+  const size_t r = s.rfind(')');
+  if (r == std::string::npos) return "";
+  std::istringstream ss(s.substr(r + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && ss >> field; ++i)
+    if (i == 22) return field;
+  return "";
+}
+
+}  // namespace
+
+std::string Store::self_owner() { return std::to_string(getpid()) + ":" + start_time(getpid()); }
+
+bool Store::owner_alive(const std::string& owner) {
+  const size_t c = owner.find(':');
+  if (c == std::string::npos) return false;
+  const long pid = std::atol(owner.substr(0, c).c_str());
+  const std::string st = start_time(pid);
+  return !st.empty() && st == owner.substr(c + 1);
+}
+
+Store::Store(const std::string& path) : path_(path) {
+  if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) {
+    const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw UserError(path + ": cannot open the result store: " + msg);
+  }
+  sqlite3_busy_timeout(db_, 30000);
+  try {
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)");
+    exec("CREATE TABLE IF NOT EXISTS runs(id TEXT PRIMARY KEY, experiment TEXT, idx INTEGER, point TEXT, seed INTEGER,"
+         " overrides TEXT, status TEXT, owner TEXT, started REAL, finished REAL, wall_s REAL, summary TEXT,"
+         " config TEXT, error TEXT, attempts INTEGER DEFAULT 0)");
+    exec("CREATE TABLE IF NOT EXISTS metrics(run_id TEXT, step INTEGER, data TEXT, PRIMARY KEY(run_id, step))");
+  } catch (const std::exception& e) {
+    throw UserError(path + ": not a usable result store (" + e.what() + ")");
+  }
+}
+
+Store::~Store() { sqlite3_close(db_); }
+
+void Store::exec(const std::string& sql) const {
+  for (;;) {
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+    if (rc == SQLITE_OK) return;
+    const std::string msg = err ? err : "error";
+    sqlite3_free(err);
+    if (rc == SQLITE_BUSY) { std::this_thread::sleep_for(std::chrono::milliseconds(20)); continue; }
+    throw std::runtime_error("sqlite: " + msg + " in: " + sql);
+  }
+}
+
+void Store::set_meta(const std::string& key, const std::string& value) {
+  Stmt(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)").bind(1, key).bind(2, value).step();
+}
+
+std::string Store::meta(const std::string& key) const {
+  Stmt s(db_, "SELECT value FROM meta WHERE key = ?");
+  s.bind(1, key);
+  return s.step() ? s.text(0) : "";
+}
+
+void Store::add_runs(const std::string& experiment, const std::vector<RunSpec>& runs) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    for (size_t i = 0; i < runs.size(); ++i) {
+      Stmt one(db_, "INSERT OR IGNORE INTO runs(id, experiment, idx, point, seed, overrides, status) VALUES(?,?,?,?,?,?,'pending')");
+      one.bind(1, runs[i].id).bind(2, experiment).bind(3, int64_t(i)).bind(4, point_json(runs[i].point)).bind(5, runs[i].seed)
+          .bind(6, nlohmann::json(runs[i].overrides).dump());
+      one.step();
+    }
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+std::optional<RunRow> Store::claim(const std::string& owner, int shard_i, int shard_n) {
+  exec("BEGIN IMMEDIATE");  // the write lock: no two processes claim at once
+  try {
+    Stmt s(db_, "SELECT id, owner, status, overrides, idx FROM runs WHERE status IN ('pending', 'running') AND idx % ? = ? ORDER BY idx");
+    s.bind(1, int64_t(shard_n)).bind(2, int64_t(shard_i));
+    std::optional<RunRow> got;
+    while (s.step()) {
+      if (s.text(2) == "running" && owner_alive(s.text(1))) continue;
+      RunRow r;
+      r.id = s.text(0);
+      r.idx = s.integer(4);
+      for (const auto& o : nlohmann::json::parse(s.text(3))) r.overrides.push_back(o.get<std::string>());
+      got = r;
+      break;
+    }
+    if (got) {
+      Stmt u(db_, "UPDATE runs SET status='running', owner=?, started=?, attempts=attempts+1 WHERE id=?");
+      u.bind(1, owner).bind(2, now_s()).bind(3, got->id).step();
+    }
+    exec("COMMIT");
+    return got;
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+void Store::finish(const std::string& id, const std::string& status, const std::string& summary, const std::string& config,
+                   const std::vector<std::string>& metrics, const std::string& error, double wall_s) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    Stmt(db_, "DELETE FROM metrics WHERE run_id = ?").bind(1, id).step();
+    for (const auto& line : metrics) {
+      int64_t step = 0;
+      try { step = nlohmann::json::parse(line).value("step", int64_t(0)); } catch (...) { continue; }
+      Stmt(db_, "INSERT OR REPLACE INTO metrics(run_id, step, data) VALUES(?,?,?)").bind(1, id).bind(2, step).bind(3, line).step();
+    }
+    Stmt(db_, "UPDATE runs SET status=?, summary=?, config=?, error=?, wall_s=?, finished=?, owner='' WHERE id=?")
+        .bind(1, status).bind(2, summary).bind(3, config).bind(4, error).bind(5, wall_s).bind(6, now_s()).bind(7, id).step();
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+std::vector<RunRow> Store::runs(const std::string& experiment) const {
+  std::vector<RunRow> out;
+  Stmt s(db_, "SELECT id, experiment, idx, point, seed, overrides, status, owner, summary, config, error, wall_s FROM runs"
+              " WHERE ? = '' OR experiment = ? ORDER BY experiment, idx");
+  s.bind(1, experiment).bind(2, experiment);
+  while (s.step()) {
+    RunRow r;
+    r.id = s.text(0); r.experiment = s.text(1); r.idx = s.integer(2); r.point = point_from(s.text(3)); r.seed = s.integer(4);
+    for (const auto& o : nlohmann::json::parse(s.text(5).empty() ? "[]" : s.text(5))) r.overrides.push_back(o.get<std::string>());
+    r.status = s.text(6); r.owner = s.text(7); r.summary = s.text(8); r.config = s.text(9); r.error = s.text(10);
+    r.wall_s = s.real(11);
+    out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<std::string> Store::metrics(const std::string& id) const {
+  std::vector<std::string> out;
+  Stmt s(db_, "SELECT data FROM metrics WHERE run_id = ? ORDER BY step");
+  s.bind(1, id);
+  while (s.step()) out.push_back(s.text(0));
+  return out;
+}
+
+int Store::merge_from(const std::string& other_path) {
+  Store other(other_path);
+  int n = 0;
+  for (const auto& meta_key : {"spec", "scale", "experiment"})
+    if (meta(meta_key).empty() && !other.meta(meta_key).empty()) set_meta(meta_key, other.meta(meta_key));
+  const auto mine = runs();
+  for (const auto& r : other.runs()) {
+    if (r.status != "completed" && r.status != "diverged" && r.status != "failed") continue;
+    bool have = false;
+    for (const auto& m : mine)
+      if (m.id == r.id && (m.status == "completed" || m.status == "diverged")) have = true;
+    if (have) continue;
+    RunSpec rs;
+    rs.id = r.id; rs.point = r.point; rs.seed = r.seed; rs.overrides = r.overrides;
+    exec("BEGIN IMMEDIATE");
+    Stmt(db_, "INSERT OR IGNORE INTO runs(id, experiment, idx, point, seed, overrides, status) VALUES(?,?,?,?,?,?,'pending')")
+        .bind(1, r.id).bind(2, r.experiment).bind(3, r.idx).bind(4, point_json(r.point)).bind(5, r.seed)
+        .bind(6, nlohmann::json(r.overrides).dump()).step();
+    exec("COMMIT");
+    finish(r.id, r.status, r.summary, r.config, other.metrics(r.id), r.error, r.wall_s);
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace attnlab
