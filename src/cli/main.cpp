@@ -39,6 +39,8 @@ int main(int argc, char** argv) {
   auto errors = attnlab::cli::add_errors(app);
   auto sweep = attnlab::cli::add_sweep(app);
   auto merge = attnlab::cli::add_merge(app);
+  auto report = attnlab::cli::add_report(app);
+  auto reproduce = attnlab::cli::add_reproduce(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -56,6 +58,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("errors")) return errors();
     if (app.got_subcommand("sweep")) return sweep();
     if (app.got_subcommand("merge")) return merge();
+    if (app.got_subcommand("report")) return report();
+    if (app.got_subcommand("reproduce")) return reproduce();
   } catch (const attnlab::UserError& e) {
     std::cerr << "\nattnlab: error: " << e.what() << "\n";
     return attnlab::kExitBadInput;
