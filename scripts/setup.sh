@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(g++ cmake make pkg-config git
       libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
       libsqlite3-dev gnuplot-nox libgtest-dev libbenchmark-dev
-      python3-torch python3-numpy)
+      python3-torch python3-numpy chromium)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

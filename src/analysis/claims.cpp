@@ -121,17 +121,27 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
     Point fa = filter, fb = filter;
     for (const auto& [k, v] : c.a) fa[k] = v;
     for (const auto& [k, v] : c.b) fb[k] = v;
+    // Paired: each run of a with the run of b at the same other coordinates and seed;
+    // the statistic is the mean relative improvement (y_b - y_a) / y_b over the pairs.
+    auto strip = [&](Point p) {
+      for (const auto& [k, v] : c.a) p.erase(k);
+      for (const auto& [k, v] : c.b) p.erase(k);
+      return p;
+    };
     Series s;
-    s.x = {0, 1};
-    s.y.assign(2, {});
-    for (const auto& o : obs) {
-      const double y = summary_value(o.summary, c.y);
-      if (!std::isfinite(y)) continue;
-      if (point_matches(o.point, fa)) s.y[0].push_back(y);
-      else if (point_matches(o.point, fb)) s.y[1].push_back(y);
+    s.x = {0};
+    s.y.assign(1, {});
+    for (const auto& oa : obs) {
+      if (!point_matches(oa.point, fa)) continue;
+      const double ya = summary_value(oa.summary, c.y);
+      for (const auto& ob : obs) {
+        if (ob.seed != oa.seed || !point_matches(ob.point, fb) || strip(ob.point) != strip(oa.point)) continue;
+        const double yb = summary_value(ob.summary, c.y);
+        if (std::isfinite(ya) && std::isfinite(yb) && yb != 0) s.y[0].push_back((yb - ya) / yb);
+      }
     }
-    if (s.y[0].empty() || s.y[1].empty()) { r.note = "no finished runs match a or b"; return r; }
-    bootstrap(s, [](const std::vector<double>&, const std::vector<double>& m) { return (m[1] - m[0]) / m[1]; }, r, seed);
+    if (s.y[0].empty()) { r.note = "no pair of finished runs of a and b at the same point and seed"; return r; }
+    bootstrap(s, [](const std::vector<double>&, const std::vector<double>& m) { return m[0]; }, r, seed);
     r.holds = std::isfinite(r.ci_low) && r.ci_low >= c.value;
     return r;
   }

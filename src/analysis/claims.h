@@ -5,7 +5,7 @@
 //   slope:    least-squares slope of log(mean y) on log x;            expect = [lo, hi]
 //   flat:     the same slope;                                           |slope| <= expect
 //   monotone: largest relative step (decreasing) / smallest (increasing) of mean y along x
-//   compare:  (mean y of b - mean y of a) / mean y of b;                >= expect
+//   compare:  mean over paired runs (same other coordinates and seed) of (y_b - y_a) / y_b; >= expect
 //   plateau:  largest gain per doubling of x beyond `after`, 1 - (y2/y1)^(1/log2(x2/x1)); <= expect
 #include <cstdint>
 #include <string>

@@ -1,0 +1,132 @@
+// Claim evaluation on synthetic data with known answers: holds and fails where it should,
+// and the bootstrap intervals cover the true values.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "analysis/claims.h"
+#include "core/rng.h"
+
+using namespace attnlab;
+
+namespace {
+// y = 2 x^s (1 + 5% noise), seeds 1..8, x in {8, ..., 256}; series "model.kind".
+std::vector<Observation> power_law(double s, const std::string& kind, uint64_t seed, double noise = 0.05) {
+  std::vector<Observation> obs;
+  uint64_t k = 0;
+  for (int x : {8, 16, 32, 64, 128, 256})
+    for (int sd = 1; sd <= 8; ++sd) {
+      Observation o;
+      o.point["model.width"] = std::to_string(x);
+      o.point["model.kind"] = "\"" + kind + "\"";
+      o.seed = sd;
+      o.summary["err"] = 2.0 * std::pow(double(x), s) * (1.0 + noise * rng_normal(seed, 1, k++));
+      obs.push_back(o);
+    }
+  return obs;
+}
+
+ExperimentSpec spec_with(const ClaimSpec& c) {
+  ExperimentSpec s;
+  s.name = "synthetic";
+  s.result = "p3";
+  s.claims = {c};
+  return s;
+}
+
+ClaimSpec claim(const std::string& kind) {
+  ClaimSpec c;
+  c.kind = kind;
+  c.x = "model.width";
+  c.y = "err";
+  return c;
+}
+}  // namespace
+
+TEST(Claims, SlopeIntervalsCoverTheTruthAndDecide) {
+  int covered = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    auto c = claim("slope");
+    c.lo = -0.6; c.hi = -0.4;
+    const auto r = evaluate_claims(spec_with(c), power_law(-0.5, "a", seed));
+    ASSERT_EQ(r.size(), 1u);
+    covered += r[0].ci_low <= -0.5 && -0.5 <= r[0].ci_high;
+    EXPECT_TRUE(r[0].holds) << r[0].ci_low << " " << r[0].ci_high;
+    EXPECT_NEAR(r[0].measured, -0.5, 0.03);
+  }
+  EXPECT_GE(covered, 17);  // a 95% interval: about 19 of 20
+  auto c = claim("slope");
+  c.lo = -0.3; c.hi = 0.0;
+  EXPECT_FALSE(evaluate_claims(spec_with(c), power_law(-0.5, "a", 3))[0].holds);
+}
+
+TEST(Claims, FlatMonotoneAndSeries) {
+  auto flat = claim("flat");
+  flat.value = 0.1;
+  flat.series = "model.kind";
+  auto obs = power_law(0.0, "flat", 5);
+  auto grow = power_law(0.8, "grow", 6);
+  obs.insert(obs.end(), grow.begin(), grow.end());
+  const auto r = evaluate_claims(spec_with(flat), obs);
+  ASSERT_EQ(r.size(), 2u);  // one per series value, sorted
+  EXPECT_EQ(r[0].series, "model.kind = \"flat\"");
+  EXPECT_TRUE(r[0].holds);
+  EXPECT_FALSE(r[1].holds);
+  auto mono = claim("monotone");
+  mono.direction = "increasing";
+  mono.filter["model.kind"] = "\"grow\"";
+  EXPECT_TRUE(evaluate_claims(spec_with(mono), obs)[0].holds);
+  mono.filter["model.kind"] = "\"flat\"";
+  EXPECT_FALSE(evaluate_claims(spec_with(mono), obs)[0].holds);
+  mono.direction = "decreasing";
+  mono.filter["model.kind"] = "\"grow\"";
+  EXPECT_FALSE(evaluate_claims(spec_with(mono), obs)[0].holds);
+}
+
+TEST(Claims, CompareAndPlateau) {
+  // a has 30% lower error than b.
+  auto obs = power_law(-0.5, "a", 7);
+  auto b = power_law(-0.5, "b", 8);
+  for (auto& o : obs) o.summary["err"] = o.summary["err"].get<double>() * 0.7;
+  obs.insert(obs.end(), b.begin(), b.end());
+  auto c = claim("compare");
+  c.a["model.kind"] = "\"a\"";
+  c.b["model.kind"] = "\"b\"";
+  c.value = 0.2;
+  auto r = evaluate_claims(spec_with(c), obs)[0];
+  EXPECT_TRUE(r.holds);
+  EXPECT_NEAR(r.measured, 0.3, 0.03);
+  EXPECT_LE(r.ci_low, 0.3);
+  EXPECT_GE(r.ci_high, 0.3);
+  c.value = 0.4;
+  EXPECT_FALSE(evaluate_claims(spec_with(c), obs)[0].holds);
+
+  // Saturation: y = 1 + 1/x: beyond x = 64 doubling gains < 1%; from 8 it gains ~5%.
+  std::vector<Observation> sat;
+  uint64_t k = 0;
+  for (int x : {8, 16, 32, 64, 128, 256})
+    for (int sd = 1; sd <= 5; ++sd) {
+      Observation o;
+      o.point["model.width"] = std::to_string(x);
+      o.seed = sd;
+      o.summary["err"] = (1.0 + 1.0 / x) * (1 + 0.001 * rng_normal(9, 9, k++));
+      sat.push_back(o);
+    }
+  auto p = claim("plateau");
+  p.after = 64;
+  p.value = 0.01;
+  EXPECT_TRUE(evaluate_claims(spec_with(p), sat)[0].holds);
+  p.after = 8;
+  EXPECT_FALSE(evaluate_claims(spec_with(p), sat)[0].holds);
+}
+
+TEST(Claims, TooFewPointsIsNotEvaluated) {
+  auto c = claim("slope");
+  c.lo = -1; c.hi = 1;
+  std::vector<Observation> obs(1);
+  obs[0].point["model.width"] = "8";
+  obs[0].summary["err"] = 1.0;
+  const auto r = evaluate_claims(spec_with(c), obs)[0];
+  EXPECT_FALSE(r.holds);
+  EXPECT_FALSE(r.note.empty());
+}

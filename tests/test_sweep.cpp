@@ -1,0 +1,187 @@
+// Experiment specs, the sweep runner and the store: expansion, resumption after SIGKILL,
+// no run twice, results equal to an uninterrupted sweep.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "sweep/spec.h"
+#include "sweep/store.h"
+
+using namespace attnlab;
+namespace fs = std::filesystem;
+
+namespace {
+std::string spec_path() { return std::string(ATTNLAB_SOURCE_DIR) + "/tests/data/tiny_sweep.toml"; }
+
+// Summaries without timing fields.
+std::map<std::string, std::string> results(const std::string& dir) {
+  Store s((fs::path(dir) / "runs.db").string());
+  std::map<std::string, std::string> out;
+  for (const auto& r : s.runs()) {
+    nlohmann::json j = r.summary.empty() ? nlohmann::json() : nlohmann::json::parse(r.summary);
+    for (const char* k : {"wall_s", "train_s", "tokens_per_s", "ms_per_step"})
+      if (j.is_object()) j.erase(k);
+    out[r.id] = r.status + " " + j.dump();
+  }
+  return out;
+}
+
+pid_t start_sweep(const std::string& out) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = open("/dev/null", O_WRONLY);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execl(ATTNLAB_BINARY, "attnlab", "sweep", spec_path().c_str(), "-j", "2", "--out", out.c_str(), nullptr);
+    _exit(127);
+  }
+  return pid;
+}
+
+int run_sweep_to_end(const std::string& out) {
+  int st = 0;
+  waitpid(start_sweep(out), &st, 0);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// Processes whose command line mentions `needle` (orphaned workers).
+int processes_with(const std::string& needle) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream f(e.path() / "cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    for (char& c : cmd) if (c == 0) c = ' ';
+    if (cmd.find(needle) != std::string::npos && cmd.find("attnlab") != std::string::npos) ++n;
+  }
+  return n;
+}
+}  // namespace
+
+TEST(Spec, GridZipAndSeedsExpandToExactlyTheExpectedRuns) {
+  const auto spec = load_spec(spec_path(), "");
+  const auto runs = expand(spec);
+  ASSERT_EQ(runs.size(), 3u * 2u * 2u);  // zip (heads, head_dim) x rpe x seeds
+  std::set<std::string> ids;
+  std::set<std::tuple<std::string, std::string, std::string, int64_t>> combos;
+  for (const auto& r : runs) {
+    ids.insert(r.id);
+    combos.insert({r.point.at("model.heads"), r.point.at("model.head_dim"), r.point.at("model.rpe"), r.seed});
+    // zipped: heads * head_dim = 8 always
+    EXPECT_EQ(std::stoi(r.point.at("model.heads")) * std::stoi(r.point.at("model.head_dim")), 8);
+    EXPECT_EQ(r.overrides.back(), "seed=" + std::to_string(r.seed));
+  }
+  EXPECT_EQ(ids.size(), runs.size());
+  EXPECT_EQ(combos.size(), runs.size());
+  EXPECT_TRUE(combos.count({"4", "2", "\"t5\"", 2}));
+  const auto quick = expand(load_spec(spec_path(), "quick"));
+  EXPECT_EQ(quick.size(), 6u);  // the quick scale keeps one seed
+  EXPECT_EQ(spec.figures.size(), 1u);
+  EXPECT_EQ(spec.claims.size(), 1u);
+}
+
+TEST(Spec, BadSpecsAreUserErrors) {
+  const fs::path d = fs::temp_directory_path() / "attnlab_badspec";
+  fs::create_directories(d);
+  auto error_of = [&](const std::string& text) -> std::string {
+    { std::ofstream f(d / "s.toml"); f << text; }
+    try { load_spec((d / "s.toml").string(), ""); } catch (const UserError& e) { return e.what(); }
+    return "(no error)";
+  };
+  const std::string head = "[experiment]\nname = \"x\"\nresult = \"p3\"\n[base.task]\nkind = \"sparse_memory\"\n";
+  EXPECT_EQ(error_of(head + "[sweep]\n\"model.heads\" = [1, 2]\n\"model.head_dim\" = [4]\nzip = [[\"model.heads\", \"model.head_dim\"]]\n"),
+            (d / "s.toml").string() + ": sweep.zip: the lists of model.heads and model.head_dim differ in length (2 vs 1)");
+  EXPECT_EQ(error_of("[experiment]\nname = \"x\"\nresult = \"p4\"\n"),
+            (d / "s.toml").string() + ": experiment.result: 'p4' is not allowed (allowed: p1, p2, p3)");
+  EXPECT_EQ(error_of(head + "[[claim]]\nkind = \"steep\"\nx = \"a\"\ny = \"b\"\nexpect = 1\n"),
+            (d / "s.toml").string() + ": claim[0].kind: 'steep' is not allowed (allowed: slope, flat, monotone, compare, plateau)");
+}
+
+TEST(Sweep, SurvivesSigkillAndMatchesAnUninterruptedSweep) {
+  const fs::path base = fs::temp_directory_path() / ("attnlab_sweep_" + std::to_string(getpid()));
+  fs::remove_all(base);
+  const std::string ref = (base / "ref").string(), killed = (base / "killed").string();
+  ASSERT_EQ(run_sweep_to_end(ref), 0);
+  const auto want = results(ref);
+  ASSERT_EQ(want.size(), 12u);
+  for (const auto& [id, r] : want) EXPECT_EQ(r.rfind("completed", 0), 0u) << id;
+
+  // Kill the sweep at several pseudo-random moments, then let a rerun finish.
+  int interrupted = 0;
+  for (int k = 0; k < 4; ++k) {
+    const pid_t pid = start_sweep(killed);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng_below(42, 0, uint64_t(k), 400)));
+    kill(pid, SIGKILL);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_EQ(processes_with(killed), 0) << "a worker outlived the killed sweep";
+    if (fs::exists(fs::path(killed) / "runs.db")) {
+      int done = 0;
+      for (const auto& [id, r] : results(killed)) done += r.rfind("completed", 0) == 0;
+      interrupted += done < 12;
+    }
+  }
+  EXPECT_GE(interrupted, 2) << "the kills should land while runs are unfinished";
+  ASSERT_EQ(run_sweep_to_end(killed), 0);
+  const auto got = results(killed);
+  EXPECT_EQ(got, want);
+  // Every run once; each attempt counted (a killed run was retried, never run twice at once).
+  Store s((fs::path(killed) / "runs.db").string());
+  EXPECT_EQ(s.runs().size(), 12u);
+  // A rerun of a finished sweep runs nothing.
+  ASSERT_EQ(run_sweep_to_end(killed), 0);
+  EXPECT_EQ(results(killed), want);
+  fs::remove_all(base);
+}
+
+TEST(Store, TwoSweepsNeverClaimTheSameRun) {
+  const fs::path base = fs::temp_directory_path() / ("attnlab_claims_" + std::to_string(getpid()));
+  fs::remove_all(base);
+  fs::create_directories(base);
+  const auto runs = expand(load_spec(spec_path(), ""));
+  const std::string db = (base / "runs.db").string();
+  { Store s(db); s.add_runs("tiny_sweep", runs); }
+  // Two processes claim concurrently until nothing is left; their claims must be disjoint.
+  int fds[2][2];
+  pid_t pids[2];
+  for (int p = 0; p < 2; ++p) {
+    ASSERT_EQ(pipe(fds[p]), 0);
+    pids[p] = fork();
+    if (pids[p] == 0) {
+      Store s(db);
+      std::string got;
+      while (auto r = s.claim(Store::self_owner(), 0, 1)) got += r->id + "\n";
+      (void)!write(fds[p][1], got.data(), got.size());
+      _exit(0);
+    }
+    close(fds[p][1]);
+  }
+  std::multiset<std::string> claimed;
+  for (int p = 0; p < 2; ++p) {
+    std::string buf(1 << 16, '\0');
+    std::string all;
+    ssize_t n;
+    while ((n = read(fds[p][0], buf.data(), buf.size())) > 0) all.append(buf.data(), size_t(n));
+    waitpid(pids[p], nullptr, 0);
+    std::istringstream ss(all);
+    for (std::string l; std::getline(ss, l);) claimed.insert(l);
+  }
+  EXPECT_EQ(claimed.size(), runs.size());
+  for (const auto& r : runs) EXPECT_EQ(claimed.count(r.id), 1u) << r.id;
+  fs::remove_all(base);
+}
