@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "fd_check.h"
-#include "analysis/p3_errors.h"
+#include "train/error_probe.h"
 #include "kernels/loss.h"
 #include "models/model.h"
 #include "train/projection.h"

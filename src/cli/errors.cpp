@@ -3,7 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "analysis/p3_errors.h"
+#include "train/error_probe.h"
 #include "cli/cli.h"
 #include "core/error.h"
 #include "io/atomic_file.h"

@@ -394,7 +394,10 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   tc.loss = r.choice("loss", want_loss, {"mse", "half_mse", "ce"});
   if ((tc.loss == "ce") != (vocab > 0)) r.fail("loss", vocab > 0 ? "must be 'ce' for a token task" : "must be 'mse' or 'half_mse' for task " + k.kind);
   r.integer("threads", tc.threads, 0, 1024);
+  r.boolean("probe_errors", tc.probe_errors);
   r.finish();
+  if (tc.probe_errors && (mc.kind != "shallow_attention" || k.kind != "teacher_student_ntk"))
+    r.fail("probe_errors", "needs model.kind = \"shallow_attention\" and task.kind = \"teacher_student_ntk\"");
   for (double b : {tc.beta1, tc.beta2})
     if (b >= 1.0) r.fail(b == tc.beta1 ? "beta1" : "beta2", "must be < 1");
   return c;
@@ -430,7 +433,7 @@ std::string resolved_toml(const RunConfig& c) {
                     {"momentum", t.momentum}, {"beta1", t.beta1}, {"beta2", t.beta2}, {"eps", t.eps},
                     {"weight_decay", t.weight_decay}, {"lr_schedule", t.lr_schedule}, {"warmup", t.warmup},
                     {"min_lr", t.min_lr}, {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
-                    {"eval_batch", t.eval_batch}, {"loss", t.loss}, {"threads", t.threads}};
+                    {"eval_batch", t.eval_batch}, {"loss", t.loss}, {"threads", t.threads}, {"probe_errors", t.probe_errors}};
   if (!t.rho.empty()) {
     toml::array rho;
     for (double v : t.rho) rho.push_back(v);

@@ -16,6 +16,7 @@
 #include "kernels/loss.h"
 #include "models/model.h"
 #include "tasks/task.h"
+#include "train/error_probe.h"
 #include "train/optimizer.h"
 #include "train/projection.h"
 
@@ -267,6 +268,13 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
 
   const auto pc = model->counts();
   nlohmann::ordered_json s;
+  if (tc.probe_errors) {  // paper 3's E2/E3 errors of this width, at initialization
+    const auto e = p3_error_decomposition(cfg, {cfg.model.width}, int(std::min<int64_t>(200, cfg.task.n_val)))[0];
+    s["approx_error_max"] = e.approx_max;
+    s["approx_error_mean"] = e.approx_mean;
+    s["lin_error_max"] = e.lin_max;
+    s["lin_error_mean"] = e.lin_mean;
+  }
   s["status"] = status;
   if (status == "diverged") {
     s["diverged_step"] = diverged_step;

@@ -1,4 +1,4 @@
-#include "analysis/p3_errors.h"
+#include "train/error_probe.h"
 
 #include <cmath>
 
