@@ -82,6 +82,16 @@ TEST(Cli, BadInputExitsTwoWithOneLine) {
     f << "[train]\nsteps = \"many\"\n";
   }
   expect_bad_input("train " + (dir / "typed.toml").string(), "typed.toml: train.steps: expected an integer, got a string");
+  // sweep, report, reproduce, errors
+  expect_bad_input("sweep /nonexistent/spec.toml", "/nonexistent/spec.toml: cannot open experiment spec");
+  expect_bad_input("sweep " + cfg, cfg + ": experiment: a spec needs an [experiment] table");
+  const std::string tiny = std::string(ATTNLAB_SOURCE_DIR) + "/tests/data/tiny_sweep.toml";
+  expect_bad_input("sweep " + tiny + " --shard 3/2 --out " + (dir / "sw").string(), "--shard: '3/2' is not i/N with 0 <= i < N");
+  expect_bad_input("sweep " + tiny + " --scale huge --out " + (dir / "sw2").string(), "scale.huge: no such scale in this spec");
+  expect_bad_input("report /nonexistent/sweep", "/nonexistent/sweep: not a sweep directory (no runs.db) nor a directory of sweeps");
+  expect_bad_input("reproduce --only p9", "--only: 'p9' is not one of p1, p2, p3");
+  expect_bad_input("reproduce --scale medium", "attnlab: error:");
+  expect_bad_input("errors " + cfg, "model.kind: the error decomposition is for shallow_attention");
 }
 
 TEST(Cli, HelpExitsZero) {
@@ -115,4 +125,18 @@ TEST(Cli, TrainWritesItsFilesAndIsDeterministic) {
   fs::remove_all(c);
   ASSERT_EQ(run("train " + (a / "config.toml").string() + " --out " + c.string()).status, 0);
   EXPECT_EQ(ma, without_wall((c / "metrics.jsonl").string()));
+}
+
+TEST(Cli, ADivergingRunIsMarkedWithItsStepAndReason) {
+  const fs::path d = fs::temp_directory_path() / "attnlab_diverge";
+  fs::remove_all(d);
+  const Result r = run("train " + example() + " train.optimizer=sgd train.lr=1e4 train.steps=50 task.n_val=32 --out " + d.string());
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::ifstream f(d / "summary.json");
+  const auto s = nlohmann::json::parse(f);
+  EXPECT_EQ(s["status"], "diverged");
+  EXPECT_TRUE(s.contains("diverged_step"));
+  EXPECT_LT(s["diverged_step"].get<int>(), 50);
+  EXPECT_FALSE(s["diverged_reason"].get<std::string>().empty());
+  EXPECT_FALSE(fs::exists(d / "model.safetensors"));
 }

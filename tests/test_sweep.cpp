@@ -156,31 +156,40 @@ TEST(Store, TwoSweepsNeverClaimTheSameRun) {
   const auto runs = expand(load_spec(spec_path(), ""));
   const std::string db = (base / "runs.db").string();
   { Store s(db); s.add_runs("tiny_sweep", runs); }
-  // Two processes claim concurrently until nothing is left; their claims must be disjoint.
-  int fds[2][2];
+  // Two live processes claim concurrently until nothing is left; their claims must be
+  // disjoint. They stay alive until the parent has read both (a dead owner's runs would
+  // rightly be claimable again).
+  int fds[2][2], release[2];
+  ASSERT_EQ(pipe(release), 0);
   pid_t pids[2];
   for (int p = 0; p < 2; ++p) {
     ASSERT_EQ(pipe(fds[p]), 0);
     pids[p] = fork();
     if (pids[p] == 0) {
+      close(release[1]);
       Store s(db);
       std::string got;
       while (auto r = s.claim(Store::self_owner(), 0, 1)) got += r->id + "\n";
       (void)!write(fds[p][1], got.data(), got.size());
+      close(fds[p][1]);
+      char c;
+      (void)!read(release[0], &c, 1);  // returns when the parent closes its end
       _exit(0);
     }
     close(fds[p][1]);
   }
+  close(release[0]);
   std::multiset<std::string> claimed;
   for (int p = 0; p < 2; ++p) {
     std::string buf(1 << 16, '\0');
     std::string all;
     ssize_t n;
     while ((n = read(fds[p][0], buf.data(), buf.size())) > 0) all.append(buf.data(), size_t(n));
-    waitpid(pids[p], nullptr, 0);
     std::istringstream ss(all);
     for (std::string l; std::getline(ss, l);) claimed.insert(l);
   }
+  close(release[1]);
+  for (int p = 0; p < 2; ++p) waitpid(pids[p], nullptr, 0);
   EXPECT_EQ(claimed.size(), runs.size());
   for (const auto& r : runs) EXPECT_EQ(claimed.count(r.id), 1u) << r.id;
   fs::remove_all(base);

@@ -24,7 +24,10 @@ std::string eta_text(double s) {
 
 std::function<void(const SweepProgress&)> sweep_progress_printer(const std::string& name) {
   const bool tty = isatty(fileno(stderr));
-  return [tty, name](const SweepProgress& p) {
+  auto last_done = std::make_shared<int>(-1);
+  return [tty, name, last_done](const SweepProgress& p) {
+    if (!tty && p.done == *last_done) return;  // in a log: one line per finished run
+    *last_done = p.done;
     const std::string line = fmt::format("{}: {}/{} runs done, {} running{}{}, {} elapsed, ETA {}{}", name, p.done, p.total,
                                          p.running, p.diverged ? fmt::format(", {} diverged", p.diverged) : "",
                                          p.failed ? fmt::format(", {} failed", p.failed) : "", eta_text(p.elapsed_s),

@@ -184,7 +184,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   if (!metrics) throw UserError(out.dir + "/metrics.jsonl: cannot write");
 
   const auto t0 = Clock::now();
-  double max_gnorm = 0;
+  double max_gnorm = 0, first_loss = 0;
   double train_time = 0, window_loss = 0, last_train = NAN, last_val = NAN, min_val = INFINITY, min_train = INFINITY, target_var = 0;
   int64_t window_n = 0, step = 0;
   std::string status = "completed", reason;
@@ -205,10 +205,14 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     }
     const double loss = runner.run(b, true);
     const double gnorm = global_norm(arena.grad());
-    if (!std::isfinite(loss) || !std::isfinite(gnorm)) {
+    if (step == 0) first_loss = loss;
+    const bool exploded = loss > 1.0 && loss > 1e4 * first_loss;
+    if (!std::isfinite(loss) || !std::isfinite(gnorm) || exploded) {
       status = "diverged";
       diverged_step = step;
-      reason = !std::isfinite(loss) ? "training loss is not finite" : "gradient norm is not finite";
+      reason = !std::isfinite(loss) ? "training loss is not finite"
+               : exploded           ? "training loss exploded (above 1 and 1e4 times the first step's)"
+                                    : "gradient norm is not finite";
       break;
     }
     max_gnorm = std::max(max_gnorm, gnorm);
