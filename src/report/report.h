@@ -1,0 +1,18 @@
+#pragma once
+// The report of one or more sweeps: OUT/index.html (one page, offline), per experiment its
+// description, figures (SVG + CSV), claims table and runs table; a summary of every claim and
+// the environment at the top; OUT/claims.json with one object per claim.
+#include <string>
+#include <vector>
+
+#include "analysis/claims.h"
+
+namespace attnlab {
+
+// Each input is a sweep directory (with runs.db) or a directory holding sweep directories.
+std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, const std::string& out);
+
+// A plain-text table of claims for the terminal.
+std::string claims_table(const std::vector<ClaimResult>& claims);
+
+}  // namespace attnlab
