@@ -7,6 +7,18 @@
 
 namespace attnlab {
 
+// Cephes' expf polynomial: e^r for |r| <= ln2/2, for float or a float vector type.
+template <class V>
+inline V exp_poly(V r) {
+  const V z = r * r;
+  V y = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  return y * z + r + 1.0f;
+}
+
 // Vectorizes only where the file is compiled with -ffinite-math-only -fno-signed-zeros (set
 // per file in CMakeLists.txt): GCC then turns the clamps into vmaxps/vminps. std::floor would
 // block vectorization, so floor is a truncation with a branch-free correction.
@@ -18,14 +30,7 @@ inline float fast_exp(float x) {
   n = n > u ? n - 1.0f : n;  // floor(u)
   float r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
-  const float z = r * r;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * z + r + 1.0f;
+  const float y = exp_poly(r);
   const int32_t e = (int32_t(n) + 127) << 23;
   float s;
   __builtin_memcpy(&s, &e, 4);

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/fast_math.h"
+
 namespace attnlab::blocked {
 
 typedef float v16 __attribute__((vector_size(64)));
@@ -28,14 +30,7 @@ inline v16 vexp(v16 x) {
   n = n > u ? n - 1.0f : n;
   v16 r = x - n * 0.693359375f;
   r = r + n * 2.12194440e-4f;
-  const v16 z = r * r;
-  v16 y = splat(1.9875691500e-4f);
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * z + r + 1.0f;
+  const v16 y = exp_poly(r);
   const v16i e = (__builtin_convertvector(n, v16i) + 127) << 23;
   return y * (v16)e;
 }
