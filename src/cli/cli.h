@@ -13,6 +13,8 @@ std::function<int()> add_merge(CLI::App& app);
 // Registers `report` and `reproduce`.
 std::function<int()> add_report(CLI::App& app);
 std::function<int()> add_reproduce(CLI::App& app);
+// Registers `bench` (the reference benchmark set).
+std::function<int()> add_bench(CLI::App& app);
 // Registers `errors` (paper 3's approximation and linearization errors against m).
 std::function<int()> add_errors(CLI::App& app);
 

@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   auto merge = attnlab::cli::add_merge(app);
   auto report = attnlab::cli::add_report(app);
   auto reproduce = attnlab::cli::add_reproduce(app);
+  auto bench = attnlab::cli::add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("merge")) return merge();
     if (app.got_subcommand("report")) return report();
     if (app.got_subcommand("reproduce")) return reproduce();
+    if (app.got_subcommand("bench")) return bench();
   } catch (const attnlab::UserError& e) {
     std::cerr << "\nattnlab: error: " << e.what() << "\n";
     return attnlab::kExitBadInput;

@@ -1,0 +1,198 @@
+#include "train/bench.h"
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "core/error.h"
+#include "kernels/gemm.h"
+#include "kernels/loss.h"
+#include "models/model.h"
+#include "tasks/task.h"
+#include "train/optimizer.h"
+#include "train/trainer.h"
+
+namespace attnlab {
+
+namespace {
+
+// Forward FLOPs of one sequence of the Transformer (causal attention counts (T+1)/2 keys).
+double transformer_forward_flops(const ModelConfig& m, int T) {
+  const double C = m.d_model, Te = (T + 1) / 2.0;
+  double f = 2.0 * m.d_in * C + 2.0 * C * m.d_out;
+  for (int l = 0; l < m.layers; ++l) {
+    const double H = m.heads[l], dk = m.head_dim[l], dv = m.value_dim[l], F = m.ffn[l];
+    f += 2.0 * C * (2 * H * dk + H * dv) + 2.0 * H * dv * C;  // q, k, v, o projections
+    f += 2.0 * Te * H * (dk + dv);                           // scores and P V
+    f += 4.0 * C * F;                                        // FFN
+  }
+  return f * T;
+}
+
+double shallow_forward_flops(const ModelConfig& m, int T) {
+  const double d = m.d_in, n = m.width;
+  return n * (2 * d * d + 4.0 * T * d + 2 * d);
+}
+
+BenchCase transformer_case(const std::string& name, int C, int L, std::vector<int> heads, std::vector<int> dims, int T,
+                           int B) {
+  BenchCase b;
+  b.name = name;
+  RunConfig& c = b.cfg;
+  c.task.kind = "sparse_memory";
+  c.task.seq_len = T;
+  c.task.d_in = 4;
+  c.task.lags = {1, T / 4, T / 2};
+  c.task.n_train = 0;  // fresh samples
+  c.task.n_val = 1;
+  ModelConfig& m = c.model;
+  m.d_model = C;
+  m.layers = L;
+  m.heads = heads;
+  m.head_dim = dims;
+  m.value_dim = dims;
+  m.ffn.assign(size_t(L), 4 * C);
+  m.norm = Norm::layer;
+  m.d_in = 4;
+  m.d_out = 1;
+  m.max_len = T;
+  c.train.batch = B;
+  c.train.optimizer = "adamw";
+  c.train.lr = 1e-4;
+  b.flops_per_step = 3.0 * transformer_forward_flops(m, T) * B;
+  return b;
+}
+
+}  // namespace
+
+std::vector<BenchCase> reference_benchmarks() {
+  std::vector<BenchCase> v;
+  v.push_back(transformer_case("tiny", 64, 2, {4, 4}, {16, 16}, 64, 64));
+  v.push_back(transformer_case("small", 128, 4, {4, 4, 4, 4}, {32, 32, 32, 32}, 256, 32));
+  v.push_back(transformer_case("medium", 256, 4, {8, 8, 8, 8}, {32, 32, 32, 32}, 256, 16));
+  v.push_back(transformer_case("long", 128, 2, {4, 4}, {32, 32}, 1024, 8));
+  v.push_back(transformer_case("hetero", 128, 4, {8, 8, 4, 2}, {16, 16, 8, 8}, 256, 32));
+  BenchCase s;
+  s.name = "shallow";
+  RunConfig& c = s.cfg;
+  c.task.kind = "teacher_student_model";
+  c.task.d_in = 8;
+  c.task.seq_len = 16;
+  c.task.n_train = 4000;
+  c.task.n_val = 1;
+  c.task.teacher_width = 64;
+  c.model.kind = "shallow_attention";
+  c.model.width = 256;
+  c.model.d_in = 8;
+  c.model.max_len = 16;
+  c.train.optimizer = "projected_gd";
+  c.train.batch = 4000;
+  c.train.rho = {3, 3, 3};
+  c.train.lr = 0.03;
+  s.flops_per_step = 3.0 * shallow_forward_flops(c.model, 16) * 4000;
+  v.push_back(s);
+  return v;
+}
+
+// In a child process, like the benchmarks: libgomp does not survive a fork once its thread
+// pool exists, so the parent never runs OpenMP code.
+static double sgemm_gflops_here(int threads) {
+  configure_threads(threads);
+  const int n = 2048;
+  std::vector<float> a(size_t(n) * n, 0.5f), b(size_t(n) * n, 0.25f), c(size_t(n) * n);
+  gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm up
+  double best = 0;
+  for (int r = 0; r < 3; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * n * n * double(n) / s / 1e9);
+  }
+  return best;
+}
+
+double measure_sgemm_gflops(int threads) {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    const double g = sgemm_gflops_here(threads);
+    (void)!write(fds[1], &g, sizeof g);
+    _exit(0);
+  }
+  close(fds[1]);
+  double g = 0;
+  (void)!read(fds[0], &g, sizeof g);
+  close(fds[0]);
+  waitpid(pid, nullptr, 0);
+  return g;
+}
+
+BenchResult run_benchmark(const BenchCase& bc, int warmup, int steps, int threads) {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    double ms = 0;
+    try {
+      configure_threads(threads);
+      const RunConfig& c = bc.cfg;
+      const int B = c.train.batch, T = c.task.seq_len;
+      auto task = make_task(c.task, 1);
+      auto model = make_model<float>(c.model, B);
+      model->init(1);
+      auto opt = make_optimizer(c.train, model->arena.size(), std::vector<uint8_t>(model->arena.size(), 1));
+      std::vector<int64_t> idx(static_cast<size_t>(B));
+      Batch batch;
+      std::vector<float> dy, full;
+      const bool last = task->last_only() && !model->last_only();
+      std::vector<double> times;
+      for (int s = 0; s < warmup + steps; ++s) {
+        for (int j = 0; j < B; ++j) idx[size_t(j)] = c.task.n_train > 0 ? j : int64_t(s) * B + j;
+        if (s == 0 || c.task.n_train == 0) task->fill(Split::train, idx.data(), B, batch);  // data: not timed
+        const auto t0 = std::chrono::steady_clock::now();
+        const float* out = model->forward(batch.x.data(), nullptr, B, T);
+        const int P = model->last_only() ? 1 : T, D = model->out_dim();
+        dy.resize(size_t(B) * P * D);
+        if (last) throw std::logic_error("bench: per-sequence task with a per-position model");
+        mse_forward_backward(dy.data(), out, batch.y.data(), batch.mask.data(), B * P, D);
+        model->arena.zero_grad();
+        model->backward(dy.data());
+        opt->step(model->arena.data(), model->arena.grad(), c.train.lr);
+        const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (s >= warmup) times.push_back(dt);
+      }
+      std::sort(times.begin(), times.end());
+      ms = 1000.0 * times[times.size() / 2];  // median step
+    } catch (const std::exception& e) {
+      ms = -1;
+    }
+    (void)!write(fds[1], &ms, sizeof ms);
+    _exit(0);
+  }
+  close(fds[1]);
+  double ms = -1;
+  (void)!read(fds[0], &ms, sizeof ms);
+  close(fds[0]);
+  int st = 0;
+  struct rusage ru {};
+  wait4(pid, &st, 0, &ru);
+  if (ms <= 0) throw std::runtime_error("benchmark '" + bc.name + "' failed");
+  BenchResult r;
+  r.model = bc.name;
+  r.ms_per_step = ms;
+  r.tokens_per_s = double(bc.cfg.train.batch) * bc.cfg.task.seq_len / (ms / 1000.0);
+  r.gflops = bc.flops_per_step / (ms / 1000.0) / 1e9;
+  r.peak_rss_mb = double(ru.ru_maxrss) / 1024.0;
+  return r;
+}
+
+}  // namespace attnlab

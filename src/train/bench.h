@@ -1,0 +1,31 @@
+#pragma once
+// The reference benchmark set of `attnlab bench`: fixed models trained for a few steps with
+// AdamW and MSE on sparse_memory (the shallow model: full-batch GD on teacher_student_model),
+// each in its own child process so that its peak memory is its own.
+#include <string>
+#include <vector>
+
+#include "core/run_config.h"
+
+namespace attnlab {
+
+struct BenchCase {
+  std::string name;
+  RunConfig cfg;
+  double flops_per_step = 0;  // analytic: 3x the forward pass (forward + backward)
+};
+
+struct BenchResult {
+  std::string model;
+  double tokens_per_s = 0, ms_per_step = 0, gflops = 0, peak_fraction = 0, peak_rss_mb = 0;
+};
+
+// tiny, small, medium, long, hetero, shallow (README, "Benchmarks").
+std::vector<BenchCase> reference_benchmarks();
+// Runs `steps` timed steps (after `warmup`) of one case in a child process. The calling
+// process must not have run OpenMP code yet (libgomp does not survive fork).
+BenchResult run_benchmark(const BenchCase& c, int warmup, int steps, int threads);
+// SGEMM throughput (GFLOP/s) at n = 2048 with the given threads, measured now (in a child).
+double measure_sgemm_gflops(int threads);
+
+}  // namespace attnlab
