@@ -5,9 +5,12 @@
 //   P = softmax(s) over s' <= t,  o_t = sum_s' P[t, s'] v_s'
 // The forward saves P [B, H, T, T] for the backward. This O(T^2)-memory kernel is the
 // reference: a fused, memory-lean kernel replaces it behind the same two functions.
+// Note: when dot_product is false, q and k may be null (the layer has no q/k parameters).
 #include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include "kernels/gemm.h"
 
 namespace attnlab {
 
@@ -18,11 +21,13 @@ struct AttnDims {
 };
 
 // bias: [H, T] table (or nullptr for none). P: [B, H, T, T] saved probabilities.
+// Per (b, h), threads over (b, h): S = scale Q K^T and O = P V are GEMMs (OpenBLAS runs them
+// single-threaded inside our parallel loop); the causal upper triangle is computed and then
+// masked, which costs 2x in the score GEMM but beats scalar loops by far (bench: see README).
 template <class T>
-void attention_forward(T* o, T* P, const T* q, const T* k, const T* v, const T* bias,
-                       const AttnDims& d) {
+void attention_forward(T* o, T* P, const T* q, const T* k, const T* v, const T* bias, const AttnDims& d) {
   const int Tn = d.T, H = d.H, dk = d.dk, dv = d.dv;
-  const size_t qs = size_t(H) * dk, vs = size_t(H) * dv;
+  const int qs = H * dk, vs = H * dv;
 #pragma omp parallel for schedule(static)
   for (int bh = 0; bh < d.B * H; ++bh) {
     const int b = bh / H, h = bh % H;
@@ -30,19 +35,14 @@ void attention_forward(T* o, T* P, const T* q, const T* k, const T* v, const T* 
     const T* kb = k + size_t(b) * Tn * qs + size_t(h) * dk;
     const T* vb = v + size_t(b) * Tn * vs + size_t(h) * dv;
     T* ob = o + size_t(b) * Tn * vs + size_t(h) * dv;
+    T* S = P + size_t(bh) * Tn * Tn;
     const T* bt = bias ? bias + size_t(h) * Tn : nullptr;
+    if (d.dot_product) gemm(false, true, Tn, Tn, dk, T(d.scale), qb, qs, kb, qs, T(0), S, Tn);
     for (int t = 0; t < Tn; ++t) {
-      T* p = P + (size_t(bh) * Tn + t) * Tn;
+      T* p = S + size_t(t) * Tn;
       T mx = -INFINITY;
       for (int s = 0; s <= t; ++s) {
-        T sc = 0;
-        if (d.dot_product) {
-          const T* qt = qb + size_t(t) * qs;
-          const T* ks = kb + size_t(s) * qs;
-#pragma omp simd reduction(+ : sc)
-          for (int i = 0; i < dk; ++i) sc += qt[i] * ks[i];
-          sc *= T(d.scale);
-        }
+        T sc = d.dot_product ? p[s] : T(0);
         if (bt) sc += bt[t - s];
         p[s] = sc;
         mx = std::max(mx, sc);
@@ -55,65 +55,45 @@ void attention_forward(T* o, T* P, const T* q, const T* k, const T* v, const T* 
       const T inv = T(1) / sum;
       for (int s = 0; s <= t; ++s) p[s] *= inv;
       for (int s = t + 1; s < Tn; ++s) p[s] = 0;
-      T* ot = ob + size_t(t) * vs;
-      for (int i = 0; i < dv; ++i) ot[i] = 0;
-      for (int s = 0; s <= t; ++s) {
-        const T* vsr = vb + size_t(s) * vs;
-        const T ps = p[s];
-        for (int i = 0; i < dv; ++i) ot[i] += ps * vsr[i];
-      }
     }
+    gemm(false, false, Tn, dv, Tn, T(1), S, Tn, vb, vs, T(0), ob, vs);
   }
 }
 
 // dq, dk, dv += ...; dbias [H, T] += gradient of the bias table (may be nullptr).
 // work: scratch of size B*H*T (per-(b,h) bias gradients, reduced in a fixed order).
+//   dP = dO V^T;  dV += P^T dO;  dS = P (.) (dP - rowsum(P (.) dP));  dQ += s dS K;  dK += s dS^T Q
 template <class T>
-void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T* P, const T* q,
-                        const T* k, const T* v, const AttnDims& d, std::vector<T>& work) {
+void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T* P, const T* q, const T* k, const T* v,
+                        const AttnDims& d, std::vector<T>& work) {
   const int Tn = d.T, H = d.H, dk = d.dk, dv = d.dv;
-  const size_t qs = size_t(H) * dk, vs = size_t(H) * dv;
+  const int qs = H * dk, vs = H * dv;
   if (dbias) work.assign(size_t(d.B) * H * Tn, T(0));
 #pragma omp parallel
   {
-    std::vector<T> dS(static_cast<size_t>(Tn));
+    std::vector<T> dS(size_t(Tn) * Tn);
 #pragma omp for schedule(static)
     for (int bh = 0; bh < d.B * H; ++bh) {
       const int b = bh / H, h = bh % H;
       const size_t qo = size_t(b) * Tn * qs + size_t(h) * dk;
       const size_t vo = size_t(b) * Tn * vs + size_t(h) * dv;
+      const T* Pb = P + size_t(bh) * Tn * Tn;
       T* wb = dbias ? work.data() + size_t(bh) * Tn : nullptr;
+      gemm(false, true, Tn, Tn, dv, T(1), dout + vo, vs, v + vo, vs, T(0), dS.data(), Tn);      // dP
+      gemm(true, false, Tn, dv, Tn, T(1), Pb, Tn, dout + vo, vs, T(1), dvv + vo, vs);          // dV
       for (int t = 0; t < Tn; ++t) {
-        const T* p = P + (size_t(bh) * Tn + t) * Tn;
-        const T* go = dout + vo + size_t(t) * vs;
+        const T* p = Pb + size_t(t) * Tn;
+        T* g = dS.data() + size_t(t) * Tn;
         T D = 0;
-        for (int s = 0; s <= t; ++s) {
-          const T* vsr = v + vo + size_t(s) * vs;
-          T dp = 0;
-#pragma omp simd reduction(+ : dp)
-          for (int i = 0; i < dv; ++i) dp += go[i] * vsr[i];
-          dS[s] = dp;
-          D += p[s] * dp;
-          T* dvs = dvv + vo + size_t(s) * vs;
-          for (int i = 0; i < dv; ++i) dvs[i] += p[s] * go[i];
-        }
-        for (int s = 0; s <= t; ++s) dS[s] = p[s] * (dS[s] - D);
+        for (int s = 0; s <= t; ++s) D += p[s] * g[s];
+        for (int s = 0; s <= t; ++s) g[s] = p[s] * (g[s] - D);
+        for (int s = t + 1; s < Tn; ++s) g[s] = 0;
         if (wb)
-          for (int s = 0; s <= t; ++s) wb[t - s] += dS[s];
-        if (d.dot_product) {
-          const T sc = T(d.scale);
-          const T* qt = q + qo + size_t(t) * qs;
-          T* dqt = dq + qo + size_t(t) * qs;
-          for (int s = 0; s <= t; ++s) {
-            const T g = dS[s] * sc;
-            const T* ks = k + qo + size_t(s) * qs;
-            T* dks = dkk + qo + size_t(s) * qs;
-            for (int i = 0; i < dk; ++i) {
-              dqt[i] += g * ks[i];
-              dks[i] += g * qt[i];
-            }
-          }
-        }
+          for (int s = 0; s <= t; ++s) wb[t - s] += g[s];
+      }
+      if (d.dot_product) {
+        gemm(false, false, Tn, dk, Tn, T(d.scale), dS.data(), Tn, k + qo, qs, T(1), dq + qo, qs);   // dQ
+        gemm(true, false, Tn, dk, Tn, T(d.scale), dS.data(), Tn, q + qo, qs, T(1), dkk + qo, qs);  // dK
       }
     }
   }
