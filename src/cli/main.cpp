@@ -1,4 +1,5 @@
 // attnlab: the command line. Errors in input exit with status 2 and one line on stderr.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -32,6 +33,11 @@ void ensure_blas_coretype(char** argv) {
 
 int main(int argc, char** argv) {
   ensure_blas_coretype(argv);
+  // Keep freed memory in the process: without this, glibc returns every large temporary to
+  // the kernel (mmap/munmap and trims), and the page faults of refilling it were ~10% of a
+  // medium training step (perf). The same settings are given to PyTorch in comparisons.
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
   CLI::App app{"attnlab: a laboratory for the theory of Transformers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(ATTNLAB_VERSION) + " (" + ATTNLAB_COMMIT + ")");

@@ -6,6 +6,8 @@
 // The forward saves P [B, H, T, T] for the backward. This O(T^2)-memory kernel is the
 // reference: a fused, memory-lean kernel replaces it behind the same two functions.
 // Note: when dot_product is false, q and k may be null (the layer has no q/k parameters).
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -61,17 +63,20 @@ void attention_forward(T* o, T* P, const T* q, const T* k, const T* v, const T* 
 }
 
 // dq, dk, dv += ...; dbias [H, T] += gradient of the bias table (may be nullptr).
-// work: scratch of size B*H*T (per-(b,h) bias gradients, reduced in a fixed order).
+// work: scratch, resized here to B*H*T (per-(b,h) bias gradients, reduced in a fixed order)
+// plus T*T per thread (dP, then dS); kept by the caller so that no step allocates.
 //   dP = dO V^T;  dV += P^T dO;  dS = P (.) (dP - rowsum(P (.) dP));  dQ += s dS K;  dK += s dS^T Q
 template <class T>
 void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T* P, const T* q, const T* k, const T* v,
                         const AttnDims& d, std::vector<T>& work) {
   const int Tn = d.T, H = d.H, dk = d.dk, dv = d.dv;
   const int qs = H * dk, vs = H * dv;
-  if (dbias) work.assign(size_t(d.B) * H * Tn, T(0));
+  const size_t nb = size_t(d.B) * H * Tn, tt = size_t(Tn) * Tn;
+  work.resize(nb + size_t(omp_get_max_threads()) * tt);
+  if (dbias) std::fill(work.begin(), work.begin() + std::ptrdiff_t(nb), T(0));
 #pragma omp parallel
   {
-    std::vector<T> dS(size_t(Tn) * Tn);
+    T* dS = work.data() + nb + size_t(omp_get_thread_num()) * tt;
 #pragma omp for schedule(static)
     for (int bh = 0; bh < d.B * H; ++bh) {
       const int b = bh / H, h = bh % H;
@@ -79,11 +84,11 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
       const size_t vo = size_t(b) * Tn * vs + size_t(h) * dv;
       const T* Pb = P + size_t(bh) * Tn * Tn;
       T* wb = dbias ? work.data() + size_t(bh) * Tn : nullptr;
-      gemm(false, true, Tn, Tn, dv, T(1), dout + vo, vs, v + vo, vs, T(0), dS.data(), Tn);      // dP
+      gemm(false, true, Tn, Tn, dv, T(1), dout + vo, vs, v + vo, vs, T(0), dS, Tn);             // dP
       gemm(true, false, Tn, dv, Tn, T(1), Pb, Tn, dout + vo, vs, T(1), dvv + vo, vs);          // dV
       for (int t = 0; t < Tn; ++t) {
         const T* p = Pb + size_t(t) * Tn;
-        T* g = dS.data() + size_t(t) * Tn;
+        T* g = dS + size_t(t) * Tn;
         T D = 0;
         for (int s = 0; s <= t; ++s) D += p[s] * g[s];
         for (int s = 0; s <= t; ++s) g[s] = p[s] * (g[s] - D);
@@ -92,8 +97,8 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
           for (int s = 0; s <= t; ++s) wb[t - s] += g[s];
       }
       if (d.dot_product) {
-        gemm(false, false, Tn, dk, Tn, T(d.scale), dS.data(), Tn, k + qo, qs, T(1), dq + qo, qs);   // dQ
-        gemm(true, false, Tn, dk, Tn, T(d.scale), dS.data(), Tn, q + qo, qs, T(1), dkk + qo, qs);  // dK
+        gemm(false, false, Tn, dk, Tn, T(d.scale), dS, Tn, k + qo, qs, T(1), dq + qo, qs);   // dQ
+        gemm(true, false, Tn, dk, Tn, T(d.scale), dS, Tn, q + qo, qs, T(1), dkk + qo, qs);  // dK
       }
     }
   }
