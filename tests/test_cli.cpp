@@ -140,3 +140,25 @@ TEST(Cli, ADivergingRunIsMarkedWithItsStepAndReason) {
   EXPECT_FALSE(s["diverged_reason"].get<std::string>().empty());
   EXPECT_FALSE(fs::exists(d / "model.safetensors"));
 }
+
+TEST(Cli, BenchWritesItsJsonContract) {
+  const fs::path j = fs::temp_directory_path() / "attnlab_bench.json";
+  fs::remove(j);
+  const Result r = run("bench --only tiny,shallow --steps 1 --json " + j.string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream f(j);
+  const auto a = nlohmann::json::parse(f);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0]["model"], "tiny");
+  EXPECT_EQ(a[1]["model"], "shallow");
+  for (const auto& m : a) {
+    for (const char* k : {"tokens_per_s", "ms_per_step", "gflops", "peak_fraction", "peak_rss_mb"}) {
+      ASSERT_TRUE(m.contains(k)) << k;
+      EXPECT_GT(m[k].get<double>(), 0.0) << k;
+    }
+    // tokens/s and ms/step describe the same step
+    const double tokens = m["model"] == "tiny" ? 64.0 * 64 : 4000.0 * 16;
+    EXPECT_NEAR(m["tokens_per_s"].get<double>() * m["ms_per_step"].get<double>() / 1000.0, tokens, tokens * 1e-6);
+  }
+  expect_bad_input("bench --only huge", "--only: 'huge' is not a reference model");
+}
