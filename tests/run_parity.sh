@@ -14,6 +14,7 @@ configs=(
   "model.rpe=log model.norm=rms model.ffn_activation=tanh model.heads=[8,2] model.head_dim=[2,16]"
   "model.dot_product=false model.rpe=t5 model.norm=none model.score_scale=0.5 task.readout=mlp"
   "model.rpe=log model.dot_product=true model.score_scale=0.3 model.pos=sinusoidal model.layers=1 --tokens 13"
+  "task.seq_len=150 model.rpe=t5 model.heads=[2,4] model.head_dim=[8,4]"
 )
 pass=0; fail=0
 for i in "${!configs[@]}"; do

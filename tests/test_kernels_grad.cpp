@@ -122,41 +122,44 @@ TEST(KernelForward, PositionalBiasFormulas) {
   EXPECT_EQ(t5_bucket(1000, 32, 128), 31);
 }
 
-// Attention: every bias kind, with and without the dot product, d_v != d_k.
+// Attention: with and without the dot product and the bias, d_v != d_k, and a length that
+// spans several tiles (online softmax across tiles, a partial last tile).
 TEST(KernelGrad, Attention) {
-  for (bool dp : {true, false})
-    for (bool with_bias : {false, true}) {
-      AttnDims d;
-      d.B = 2; d.T = 6; d.H = 3; d.dk = 4; d.dv = 5; d.scale = 0.37; d.dot_product = dp;
-      const size_t nq = size_t(d.B) * d.T * d.H * d.dk, nv = size_t(d.B) * d.T * d.H * d.dv;
-      auto q = randn(nq, 20), k = randn(nq, 21), v = randn(nv, 22), R = randn(nv, 23), bias = randn(d.H * d.T, 24);
-      std::vector<double> o(nv), P(size_t(d.B) * d.H * d.T * d.T);
-      auto loss = [&] {
-        attention_forward(o.data(), P.data(), q.data(), k.data(), v.data(), with_bias ? bias.data() : nullptr, d);
-        return dot(o, R);
-      };
-      loss();
-      std::vector<double> dq(nq), dk(nq), dv(nv), db(bias.size()), work;
-      attention_backward(dq.data(), dk.data(), dv.data(), with_bias ? db.data() : nullptr, R.data(), P.data(), q.data(),
-                         k.data(), v.data(), d, work);
-      const std::string tag = std::string(dp ? "dp" : "nodp") + (with_bias ? "+bias" : "");
-      if (dp) {
-        expect_grad_close("attention dq " + tag, q, dq, loss, 1e-5, 200);
-        expect_grad_close("attention dk " + tag, k, dk, loss, 1e-5, 200);
+  for (int Tn : {6, 2 * kAttnTile + 11})
+    for (bool dp : {true, false})
+      for (bool with_bias : {false, true}) {
+        AttnDims d;
+        d.B = 2; d.T = Tn; d.H = 3; d.dk = 4; d.dv = 5; d.scale = 0.37; d.dot_product = dp;
+        const size_t nq = size_t(d.B) * d.T * d.H * d.dk, nv = size_t(d.B) * d.T * d.H * d.dv;
+        auto q = randn(nq, 20), k = randn(nq, 21), v = randn(nv, 22), R = randn(nv, 23), bias = randn(d.H * d.T, 24);
+        std::vector<double> o(nv), lse(size_t(d.B) * d.H * d.T), work;
+        auto loss = [&] {
+          attention_forward(o.data(), lse.data(), q.data(), k.data(), v.data(), with_bias ? bias.data() : nullptr, d, work);
+          return dot(o, R);
+        };
+        loss();
+        std::vector<double> dq(nq), dk(nq), dv(nv), db(bias.size());
+        attention_backward(dq.data(), dk.data(), dv.data(), with_bias ? db.data() : nullptr, R.data(), o.data(), lse.data(),
+                           q.data(), k.data(), v.data(), with_bias ? bias.data() : nullptr, d, work);
+        const std::string tag = "T=" + std::to_string(Tn) + (dp ? " dp" : " nodp") + (with_bias ? "+bias" : "");
+        if (dp) {
+          expect_grad_close("attention dq " + tag, q, dq, loss, 1e-5, 120);
+          expect_grad_close("attention dk " + tag, k, dk, loss, 1e-5, 120);
+        }
+        expect_grad_close("attention dv " + tag, v, dv, loss, 1e-5, 120);
+        if (with_bias) expect_grad_close("attention dbias " + tag, bias, db, loss, 1e-5, 120);
       }
-      expect_grad_close("attention dv " + tag, v, dv, loss, 1e-5, 200);
-      if (with_bias) expect_grad_close("attention dbias " + tag, bias, db, loss, 1e-5, 200);
-    }
 }
 
-// The attention forward against a direct evaluation of the formula, including causality.
+// The attention forward against a direct evaluation of the formula, including causality,
+// at a length spanning several tiles.
 TEST(KernelForward, AttentionMatchesFormula) {
   AttnDims d;
-  d.B = 1; d.T = 5; d.H = 2; d.dk = 3; d.dv = 2; d.scale = 0.5;
-  const size_t nq = d.T * d.H * d.dk, nv = d.T * d.H * d.dv;
+  d.B = 1; d.T = kAttnTile + 37; d.H = 2; d.dk = 3; d.dv = 2; d.scale = 0.5;
+  const size_t nq = size_t(d.T) * d.H * d.dk, nv = size_t(d.T) * d.H * d.dv;
   auto q = randn(nq, 30), k = randn(nq, 31), v = randn(nv, 32), bias = randn(d.H * d.T, 33);
-  std::vector<double> o(nv), P(d.H * d.T * d.T);
-  attention_forward(o.data(), P.data(), q.data(), k.data(), v.data(), bias.data(), d);
+  std::vector<double> o(nv), lse(size_t(d.H) * d.T), work;
+  attention_forward(o.data(), lse.data(), q.data(), k.data(), v.data(), bias.data(), d, work);
   for (int h = 0; h < d.H; ++h)
     for (int t = 0; t < d.T; ++t) {
       std::vector<double> w(t + 1);
@@ -167,6 +170,7 @@ TEST(KernelForward, AttentionMatchesFormula) {
         w[s] = std::exp(0.5 * sc + bias[h * d.T + t - s]);
         z += w[s];
       }
+      EXPECT_NEAR(lse[h * d.T + t], std::log(z), 1e-12);
       for (int i = 0; i < d.dv; ++i) {
         double ref = 0;
         for (int s = 0; s <= t; ++s) ref += w[s] / z * v[s * d.H * d.dv + h * d.dv + i];

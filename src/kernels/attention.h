@@ -1,11 +1,12 @@
-#pragma once
-// Causal multi-head attention over projected q, k, v (reference kernel).
+// Causal multi-head attention over projected q, k, v, tiled with an online softmax so that
+// memory is O(T) per head (FlashAttention, Dao et al. 2022):
 //   q, k: [B, T, H*dk]  v: [B, T, H*dv]  o: [B, T, H*dv]   head h = columns h*d .. (h+1)*d-1
 //   s[t, s'] = scale * <q_t, k_s'> (if dot_product) + bias[h][t - s'],  s' <= t
 //   P = softmax(s) over s' <= t,  o_t = sum_s' P[t, s'] v_s'
-// The forward saves P [B, H, T, T] for the backward. This O(T^2)-memory kernel is the
-// reference: a fused, memory-lean kernel replaces it behind the same two functions.
-// Note: when dot_product is false, q and k may be null (the layer has no q/k parameters).
+// The forward saves only the log-sum-exp of every row, lse [B, H, T]; the backward
+// recomputes P tile by tile. Tile products are GEMMs (OpenBLAS runs them single-threaded
+// inside our parallel loop over (b, h)); tiles above the diagonal are skipped and the
+// diagonal tile is masked. When dot_product is false, q and k may be null.
 #include <omp.h>
 
 #include <algorithm>
@@ -22,83 +23,140 @@ struct AttnDims {
   bool dot_product = true;
 };
 
-// bias: [H, T] table (or nullptr for none). P: [B, H, T, T] saved probabilities.
-// Per (b, h), threads over (b, h): S = scale Q K^T and O = P V are GEMMs (OpenBLAS runs them
-// single-threaded inside our parallel loop); the causal upper triangle is computed and then
-// masked, which costs 2x in the score GEMM but beats scalar loops by far (bench: see README).
+constexpr int kAttnTile = 64;  // query and key tile (equal and aligned: every row of a tile has a valid key)
+
+namespace detail {
+// Scores of the tile (rows q0.., keys k0..) into S [nq, nk]: GEMM, bias, causal mask (-inf).
 template <class T>
-void attention_forward(T* o, T* P, const T* q, const T* k, const T* v, const T* bias, const AttnDims& d) {
-  const int Tn = d.T, H = d.H, dk = d.dk, dv = d.dv;
-  const int qs = H * dk, vs = H * dv;
-#pragma omp parallel for schedule(static)
-  for (int bh = 0; bh < d.B * H; ++bh) {
-    const int b = bh / H, h = bh % H;
-    const T* qb = q + size_t(b) * Tn * qs + size_t(h) * dk;
-    const T* kb = k + size_t(b) * Tn * qs + size_t(h) * dk;
-    const T* vb = v + size_t(b) * Tn * vs + size_t(h) * dv;
-    T* ob = o + size_t(b) * Tn * vs + size_t(h) * dv;
-    T* S = P + size_t(bh) * Tn * Tn;
-    const T* bt = bias ? bias + size_t(h) * Tn : nullptr;
-    if (d.dot_product) gemm(false, true, Tn, Tn, dk, T(d.scale), qb, qs, kb, qs, T(0), S, Tn);
-    for (int t = 0; t < Tn; ++t) {
-      T* p = S + size_t(t) * Tn;
-      T mx = -INFINITY;
-      for (int s = 0; s <= t; ++s) {
-        T sc = d.dot_product ? p[s] : T(0);
-        if (bt) sc += bt[t - s];
-        p[s] = sc;
-        mx = std::max(mx, sc);
-      }
-      T sum = 0;
-      for (int s = 0; s <= t; ++s) {
-        p[s] = std::exp(p[s] - mx);
-        sum += p[s];
-      }
-      const T inv = T(1) / sum;
-      for (int s = 0; s <= t; ++s) p[s] *= inv;
-      for (int s = t + 1; s < Tn; ++s) p[s] = 0;
+inline void score_tile(T* S, const T* qb, const T* kb, const T* bt, int q0, int nq, int k0, int nk, int qs,
+                       const AttnDims& d) {
+  if (d.dot_product) gemm(false, true, nq, nk, d.dk, T(d.scale), qb + size_t(q0) * qs, qs, kb + size_t(k0) * qs, qs, T(0), S, nk);
+  else std::fill(S, S + size_t(nq) * nk, T(0));
+  for (int i = 0; i < nq; ++i) {
+    const int t = q0 + i;
+    T* row = S + size_t(i) * nk;
+    for (int j = 0; j < nk; ++j) {
+      const int s2 = k0 + j;
+      if (s2 > t) row[j] = -INFINITY;
+      else if (bt) row[j] += bt[t - s2];
     }
-    gemm(false, false, Tn, dv, Tn, T(1), S, Tn, vb, vs, T(0), ob, vs);
+  }
+}
+}  // namespace detail
+
+// bias: [H, T] table (or nullptr for none). lse: [B, H, T] saved row log-sum-exps.
+// work: scratch kept by the caller (no allocation per step once it is large enough).
+template <class T>
+void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T* bias, const AttnDims& d,
+                       std::vector<T>& work) {
+  const int Tn = d.T, H = d.H, dv = d.dv, BT = kAttnTile;
+  const int qs = H * d.dk, vs = H * dv;
+  const size_t per = size_t(BT) * BT + 3 * size_t(BT);
+  if (work.size() < per * size_t(omp_get_max_threads())) work.resize(per * size_t(omp_get_max_threads()));
+#pragma omp parallel
+  {
+    T* S = work.data() + per * size_t(omp_get_thread_num());
+    T* m = S + size_t(BT) * BT;
+    T* l = m + BT;
+#pragma omp for schedule(dynamic, 1)
+    for (int bh = 0; bh < d.B * H; ++bh) {
+      const int b = bh / H, h = bh % H;
+      const T* qb = q ? q + size_t(b) * Tn * qs + size_t(h) * d.dk : nullptr;
+      const T* kb = k ? k + size_t(b) * Tn * qs + size_t(h) * d.dk : nullptr;
+      const T* vb = v + size_t(b) * Tn * vs + size_t(h) * dv;
+      T* ob = o + size_t(b) * Tn * vs + size_t(h) * dv;
+      const T* bt = bias ? bias + size_t(h) * Tn : nullptr;
+      for (int q0 = 0; q0 < Tn; q0 += BT) {
+        const int nq = std::min(BT, Tn - q0);
+        for (int i = 0; i < nq; ++i) {
+          m[i] = -INFINITY;
+          l[i] = 0;
+          std::fill(ob + size_t(q0 + i) * vs, ob + size_t(q0 + i) * vs + dv, T(0));
+        }
+        for (int k0 = 0; k0 < q0 + nq; k0 += BT) {
+          const int nk = std::min(BT, Tn - k0);
+          detail::score_tile(S, qb, kb, bt, q0, nq, k0, nk, qs, d);
+          for (int i = 0; i < nq; ++i) {
+            T* row = S + size_t(i) * nk;
+            T mx = m[i];
+            for (int j = 0; j < nk; ++j) mx = std::max(mx, row[j]);
+            const T alpha = std::exp(m[i] - mx);  // exp(-inf) = 0 on the first tile
+            T sum = 0;
+            for (int j = 0; j < nk; ++j) {
+              row[j] = std::exp(row[j] - mx);
+              sum += row[j];
+            }
+            l[i] = l[i] * alpha + sum;
+            m[i] = mx;
+            T* orow = ob + size_t(q0 + i) * vs;
+            for (int c = 0; c < dv; ++c) orow[c] *= alpha;
+          }
+          gemm(false, false, nq, dv, nk, T(1), S, nk, vb + size_t(k0) * vs, vs, T(1), ob + size_t(q0) * vs, vs);
+        }
+        for (int i = 0; i < nq; ++i) {
+          T* orow = ob + size_t(q0 + i) * vs;
+          const T inv = T(1) / l[i];
+          for (int c = 0; c < dv; ++c) orow[c] *= inv;
+          lse[size_t(bh) * Tn + q0 + i] = m[i] + std::log(l[i]);
+        }
+      }
+    }
   }
 }
 
-// dq, dk, dv += ...; dbias [H, T] += gradient of the bias table (may be nullptr).
-// work: scratch, resized here to B*H*T (per-(b,h) bias gradients, reduced in a fixed order)
-// plus T*T per thread (dP, then dS); kept by the caller so that no step allocates.
-//   dP = dO V^T;  dV += P^T dO;  dS = P (.) (dP - rowsum(P (.) dP));  dQ += s dS K;  dK += s dS^T Q
+// dq, dk, dv += ...; dbias [H, T] += gradient of the bias table (may be nullptr); bias is the
+// forward's table (or nullptr), o the forward's output. Per tile: P = exp(S - lse); dP = dO V^T; dV += P^T dO;
+// dS = P (.) (dP - D), D_t = <dO_t, o_t>; dQ += s dS K; dK += s dS^T Q; dbias[t - s'] += dS.
 template <class T>
-void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T* P, const T* q, const T* k, const T* v,
-                        const AttnDims& d, std::vector<T>& work) {
-  const int Tn = d.T, H = d.H, dk = d.dk, dv = d.dv;
-  const int qs = H * dk, vs = H * dv;
-  const size_t nb = size_t(d.B) * H * Tn, tt = size_t(Tn) * Tn;
-  work.resize(nb + size_t(omp_get_max_threads()) * tt);
+void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T* o, const T* lse, const T* q, const T* k,
+                        const T* v, const T* bias, const AttnDims& d, std::vector<T>& work) {
+  const int Tn = d.T, H = d.H, dv = d.dv, BT = kAttnTile;
+  const int qs = H * d.dk, vs = H * dv;
+  const size_t nb = size_t(d.B) * H * Tn, per = 2 * size_t(BT) * BT + size_t(Tn);
+  work.resize(nb + per * size_t(omp_get_max_threads()));
   if (dbias) std::fill(work.begin(), work.begin() + std::ptrdiff_t(nb), T(0));
 #pragma omp parallel
   {
-    T* dS = work.data() + nb + size_t(omp_get_thread_num()) * tt;
-#pragma omp for schedule(static)
+    T* S = work.data() + nb + per * size_t(omp_get_thread_num());
+    T* dP = S + size_t(BT) * BT;
+    T* D = dP + size_t(BT) * BT;
+#pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < d.B * H; ++bh) {
       const int b = bh / H, h = bh % H;
-      const size_t qo = size_t(b) * Tn * qs + size_t(h) * dk;
+      const size_t qo = size_t(b) * Tn * qs + size_t(h) * d.dk;
       const size_t vo = size_t(b) * Tn * vs + size_t(h) * dv;
-      const T* Pb = P + size_t(bh) * Tn * Tn;
+      const T* qb = q ? q + qo : nullptr;
+      const T* kb = k ? k + qo : nullptr;
+      const T* bt = bias ? bias + size_t(h) * Tn : nullptr;
+      const T* L = lse + size_t(bh) * Tn;
       T* wb = dbias ? work.data() + size_t(bh) * Tn : nullptr;
-      gemm(false, true, Tn, Tn, dv, T(1), dout + vo, vs, v + vo, vs, T(0), dS, Tn);             // dP
-      gemm(true, false, Tn, dv, Tn, T(1), Pb, Tn, dout + vo, vs, T(1), dvv + vo, vs);          // dV
       for (int t = 0; t < Tn; ++t) {
-        const T* p = Pb + size_t(t) * Tn;
-        T* g = dS + size_t(t) * Tn;
-        T D = 0;
-        for (int s = 0; s <= t; ++s) D += p[s] * g[s];
-        for (int s = 0; s <= t; ++s) g[s] = p[s] * (g[s] - D);
-        for (int s = t + 1; s < Tn; ++s) g[s] = 0;
-        if (wb)
-          for (int s = 0; s <= t; ++s) wb[t - s] += g[s];
+        const T* go = dout + vo + size_t(t) * vs;
+        const T* ot = o + vo + size_t(t) * vs;
+        T s = 0;
+        for (int c = 0; c < dv; ++c) s += go[c] * ot[c];
+        D[t] = s;
       }
-      if (d.dot_product) {
-        gemm(false, false, Tn, dk, Tn, T(d.scale), dS, Tn, k + qo, qs, T(1), dq + qo, qs);   // dQ
-        gemm(true, false, Tn, dk, Tn, T(d.scale), dS, Tn, q + qo, qs, T(1), dkk + qo, qs);  // dK
+      for (int q0 = 0; q0 < Tn; q0 += BT) {
+        const int nq = std::min(BT, Tn - q0);
+        for (int k0 = 0; k0 < q0 + nq; k0 += BT) {
+          const int nk = std::min(BT, Tn - k0);
+          detail::score_tile(S, qb, kb, bt, q0, nq, k0, nk, qs, d);
+          for (int i = 0; i < nq; ++i)
+            for (int j = 0; j < nk; ++j) S[size_t(i) * nk + j] = std::exp(S[size_t(i) * nk + j] - L[q0 + i]);
+          gemm(false, true, nq, nk, dv, T(1), dout + vo + size_t(q0) * vs, vs, v + vo + size_t(k0) * vs, vs, T(0), dP, nk);
+          gemm(true, false, nk, dv, nq, T(1), S, nk, dout + vo + size_t(q0) * vs, vs, T(1), dvv + vo + size_t(k0) * vs, vs);
+          for (int i = 0; i < nq; ++i)
+            for (int j = 0; j < nk; ++j) {
+              T& g = dP[size_t(i) * nk + j];
+              g = S[size_t(i) * nk + j] * (g - D[q0 + i]);
+              if (wb && k0 + j <= q0 + i) wb[q0 + i - k0 - j] += g;
+            }
+          if (d.dot_product) {
+            gemm(false, false, nq, d.dk, nk, T(d.scale), dP, nk, k + qo + size_t(k0) * qs, qs, T(1), dq + qo + size_t(q0) * qs, qs);
+            gemm(true, false, nk, d.dk, nq, T(d.scale), dP, nk, q + qo + size_t(q0) * qs, qs, T(1), dkk + qo + size_t(k0) * qs, qs);
+          }
+        }
       }
     }
   }

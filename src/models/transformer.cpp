@@ -85,7 +85,7 @@ Transformer<T>::Transformer(const ModelConfig& cfg, int max_batch) : cfg_(cfg), 
     a.n1.resize(N * C); a.n1_mean.resize(N); a.n1_rstd.resize(N);
     if (cfg.dot_product) { a.q.resize(N * qd); a.k.resize(N * qd); }
     a.v.resize(N * vd);
-    a.P.resize(size_t(max_batch) * H * Tn * Tn);
+    a.lse.resize(size_t(max_batch) * H * Tn);
     a.att.resize(N * vd);
     a.h_mid.resize(N * C);
     a.bias.resize(H * Tn);
@@ -216,8 +216,8 @@ const T* Transformer<T>::forward(const T* x, const int* tokens, int B, int Tn) {
     const bool has_bias = cfg_.rpe != Rpe::none;
     if (has_bias) posbias_forward(a.bias.data(), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
                                   id.rpe >= 0 ? arena.p(id.rpe) : nullptr, d.H, Tn);
-    attention_forward(a.att.data(), a.P.data(), a.q.data(), a.k.data(), a.v.data(),
-                      has_bias ? a.bias.data() : nullptr, d);
+    attention_forward(a.att.data(), a.lse.data(), cfg_.dot_product ? a.q.data() : nullptr,
+                      cfg_.dot_product ? a.k.data() : nullptr, a.v.data(), has_bias ? a.bias.data() : nullptr, d, work_);
     // h_mid = h_in + att Wo^T + bo
     linear_forward(a.h_mid.data(), a.att.data(), arena.p(id.ow), arena.p(id.ob), N, vd, C);
     for (size_t i = 0; i < size_t(N) * C; ++i) a.h_mid[i] += a.h_in[i];
@@ -270,8 +270,9 @@ void Transformer<T>::backward(const T* dyhat) {
     if (cfg_.dot_product) { zero(dq_, size_t(N) * qd); zero(dk_, size_t(N) * qd); }
     const bool has_bias = cfg_.rpe != Rpe::none;
     if (has_bias) zero(dbias_, size_t(d.H) * Tn);
-    attention_backward(dq_.data(), dk_.data(), dv_.data(), has_bias ? dbias_.data() : nullptr, datt_.data(), a.P.data(),
-                       a.q.data(), a.k.data(), a.v.data(), d, work_);
+    attention_backward(dq_.data(), dk_.data(), dv_.data(), has_bias ? dbias_.data() : nullptr, datt_.data(), a.att.data(),
+                       a.lse.data(), cfg_.dot_product ? a.q.data() : nullptr, cfg_.dot_product ? a.k.data() : nullptr,
+                       a.v.data(), has_bias ? a.bias.data() : nullptr, d, work_);
     if (id.rpe >= 0)
       posbias_backward(arena.g(id.rpe), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
                        dbias_.data(), d.H, Tn);

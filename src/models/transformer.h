@@ -41,7 +41,7 @@ class Transformer : public Model<T> {
     int f1w = -1, f1b = -1, f2w = -1, f2b = -1;
   };
   struct LayerActs {
-    std::vector<T> h_in, n1, n1_mean, n1_rstd, q, k, v, P, att, h_mid, n2, n2_mean, n2_rstd, f1,
+    std::vector<T> h_in, n1, n1_mean, n1_rstd, q, k, v, lse, att, h_mid, n2, n2_mean, n2_rstd, f1,
         f1a, bias;
   };
 
