@@ -7,13 +7,7 @@
 // recomputes P tile by tile. Tile products are GEMMs (OpenBLAS runs them single-threaded
 // inside our parallel loop over (b, h)); tiles above the diagonal are skipped and the
 // diagonal tile is masked. When dot_product is false, q and k may be null.
-#include <omp.h>
-
-#include <algorithm>
-#include <cmath>
 #include <vector>
-
-#include "kernels/gemm.h"
 
 namespace attnlab {
 
@@ -25,145 +19,18 @@ struct AttnDims {
 
 constexpr int kAttnTile = 64;  // query and key tile (equal and aligned: every row of a tile has a valid key)
 
-namespace detail {
-// Scores of the tile (rows q0.., keys k0..) into S [nq, nk]: GEMM, bias, causal mask (-inf).
-template <class T>
-inline void score_tile(T* S, const T* qb, const T* kb, const T* bt, int q0, int nq, int k0, int nk, int qs,
-                       const AttnDims& d) {
-  if (d.dot_product) gemm(false, true, nq, nk, d.dk, T(d.scale), qb + size_t(q0) * qs, qs, kb + size_t(k0) * qs, qs, T(0), S, nk);
-  else std::fill(S, S + size_t(nq) * nk, T(0));
-  for (int i = 0; i < nq; ++i) {
-    const int t = q0 + i;
-    T* row = S + size_t(i) * nk;
-    for (int j = 0; j < nk; ++j) {
-      const int s2 = k0 + j;
-      if (s2 > t) row[j] = -INFINITY;
-      else if (bt) row[j] += bt[t - s2];
-    }
-  }
-}
-}  // namespace detail
-
 // bias: [H, T] table (or nullptr for none). lse: [B, H, T] saved row log-sum-exps.
 // work: scratch kept by the caller (no allocation per step once it is large enough).
 template <class T>
 void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T* bias, const AttnDims& d,
-                       std::vector<T>& work) {
-  const int Tn = d.T, H = d.H, dv = d.dv, BT = kAttnTile;
-  const int qs = H * d.dk, vs = H * dv;
-  const size_t per = size_t(BT) * BT + 3 * size_t(BT);
-  if (work.size() < per * size_t(omp_get_max_threads())) work.resize(per * size_t(omp_get_max_threads()));
-#pragma omp parallel
-  {
-    T* S = work.data() + per * size_t(omp_get_thread_num());
-    T* m = S + size_t(BT) * BT;
-    T* l = m + BT;
-#pragma omp for schedule(dynamic, 1)
-    for (int bh = 0; bh < d.B * H; ++bh) {
-      const int b = bh / H, h = bh % H;
-      const T* qb = q ? q + size_t(b) * Tn * qs + size_t(h) * d.dk : nullptr;
-      const T* kb = k ? k + size_t(b) * Tn * qs + size_t(h) * d.dk : nullptr;
-      const T* vb = v + size_t(b) * Tn * vs + size_t(h) * dv;
-      T* ob = o + size_t(b) * Tn * vs + size_t(h) * dv;
-      const T* bt = bias ? bias + size_t(h) * Tn : nullptr;
-      for (int q0 = 0; q0 < Tn; q0 += BT) {
-        const int nq = std::min(BT, Tn - q0);
-        for (int i = 0; i < nq; ++i) {
-          m[i] = -INFINITY;
-          l[i] = 0;
-          std::fill(ob + size_t(q0 + i) * vs, ob + size_t(q0 + i) * vs + dv, T(0));
-        }
-        for (int k0 = 0; k0 < q0 + nq; k0 += BT) {
-          const int nk = std::min(BT, Tn - k0);
-          detail::score_tile(S, qb, kb, bt, q0, nq, k0, nk, qs, d);
-          for (int i = 0; i < nq; ++i) {
-            T* row = S + size_t(i) * nk;
-            T mx = m[i];
-            for (int j = 0; j < nk; ++j) mx = std::max(mx, row[j]);
-            const T alpha = std::exp(m[i] - mx);  // exp(-inf) = 0 on the first tile
-            T sum = 0;
-            for (int j = 0; j < nk; ++j) {
-              row[j] = std::exp(row[j] - mx);
-              sum += row[j];
-            }
-            l[i] = l[i] * alpha + sum;
-            m[i] = mx;
-            T* orow = ob + size_t(q0 + i) * vs;
-            for (int c = 0; c < dv; ++c) orow[c] *= alpha;
-          }
-          gemm(false, false, nq, dv, nk, T(1), S, nk, vb + size_t(k0) * vs, vs, T(1), ob + size_t(q0) * vs, vs);
-        }
-        for (int i = 0; i < nq; ++i) {
-          T* orow = ob + size_t(q0 + i) * vs;
-          const T inv = T(1) / l[i];
-          for (int c = 0; c < dv; ++c) orow[c] *= inv;
-          lse[size_t(bh) * Tn + q0 + i] = m[i] + std::log(l[i]);
-        }
-      }
-    }
-  }
-}
+                       std::vector<T>& work);
 
 // dq, dk, dv += ...; dbias [H, T] += gradient of the bias table (may be nullptr); bias is the
-// forward's table (or nullptr), o the forward's output. Per tile: P = exp(S - lse); dP = dO V^T; dV += P^T dO;
-// dS = P (.) (dP - D), D_t = <dO_t, o_t>; dQ += s dS K; dK += s dS^T Q; dbias[t - s'] += dS.
+// forward's table (or nullptr), o the forward's output. Per tile: P = exp(S - lse); dP = dO V^T;
+// dV += P^T dO; dS = P (.) (dP - D), D_t = <dO_t, o_t>; dQ += s dS K; dK += s dS^T Q;
+// dbias[t - s'] += dS.
 template <class T>
 void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T* o, const T* lse, const T* q, const T* k,
-                        const T* v, const T* bias, const AttnDims& d, std::vector<T>& work) {
-  const int Tn = d.T, H = d.H, dv = d.dv, BT = kAttnTile;
-  const int qs = H * d.dk, vs = H * dv;
-  const size_t nb = size_t(d.B) * H * Tn, per = 2 * size_t(BT) * BT + size_t(Tn);
-  work.resize(nb + per * size_t(omp_get_max_threads()));
-  if (dbias) std::fill(work.begin(), work.begin() + std::ptrdiff_t(nb), T(0));
-#pragma omp parallel
-  {
-    T* S = work.data() + nb + per * size_t(omp_get_thread_num());
-    T* dP = S + size_t(BT) * BT;
-    T* D = dP + size_t(BT) * BT;
-#pragma omp for schedule(dynamic, 1)
-    for (int bh = 0; bh < d.B * H; ++bh) {
-      const int b = bh / H, h = bh % H;
-      const size_t qo = size_t(b) * Tn * qs + size_t(h) * d.dk;
-      const size_t vo = size_t(b) * Tn * vs + size_t(h) * dv;
-      const T* qb = q ? q + qo : nullptr;
-      const T* kb = k ? k + qo : nullptr;
-      const T* bt = bias ? bias + size_t(h) * Tn : nullptr;
-      const T* L = lse + size_t(bh) * Tn;
-      T* wb = dbias ? work.data() + size_t(bh) * Tn : nullptr;
-      for (int t = 0; t < Tn; ++t) {
-        const T* go = dout + vo + size_t(t) * vs;
-        const T* ot = o + vo + size_t(t) * vs;
-        T s = 0;
-        for (int c = 0; c < dv; ++c) s += go[c] * ot[c];
-        D[t] = s;
-      }
-      for (int q0 = 0; q0 < Tn; q0 += BT) {
-        const int nq = std::min(BT, Tn - q0);
-        for (int k0 = 0; k0 < q0 + nq; k0 += BT) {
-          const int nk = std::min(BT, Tn - k0);
-          detail::score_tile(S, qb, kb, bt, q0, nq, k0, nk, qs, d);
-          for (int i = 0; i < nq; ++i)
-            for (int j = 0; j < nk; ++j) S[size_t(i) * nk + j] = std::exp(S[size_t(i) * nk + j] - L[q0 + i]);
-          gemm(false, true, nq, nk, dv, T(1), dout + vo + size_t(q0) * vs, vs, v + vo + size_t(k0) * vs, vs, T(0), dP, nk);
-          gemm(true, false, nk, dv, nq, T(1), S, nk, dout + vo + size_t(q0) * vs, vs, T(1), dvv + vo + size_t(k0) * vs, vs);
-          for (int i = 0; i < nq; ++i)
-            for (int j = 0; j < nk; ++j) {
-              T& g = dP[size_t(i) * nk + j];
-              g = S[size_t(i) * nk + j] * (g - D[q0 + i]);
-              if (wb && k0 + j <= q0 + i) wb[q0 + i - k0 - j] += g;
-            }
-          if (d.dot_product) {
-            gemm(false, false, nq, d.dk, nk, T(d.scale), dP, nk, k + qo + size_t(k0) * qs, qs, T(1), dq + qo + size_t(q0) * qs, qs);
-            gemm(true, false, nk, d.dk, nq, T(d.scale), dP, nk, q + qo + size_t(q0) * qs, qs, T(1), dkk + qo + size_t(k0) * qs, qs);
-          }
-        }
-      }
-    }
-  }
-  if (dbias)
-    for (int b = 0; b < d.B; ++b)
-      for (int h = 0; h < H; ++h)
-        for (int n = 0; n < Tn; ++n) dbias[h * Tn + n] += work[(size_t(b) * H + h) * Tn + n];
-}
+                        const T* v, const T* bias, const AttnDims& d, std::vector<T>& work);
 
 }  // namespace attnlab
