@@ -34,4 +34,4 @@ static void BM_P3_IndRnnE4(benchmark::State& s) { run(s, "indrnn", 64, 1, 97, 40
 BENCHMARK(BM_P3_ShallowE1)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_P3_IndRnnE4)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+
