@@ -1,6 +1,9 @@
 #pragma once
 // LayerNorm and RMSNorm over the last dimension C of [N, C], eps = 1e-5.
+#include <omp.h>
+
 #include <cmath>
+#include <vector>
 
 namespace attnlab {
 
@@ -49,15 +52,30 @@ void layernorm_backward(T* dx, T* dw, T* db, const T* dout, const T* x, const T*
       d[c] += T(rstd[n] * (double(g[c]) * w[c] - sg - xh * sgx));
     }
   }
-  // Parameter gradients reduced serially over rows: deterministic.
-  for (int n = 0; n < N; ++n) {
-    const T* xr = x + size_t(n) * C;
-    const T* g = dout + size_t(n) * C;
-    for (int c = 0; c < C; ++c) {
-      dw[c] += g[c] * (xr[c] - mean[n]) * rstd[n];
-      db[c] += g[c];
+  // Parameter gradients: per-thread partial sums over a static split of the rows, added in
+  // thread order (deterministic for a fixed thread count).
+  const int nt = omp_get_max_threads();
+  std::vector<T> part(size_t(nt) * 2 * C, T(0));
+#pragma omp parallel
+  {
+    T* pw = part.data() + size_t(omp_get_thread_num()) * 2 * C;
+    T* pb = pw + C;
+#pragma omp for schedule(static)
+    for (int n = 0; n < N; ++n) {
+      const T* xr = x + size_t(n) * C;
+      const T* g = dout + size_t(n) * C;
+      const T mn = mean[n], rs = rstd[n];
+      for (int c = 0; c < C; ++c) {
+        pw[c] += g[c] * (xr[c] - mn) * rs;
+        pb[c] += g[c];
+      }
     }
   }
+  for (int t = 0; t < nt; ++t)
+    for (int c = 0; c < C; ++c) {
+      dw[c] += part[(size_t(t) * 2) * C + c];
+      db[c] += part[(size_t(t) * 2 + 1) * C + c];
+    }
 }
 
 // out = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps)
@@ -87,8 +105,17 @@ void rmsnorm_backward(T* dx, T* dw, const T* dout, const T* x, const T* w, const
     const double k = sgx * rs * rs * rs / C;
     for (int c = 0; c < C; ++c) dx[size_t(n) * C + c] += T(double(g[c]) * w[c] * rs - xr[c] * k);
   }
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c) dw[c] += dout[size_t(n) * C + c] * x[size_t(n) * C + c] * rstd[n];
+  const int nt = omp_get_max_threads();
+  std::vector<T> part(size_t(nt) * C, T(0));
+#pragma omp parallel
+  {
+    T* pw = part.data() + size_t(omp_get_thread_num()) * C;
+#pragma omp for schedule(static)
+    for (int n = 0; n < N; ++n)
+      for (int c = 0; c < C; ++c) pw[c] += dout[size_t(n) * C + c] * x[size_t(n) * C + c] * rstd[n];
+  }
+  for (int t = 0; t < nt; ++t)
+    for (int c = 0; c < C; ++c) dw[c] += part[size_t(t) * C + c];
 }
 
 }  // namespace attnlab

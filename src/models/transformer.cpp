@@ -220,6 +220,7 @@ const T* Transformer<T>::forward(const T* x, const int* tokens, int B, int Tn) {
                       cfg_.dot_product ? a.k.data() : nullptr, a.v.data(), has_bias ? a.bias.data() : nullptr, d, work_);
     // h_mid = h_in + att Wo^T + bo
     linear_forward(a.h_mid.data(), a.att.data(), arena.p(id.ow), arena.p(id.ob), N, vd, C);
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < size_t(N) * C; ++i) a.h_mid[i] += a.h_in[i];
     T* next = l + 1 < cfg_.layers ? acts_[l + 1].h_in.data() : h_final_.data();
     if (m > 0) {
@@ -227,6 +228,7 @@ const T* Transformer<T>::forward(const T* x, const int* tokens, int B, int Tn) {
       linear_forward(a.f1.data(), a.n2.data(), arena.p(id.f1w), arena.p(id.f1b), N, C, m);
       act_forward(cfg_.ffn_activation, a.f1a.data(), a.f1.data(), size_t(N) * m);
       linear_forward(next, a.f1a.data(), arena.p(id.f2w), arena.p(id.f2b), N, m, C);
+#pragma omp parallel for simd schedule(static)
       for (size_t i = 0; i < size_t(N) * C; ++i) next[i] += a.h_mid[i];
     } else {
       std::memcpy(next, a.h_mid.data(), sizeof(T) * size_t(N) * C);
