@@ -45,11 +45,7 @@ void Lstm<T>::init(uint64_t seed) {
       }
       b[row] = gate == 1 ? T(1) : T(0);
     }
-  for (int i = 0; i < m; ++i) {
-    const int src = i < half ? i : i - half;
-    const T sign = rng_uniform(seed, stream_id("c"), size_t(src)) < 0.5 ? T(-1) : T(1);
-    c[i] = i < half ? sign : -sign;
-  }
+  for (int i = 0; i < m; ++i) c[i] = T(symmetric_readout(seed, i, half));
 }
 
 template <class T>

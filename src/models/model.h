@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/arena.h"
+#include "core/rng.h"
 #include "core/run_config.h"
 
 namespace attnlab {
@@ -46,6 +47,14 @@ class Model {
 
   Arena<T> arena;
 };
+
+// The readout weight c_i of unit i under symmetric initialization (units i >= half copy unit
+// i - half with c negated; half = m for i.i.d. units): +-1, drawn per source unit.
+inline double symmetric_readout(uint64_t seed, int i, int half) {
+  const int src = i < half ? i : i - half;
+  const double sign = rng_uniform(seed, stream_id("c"), uint64_t(src)) < 0.5 ? -1.0 : 1.0;
+  return i < half ? sign : -sign;
+}
 
 // Builds the model named by cfg.kind. max_batch bounds the batch of every forward.
 template <class T>

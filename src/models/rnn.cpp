@@ -42,8 +42,7 @@ void Rnn<T>::init(uint64_t seed) {
   for (int i = 0; i < m_; ++i) {
     const int src = i < half ? i : i - half;
     for (int j = 0; j < d_; ++j) W[size_t(i) * d_ + j] = T(rng_normal(seed, stream_id("W_in"), size_t(src) * d_ + j));
-    const T sign = rng_uniform(seed, stream_id("c"), size_t(src)) < 0.5 ? T(-1) : T(1);
-    c[i] = i < half ? sign : -sign;
+    c[i] = T(symmetric_readout(seed, i, half));
     if (ind_) {
       r[i] = cfg_.u_init == "pm1.5" ? (rng_uniform(seed, stream_id("u_sign"), size_t(src)) < 0.5 ? T(-1.5) : T(1.5))
                                     : T(rng_normal(seed, stream_id("u"), size_t(src)));

@@ -45,8 +45,7 @@ void ShallowAttention<T>::init(uint64_t seed) {
     const int src = i < half ? i : i - half;  // symmetric: head i copies head i - m/2
     for (size_t j = 0; j < dd; ++j) W[i * dd + j] = T(rng_normal(seed, stream_id("W"), src * dd + j));
     for (int j = 0; j < d_; ++j) U[i * d_ + j] = T(rng_normal(seed, stream_id("U"), size_t(src) * d_ + j));
-    const T sign = rng_uniform(seed, stream_id("c"), size_t(src)) < 0.5 ? T(-1) : T(1);
-    c[i] = i < half ? sign : -sign;
+    c[i] = T(symmetric_readout(seed, i, half));
   }
 }
 
