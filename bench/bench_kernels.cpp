@@ -40,6 +40,45 @@ static void BM_AttentionFwdBwd(benchmark::State& st) {
   const double flops = 3.5 * 2.0 * 2.0 * d.B * d.H * 32.0 * d.T * (d.T + 1) / 2.0;
   st.counters["GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsIterationInvariantRate);
 }
+// The medium reference model's attention (B 16, H 8, T 256, head dim 32), forward and
+// backward timed apart; args: threads.
+static void BM_AttentionMedium(benchmark::State& st, bool backward) {
+  configure_threads(int(st.range(0)));
+  AttnDims d;
+  d.T = 256; d.B = 16; d.H = 8; d.dk = 32; d.dv = 32; d.scale = 1 / std::sqrt(32.0);
+  const size_t n = size_t(d.B) * d.T * d.H * 32;
+  auto q = rnd(n, 1), k = rnd(n, 2), v = rnd(n, 3), g = rnd(n, 4);
+  std::vector<float> o(n), lse(size_t(d.B) * d.H * d.T), dq(n), dk(n), dv(n), work;
+  attention_forward(o.data(), lse.data(), q.data(), k.data(), v.data(), (const float*)nullptr, d, work);
+  for (auto _ : st) {
+    if (!backward) attention_forward(o.data(), lse.data(), q.data(), k.data(), v.data(), (const float*)nullptr, d, work);
+    else attention_backward(dq.data(), dk.data(), dv.data(), (float*)nullptr, g.data(), o.data(), lse.data(), q.data(),
+                            k.data(), v.data(), (const float*)nullptr, d, work);
+    benchmark::DoNotOptimize(o.data());
+    benchmark::DoNotOptimize(dq.data());
+  }
+}
+static void BM_AttentionMediumAfterGemm(benchmark::State& st) {
+  configure_threads(int(st.range(0)));
+  AttnDims d;
+  d.T = 256; d.B = 16; d.H = 8; d.dk = 32; d.dv = 32; d.scale = 1 / std::sqrt(32.0);
+  const size_t n = size_t(d.B) * d.T * d.H * 32;
+  auto q = rnd(n, 1), k = rnd(n, 2), v = rnd(n, 3), g = rnd(n, 4);
+  auto W = rnd(256 * 256, 5);
+  std::vector<float> o(n), lse(size_t(d.B) * d.H * d.T), work, y(n);
+  attention_forward(o.data(), lse.data(), q.data(), k.data(), v.data(), (const float*)nullptr, d, work);
+  for (auto _ : st) {
+    st.PauseTiming();
+    linear_forward(y.data(), q.data(), W.data(), (const float*)nullptr, 4096, 256, 256);
+    st.ResumeTiming();
+    attention_forward(o.data(), lse.data(), y.data(), k.data(), v.data(), (const float*)nullptr, d, work);
+    benchmark::DoNotOptimize(o.data());
+  }
+}
+BENCHMARK(BM_AttentionMediumAfterGemm)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_AttentionMedium, forward, false)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_AttentionMedium, backward, true)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 BENCHMARK(BM_AttentionFwdBwd)->Args({256, 2})->Args({1024, 2})->Args({4096, 2})->Args({1024, 1})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 

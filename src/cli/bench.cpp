@@ -1,4 +1,4 @@
-// attnlab bench [--compare-pytorch] [--json FILE] [--only a,b] [--steps N] [--threads N]
+// attnlab bench [--compare-pytorch] [--json FILE] [--only a,b] [--steps N] [--threads N] [--profile]
 #include <fmt/core.h>
 
 #include <cmath>
@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "core/error.h"
+#include "core/profile.h"
 #include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
@@ -75,6 +76,7 @@ std::function<int()> add_bench(CLI::App& app) {
   sub->add_option("--only", a->only, "Comma-separated models: tiny, small, medium, long, hetero, shallow");
   sub->add_option("--steps", a->steps, "Timed steps per model (median reported)")->check(CLI::Range(1, 100000));
   sub->add_option("--threads", a->threads, "Threads (default: every core)")->check(CLI::Range(1, 1024));
+  sub->add_flag("--profile", prof::enabled, "Print where each model's training step spends its wall time (to stderr)");
   sub->footer("Example: attnlab bench --compare-pytorch --json bench.json");
   return [a]() {
     auto cases = reference_benchmarks();

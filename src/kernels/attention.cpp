@@ -1,6 +1,6 @@
 // The tiled attention kernels (declared in attention.h). Compiled with -ffinite-math-only
 // -fno-signed-zeros (CMakeLists.txt) so that fast_exp vectorizes: libm's exp on every score
-// dominated long sequences. Masked scores are -inf, which fast_exp clamps to exp(-87) ~ 1e-38.
+// dominated long sequences. Masked scores are -inf, which fast_exp maps to exactly 0.
 #include "kernels/attention.h"
 
 #include <omp.h>
@@ -14,11 +14,23 @@
 namespace attnlab {
 
 namespace detail {
-// Scores of the tile (rows q0.., keys k0..) into S [nq, nk]: GEMM, bias, causal mask (-inf).
+// dst[c * n + s] = src[s * ld + c] for c < cols, s < n: one head's keys (or values) transposed,
+// so that the tile products are row-major NN GEMMs. OpenBLAS sends row-major NT products of
+// this size (64x64x32) through its general path, which packs both operands and takes a global
+// buffer lock per call (the 2-thread forward ran 1.1x faster than 1 thread); NN products go to
+// its small-matrix kernel.
 template <class T>
-inline void score_tile(T* S, const T* qb, const T* kb, const T* bt, int q0, int nq, int k0, int nk, int qs,
+inline void transpose_head(T* dst, const T* src, int n, int cols, int ld) {
+  for (int s = 0; s < n; ++s)
+    for (int c = 0; c < cols; ++c) dst[size_t(c) * n + s] = src[size_t(s) * ld + c];
+}
+
+// Scores of the tile (rows q0.., keys k0..) into S [nq, nk]: GEMM, bias, causal mask (-inf).
+// kt: the head's keys transposed, [dk, T].
+template <class T>
+inline void score_tile(T* S, const T* qb, const T* kt, const T* bt, int q0, int nq, int k0, int nk, int qs,
                        const AttnDims& d) {
-  if (d.dot_product) gemm(false, true, nq, nk, d.dk, T(d.scale), qb + size_t(q0) * qs, qs, kb + size_t(k0) * qs, qs, T(0), S, nk);
+  if (d.dot_product) gemm(false, false, nq, nk, d.dk, T(d.scale), qb + size_t(q0) * qs, qs, kt + k0, d.T, T(0), S, nk);
   else std::fill(S, S + size_t(nq) * nk, T(0));
   for (int i = 0; i < nq; ++i) {
     const int t = q0 + i;
@@ -39,13 +51,14 @@ void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T
                        std::vector<T>& work) {
   const int Tn = d.T, H = d.H, dv = d.dv, BT = kAttnTile;
   const int qs = H * d.dk, vs = H * dv;
-  const size_t per = size_t(BT) * BT + 3 * size_t(BT);
+  const size_t per = size_t(BT) * BT + 3 * size_t(BT) + size_t(d.dk) * Tn;
   if (work.size() < per * size_t(omp_get_max_threads())) work.resize(per * size_t(omp_get_max_threads()));
 #pragma omp parallel
   {
     T* S = work.data() + per * size_t(omp_get_thread_num());
     T* m = S + size_t(BT) * BT;
     T* l = m + BT;
+    T* kt = l + 2 * BT;
 #pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < d.B * H; ++bh) {
       const int b = bh / H, h = bh % H;
@@ -54,6 +67,7 @@ void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T
       const T* vb = v + size_t(b) * Tn * vs + size_t(h) * dv;
       T* ob = o + size_t(b) * Tn * vs + size_t(h) * dv;
       const T* bt = bias ? bias + size_t(h) * Tn : nullptr;
+      if (kb) detail::transpose_head(kt, kb, Tn, d.dk, qs);
       for (int q0 = 0; q0 < Tn; q0 += BT) {
         const int nq = std::min(BT, Tn - q0);
         for (int i = 0; i < nq; ++i) {
@@ -63,7 +77,7 @@ void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T
         }
         for (int k0 = 0; k0 < q0 + nq; k0 += BT) {
           const int nk = std::min(BT, Tn - k0);
-          detail::score_tile(S, qb, kb, bt, q0, nq, k0, nk, qs, d);
+          detail::score_tile(S, qb, kt, bt, q0, nq, k0, nk, qs, d);
           for (int i = 0; i < nq; ++i) {
             T* row = S + size_t(i) * nk;
             T mx = m[i];
@@ -101,7 +115,7 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
                         const T* v, const T* bias, const AttnDims& d, std::vector<T>& work) {
   const int Tn = d.T, H = d.H, dv = d.dv, BT = kAttnTile;
   const int qs = H * d.dk, vs = H * dv;
-  const size_t nb = size_t(d.B) * H * Tn, per = 2 * size_t(BT) * BT + size_t(Tn);
+  const size_t nb = size_t(d.B) * H * Tn, per = 2 * size_t(BT) * BT + size_t(Tn) * (1 + d.dk + dv);
   work.resize(nb + per * size_t(omp_get_max_threads()));
   if (dbias) std::fill(work.begin(), work.begin() + std::ptrdiff_t(nb), T(0));
 #pragma omp parallel
@@ -109,6 +123,8 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
     T* S = work.data() + nb + per * size_t(omp_get_thread_num());
     T* dP = S + size_t(BT) * BT;
     T* D = dP + size_t(BT) * BT;
+    T* kt = D + Tn;                   // the head's keys, transposed [dk, T]
+    T* vt = kt + size_t(d.dk) * Tn;   // and values [dv, T]
 #pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < d.B * H; ++bh) {
       const int b = bh / H, h = bh % H;
@@ -119,6 +135,8 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
       const T* bt = bias ? bias + size_t(h) * Tn : nullptr;
       const T* L = lse + size_t(bh) * Tn;
       T* wb = dbias ? work.data() + size_t(bh) * Tn : nullptr;
+      if (kb) detail::transpose_head(kt, kb, Tn, d.dk, qs);
+      detail::transpose_head(vt, v + vo, Tn, dv, vs);
       for (int t = 0; t < Tn; ++t) {
         const T* go = dout + vo + size_t(t) * vs;
         const T* ot = o + vo + size_t(t) * vs;
@@ -130,14 +148,14 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
         const int nq = std::min(BT, Tn - q0);
         for (int k0 = 0; k0 < q0 + nq; k0 += BT) {
           const int nk = std::min(BT, Tn - k0);
-          detail::score_tile(S, qb, kb, bt, q0, nq, k0, nk, qs, d);
+          detail::score_tile(S, qb, kt, bt, q0, nq, k0, nk, qs, d);
           for (int i = 0; i < nq; ++i) {
             T* row = S + size_t(i) * nk;
             const T li = L[q0 + i];
 #pragma omp simd
             for (int j = 0; j < nk; ++j) row[j] = fast_exp(row[j] - li);
           }
-          gemm(false, true, nq, nk, dv, T(1), dout + vo + size_t(q0) * vs, vs, v + vo + size_t(k0) * vs, vs, T(0), dP, nk);
+          gemm(false, false, nq, nk, dv, T(1), dout + vo + size_t(q0) * vs, vs, vt + k0, Tn, T(0), dP, nk);
           gemm(true, false, nk, dv, nq, T(1), S, nk, dout + vo + size_t(q0) * vs, vs, T(1), dvv + vo + size_t(k0) * vs, vs);
           for (int i = 0; i < nq; ++i)
             for (int j = 0; j < nk; ++j) {

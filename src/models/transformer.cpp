@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/profile.h"
 #include "core/rng.h"
 #include "kernels/activation.h"
 #include "kernels/linear.h"
@@ -207,33 +208,50 @@ const T* Transformer<T>::forward(const T* x, const int* tokens, int B, int Tn) {
     const LayerIds& id = L_[l];
     const AttnDims d = dims(l, B, Tn);
     const int qd = d.H * d.dk, vd = d.H * d.dv, m = cfg_.ffn[l];
-    norm_fwd(id.n1, a.n1.data(), a.n1_mean.data(), a.n1_rstd.data(), a.h_in.data(), N);
-    if (cfg_.dot_product) {
-      linear_forward(a.q.data(), a.n1.data(), arena.p(id.qw), arena.p(id.qb), N, C, qd);
-      linear_forward(a.k.data(), a.n1.data(), arena.p(id.kw), arena.p(id.kb), N, C, qd);
+    {
+      PROFILE_SCOPE("fwd.norm");
+      norm_fwd(id.n1, a.n1.data(), a.n1_mean.data(), a.n1_rstd.data(), a.h_in.data(), N);
     }
-    linear_forward(a.v.data(), a.n1.data(), arena.p(id.vw), arena.p(id.vb), N, C, vd);
+    {
+      PROFILE_SCOPE("fwd.qkv");
+      if (cfg_.dot_product) {
+        linear_forward(a.q.data(), a.n1.data(), arena.p(id.qw), arena.p(id.qb), N, C, qd);
+        linear_forward(a.k.data(), a.n1.data(), arena.p(id.kw), arena.p(id.kb), N, C, qd);
+      }
+      linear_forward(a.v.data(), a.n1.data(), arena.p(id.vw), arena.p(id.vb), N, C, vd);
+    }
     const bool has_bias = cfg_.rpe != Rpe::none;
     if (has_bias) posbias_forward(a.bias.data(), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
                                   id.rpe >= 0 ? arena.p(id.rpe) : nullptr, d.H, Tn);
+    {
+    PROFILE_SCOPE("fwd.attention");
     attention_forward(a.att.data(), a.lse.data(), cfg_.dot_product ? a.q.data() : nullptr,
                       cfg_.dot_product ? a.k.data() : nullptr, a.v.data(), has_bias ? a.bias.data() : nullptr, d, work_);
+    }
     // h_mid = h_in + att Wo^T + bo
-    linear_forward(a.h_mid.data(), a.att.data(), arena.p(id.ow), arena.p(id.ob), N, vd, C);
+    {
+      PROFILE_SCOPE("fwd.out_proj");
+      linear_forward(a.h_mid.data(), a.att.data(), arena.p(id.ow), arena.p(id.ob), N, vd, C);
+    }
+    {
+      PROFILE_SCOPE("fwd.residual");
 #pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < size_t(N) * C; ++i) a.h_mid[i] += a.h_in[i];
+      for (size_t i = 0; i < size_t(N) * C; ++i) a.h_mid[i] += a.h_in[i];
+    }
     T* next = l + 1 < cfg_.layers ? acts_[l + 1].h_in.data() : h_final_.data();
     if (m > 0) {
-      norm_fwd(id.n2, a.n2.data(), a.n2_mean.data(), a.n2_rstd.data(), a.h_mid.data(), N);
-      linear_forward(a.f1.data(), a.n2.data(), arena.p(id.f1w), arena.p(id.f1b), N, C, m);
-      act_forward(cfg_.ffn_activation, a.f1a.data(), a.f1.data(), size_t(N) * m);
-      linear_forward(next, a.f1a.data(), arena.p(id.f2w), arena.p(id.f2b), N, m, C);
+      { PROFILE_SCOPE("fwd.norm"); norm_fwd(id.n2, a.n2.data(), a.n2_mean.data(), a.n2_rstd.data(), a.h_mid.data(), N); }
+      { PROFILE_SCOPE("fwd.ffn1"); linear_forward(a.f1.data(), a.n2.data(), arena.p(id.f1w), arena.p(id.f1b), N, C, m); }
+      { PROFILE_SCOPE("fwd.act"); act_forward(cfg_.ffn_activation, a.f1a.data(), a.f1.data(), size_t(N) * m); }
+      { PROFILE_SCOPE("fwd.ffn2"); linear_forward(next, a.f1a.data(), arena.p(id.f2w), arena.p(id.f2b), N, m, C); }
+      PROFILE_SCOPE("fwd.residual");
 #pragma omp parallel for simd schedule(static)
       for (size_t i = 0; i < size_t(N) * C; ++i) next[i] += a.h_mid[i];
     } else {
       std::memcpy(next, a.h_mid.data(), sizeof(T) * size_t(N) * C);
     }
   }
+  PROFILE_SCOPE("fwd.head");
   norm_fwd(nf_, nf_out_.data(), nf_mean_.data(), nf_rstd_.data(), h_final_.data(), N);
   linear_forward(out_.data(), nf_out_.data(), arena.p(head_w_), arena.p(head_b_), N, C, out_dim());
   return out_.data();
@@ -245,10 +263,12 @@ void Transformer<T>::backward(const T* dyhat) {
   const size_t NC = size_t(N) * C;
   auto zero = [](std::vector<T>& v, size_t n) { std::fill(v.begin(), v.begin() + n, T(0)); };
   // Head and final norm.
+  { PROFILE_SCOPE("bwd.head");
   zero(dn_, NC);
   linear_backward(dn_.data(), arena.g(head_w_), arena.g(head_b_), dyhat, nf_out_.data(), arena.p(head_w_), N, C, out_dim());
   zero(dh_, NC);
   norm_bwd(nf_, dh_.data(), dn_.data(), h_final_.data(), nf_mean_.data(), nf_rstd_.data(), N);
+  }
 
   for (int l = cfg_.layers - 1; l >= 0; --l) {
     LayerActs& a = acts_[l];
@@ -257,36 +277,44 @@ void Transformer<T>::backward(const T* dyhat) {
     const int qd = d.H * d.dk, vd = d.H * d.dv, m = cfg_.ffn[l];
     // dh holds dL/d(output of layer l). FFN branch; the residual passes dh through unchanged.
     if (m > 0) {
-      zero(df_, size_t(N) * m);
-      linear_backward(df_.data(), arena.g(id.f2w), arena.g(id.f2b), dh_.data(), a.f1a.data(), arena.p(id.f2w), N, m, C);
-      zero(dpre_, size_t(N) * m);
-      act_backward(cfg_.ffn_activation, dpre_.data(), df_.data(), a.f1.data(), size_t(N) * m);
-      zero(dn_, NC);
-      linear_backward(dn_.data(), arena.g(id.f1w), arena.g(id.f1b), dpre_.data(), a.n2.data(), arena.p(id.f1w), N, C, m);
-      norm_bwd(id.n2, dh_.data(), dn_.data(), a.h_mid.data(), a.n2_mean.data(), a.n2_rstd.data(), N);
+      { PROFILE_SCOPE("bwd.zero"); zero(df_, size_t(N) * m); }
+      { PROFILE_SCOPE("bwd.ffn2"); linear_backward(df_.data(), arena.g(id.f2w), arena.g(id.f2b), dh_.data(), a.f1a.data(), arena.p(id.f2w), N, m, C); }
+      { PROFILE_SCOPE("bwd.zero"); zero(dpre_, size_t(N) * m); }
+      { PROFILE_SCOPE("bwd.act"); act_backward(cfg_.ffn_activation, dpre_.data(), df_.data(), a.f1.data(), size_t(N) * m); }
+      { PROFILE_SCOPE("bwd.zero"); zero(dn_, NC); }
+      { PROFILE_SCOPE("bwd.ffn1"); linear_backward(dn_.data(), arena.g(id.f1w), arena.g(id.f1b), dpre_.data(), a.n2.data(), arena.p(id.f1w), N, C, m); }
+      { PROFILE_SCOPE("bwd.norm"); norm_bwd(id.n2, dh_.data(), dn_.data(), a.h_mid.data(), a.n2_mean.data(), a.n2_rstd.data(), N); }
     }
     // Attention branch.
-    zero(datt_, size_t(N) * vd);
-    linear_backward(datt_.data(), arena.g(id.ow), arena.g(id.ob), dh_.data(), a.att.data(), arena.p(id.ow), N, vd, C);
+    { PROFILE_SCOPE("bwd.zero"); zero(datt_, size_t(N) * vd); }
+    { PROFILE_SCOPE("bwd.out_proj"); linear_backward(datt_.data(), arena.g(id.ow), arena.g(id.ob), dh_.data(), a.att.data(), arena.p(id.ow), N, vd, C); }
+    const bool has_bias = cfg_.rpe != Rpe::none;
+    { PROFILE_SCOPE("bwd.zero");
     zero(dv_, size_t(N) * vd);
     if (cfg_.dot_product) { zero(dq_, size_t(N) * qd); zero(dk_, size_t(N) * qd); }
-    const bool has_bias = cfg_.rpe != Rpe::none;
     if (has_bias) zero(dbias_, size_t(d.H) * Tn);
+    }
+    { PROFILE_SCOPE("bwd.attention");
     attention_backward(dq_.data(), dk_.data(), dv_.data(), has_bias ? dbias_.data() : nullptr, datt_.data(), a.att.data(),
                        a.lse.data(), cfg_.dot_product ? a.q.data() : nullptr, cfg_.dot_product ? a.k.data() : nullptr,
                        a.v.data(), has_bias ? a.bias.data() : nullptr, d, work_);
     if (id.rpe >= 0)
       posbias_backward(arena.g(id.rpe), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
                        dbias_.data(), d.H, Tn);
-    zero(dn_, NC);
+    }
+    { PROFILE_SCOPE("bwd.zero"); zero(dn_, NC); }
+    { PROFILE_SCOPE("bwd.qkv");
     if (cfg_.dot_product) {
       linear_backward(dn_.data(), arena.g(id.qw), arena.g(id.qb), dq_.data(), a.n1.data(), arena.p(id.qw), N, C, qd);
       linear_backward(dn_.data(), arena.g(id.kw), arena.g(id.kb), dk_.data(), a.n1.data(), arena.p(id.kw), N, C, qd);
     }
     linear_backward(dn_.data(), arena.g(id.vw), arena.g(id.vb), dv_.data(), a.n1.data(), arena.p(id.vw), N, C, vd);
+    }
+    PROFILE_SCOPE("bwd.norm");
     norm_bwd(id.n1, dh_.data(), dn_.data(), a.h_in.data(), a.n1_mean.data(), a.n1_rstd.data(), N);
   }
   // Positions and input map.
+  PROFILE_SCOPE("bwd.embed");
   if (pos_ >= 0) {
     T* gp = arena.g(pos_);
     for (int b = 0; b < B; ++b)

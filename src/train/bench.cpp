@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/profile.h"
 #include "kernels/gemm.h"
 #include "kernels/loss.h"
 #include "models/model.h"
@@ -163,12 +164,20 @@ BenchResult run_benchmark(const BenchCase& bc, int warmup, int steps, int thread
         const int P = model->last_only() ? 1 : T, D = model->out_dim();
         dy.resize(size_t(B) * P * D);
         if (last) throw std::logic_error("bench: per-sequence task with a per-position model");
-        mse_forward_backward(dy.data(), out, batch.y.data(), batch.mask.data(), B * P, D);
-        model->arena.zero_grad();
+        {
+          PROFILE_SCOPE("loss");
+          mse_forward_backward(dy.data(), out, batch.y.data(), batch.mask.data(), B * P, D);
+        }
+        { PROFILE_SCOPE("zero_grad"); model->arena.zero_grad(); }
         model->backward(dy.data());
-        opt->step(model->arena.data(), model->arena.grad(), c.train.lr);
+        { PROFILE_SCOPE("optimizer"); opt->step(model->arena.data(), model->arena.grad(), c.train.lr); }
         const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (s >= warmup) times.push_back(dt);
+        if (s + 1 == warmup) prof::reset();
+      }
+      if (prof::enabled) {
+        std::fprintf(stderr, "profile of %s (%d steps, %d threads):\n", bc.name.c_str(), steps, threads);
+        prof::print(stderr, steps);
       }
       std::sort(times.begin(), times.end());
       ms = 1000.0 * times[times.size() / 2];  // median step
