@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/blas_env.h"
 #include "core/rng.h"
 #include "kernels/activation.h"
 #include "kernels/attention.h"
@@ -123,4 +124,12 @@ static void BM_GeluFwdBwd(benchmark::State& st) {
   }
 }
 BENCHMARK(BM_GeluFwdBwd)->Arg(4096 * 1024)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  attnlab::ensure_blas_coretype(argv);
+  attnlab::keep_freed_memory();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
