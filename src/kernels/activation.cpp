@@ -26,35 +26,46 @@ void act_forward(Act a, T* y, const T* x, size_t n) {
   }
 }
 
+namespace {
+// dx[i] (+)= f(i), in one vectorized pass for either mode.
+template <class T, class F>
+inline void write_grad(T* dx, size_t n, GradMode mode, F f) {
+  if (mode == GradMode::add) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; ++i) dx[i] += f(i);
+  } else {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; ++i) dx[i] = f(i);
+  }
+}
+}  // namespace
+
 template <class T>
-void act_backward(Act a, T* dx, const T* dy, const T* x, size_t n) {
+void act_backward(Act a, T* dx, const T* dy, const T* x, size_t n, GradMode mode) {
   switch (a) {
     case Act::gelu:
-#pragma omp parallel for simd schedule(static)
-      for (size_t i = 0; i < n; ++i) {
+      write_grad(dx, n, mode, [=](size_t i) {
         const T v = x[i];
         const T cdf = T(0.5) * (T(1) + fast_erf(v * T(0.70710678118654752)));
         const T pdf = T(0.39894228040143268) * fast_exp(T(-0.5) * v * v);
-        dx[i] += dy[i] * (cdf + v * pdf);
-      }
+        return dy[i] * (cdf + v * pdf);
+      });
       break;
     case Act::relu:
-#pragma omp parallel for simd schedule(static)
-      for (size_t i = 0; i < n; ++i) dx[i] += x[i] > T(0) ? dy[i] : T(0);
+      write_grad(dx, n, mode, [=](size_t i) { return x[i] > T(0) ? dy[i] : T(0); });
       break;
     case Act::tanh:
-#pragma omp parallel for simd schedule(static)
-      for (size_t i = 0; i < n; ++i) {
+      write_grad(dx, n, mode, [=](size_t i) {
         const T t = fast_tanh(x[i]);
-        dx[i] += dy[i] * (T(1) - t * t);
-      }
+        return dy[i] * (T(1) - t * t);
+      });
       break;
   }
 }
 
 template void act_forward<float>(Act, float*, const float*, size_t);
 template void act_forward<double>(Act, double*, const double*, size_t);
-template void act_backward<float>(Act, float*, const float*, const float*, size_t);
-template void act_backward<double>(Act, double*, const double*, const double*, size_t);
+template void act_backward<float>(Act, float*, const float*, const float*, size_t, GradMode);
+template void act_backward<double>(Act, double*, const double*, const double*, size_t, GradMode);
 
 }  // namespace attnlab

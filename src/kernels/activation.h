@@ -4,6 +4,8 @@
 // double uses libm (the gradient checks).
 #include <cstddef>
 
+#include "kernels/grad_mode.h"
+
 namespace attnlab {
 
 enum class Act { gelu, relu, tanh };
@@ -11,8 +13,8 @@ enum class Act { gelu, relu, tanh };
 // y = act(x)
 template <class T>
 void act_forward(Act a, T* y, const T* x, size_t n);
-// dx += dy * act'(x)
+// dx (+)= dy * act'(x); dx may be dy (in place) with GradMode::set.
 template <class T>
-void act_backward(Act a, T* dx, const T* dy, const T* x, size_t n);
+void act_backward(Act a, T* dx, const T* dy, const T* x, size_t n, GradMode mode = GradMode::add);
 
 }  // namespace attnlab

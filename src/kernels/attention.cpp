@@ -44,37 +44,62 @@ inline void score_tile(T* S, const T* qb, const T* kt, const T* bt, int q0, int 
 }
 }  // namespace detail
 
+namespace detail {
+// Work item i of the parallel loop -> (b, h). Consecutive items (the ones two threads run at
+// once) are different sequences, so their rows of o and dq/dk/dv are far apart.
+inline void item_bh(int i, int B, int& b, int& h) {
+  b = i % B;
+  h = i / B;
+}
+// dst[n, 0..cols) (+)= src[n, 0..cols) for n < rows: a thread's tile written back once.
+template <class T>
+inline void write_rows(T* dst, int ld, const T* src, int rows, int cols, GradMode mode) {
+  for (int n = 0; n < rows; ++n) {
+    T* d = dst + size_t(n) * ld;
+    const T* s = src + size_t(n) * cols;
+    if (mode == GradMode::add)
+      for (int c = 0; c < cols; ++c) d[c] += s[c];
+    else
+      std::copy_n(s, cols, d);
+  }
+}
+}  // namespace detail
+
 // bias: [H, T] table (or nullptr for none). lse: [B, H, T] saved row log-sum-exps.
 // work: scratch kept by the caller (no allocation per step once it is large enough).
+// Each thread accumulates a query tile's output in its own buffer and writes it to o once:
+// accumulating in o itself, where two threads' heads share cache lines, made the 2-thread
+// forward barely faster than 1 thread (false sharing).
 template <class T>
 void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T* bias, const AttnDims& d,
                        std::vector<T>& work) {
   const int Tn = d.T, H = d.H, dv = d.dv, BT = kAttnTile;
-  const int qs = H * d.dk, vs = H * dv;
-  const size_t per = size_t(BT) * BT + 3 * size_t(BT) + size_t(d.dk) * Tn;
+  const int qs = d.q_stride(), vin = d.v_stride(), vs = H * dv;  // vs: stride of o
+  const size_t per = size_t(BT) * BT + 2 * size_t(BT) + size_t(d.dk) * Tn + size_t(BT) * dv + 16;
   if (work.size() < per * size_t(omp_get_max_threads())) work.resize(per * size_t(omp_get_max_threads()));
 #pragma omp parallel
   {
     T* S = work.data() + per * size_t(omp_get_thread_num());
     T* m = S + size_t(BT) * BT;
     T* l = m + BT;
-    T* kt = l + 2 * BT;
+    T* kt = l + BT;                    // the head's keys, transposed [dk, T]
+    T* oacc = kt + size_t(d.dk) * Tn;  // [BT, dv]
 #pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < d.B * H; ++bh) {
-      const int b = bh / H, h = bh % H;
+      int b, h;
+      detail::item_bh(bh, d.B, b, h);
       const T* qb = q ? q + size_t(b) * Tn * qs + size_t(h) * d.dk : nullptr;
       const T* kb = k ? k + size_t(b) * Tn * qs + size_t(h) * d.dk : nullptr;
-      const T* vb = v + size_t(b) * Tn * vs + size_t(h) * dv;
+      const T* vb = v + size_t(b) * Tn * vin + size_t(h) * dv;
       T* ob = o + size_t(b) * Tn * vs + size_t(h) * dv;
+      T* lb = lse + (size_t(b) * H + h) * Tn;
       const T* bt = bias ? bias + size_t(h) * Tn : nullptr;
       if (kb) detail::transpose_head(kt, kb, Tn, d.dk, qs);
       for (int q0 = 0; q0 < Tn; q0 += BT) {
         const int nq = std::min(BT, Tn - q0);
-        for (int i = 0; i < nq; ++i) {
-          m[i] = -INFINITY;
-          l[i] = 0;
-          std::fill(ob + size_t(q0 + i) * vs, ob + size_t(q0 + i) * vs + dv, T(0));
-        }
+        std::fill_n(m, nq, T(-INFINITY));
+        std::fill_n(l, nq, T(0));
+        std::fill_n(oacc, size_t(nq) * dv, T(0));
         for (int k0 = 0; k0 < q0 + nq; k0 += BT) {
           const int nk = std::min(BT, Tn - k0);
           detail::score_tile(S, qb, kt, bt, q0, nq, k0, nk, qs, d);
@@ -82,7 +107,7 @@ void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T
             T* row = S + size_t(i) * nk;
             T mx = m[i];
             for (int j = 0; j < nk; ++j) mx = std::max(mx, row[j]);
-            const T alpha = fast_exp(m[i] - mx);  // ~0 on the first tile (m = -inf)
+            const T alpha = fast_exp(m[i] - mx);  // 0 on the first tile (m = -inf)
             T sum = 0;
 #pragma omp simd reduction(+ : sum)
             for (int j = 0; j < nk; ++j) {
@@ -91,31 +116,35 @@ void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T
             }
             l[i] = l[i] * alpha + sum;
             m[i] = mx;
-            T* orow = ob + size_t(q0 + i) * vs;
+            T* orow = oacc + size_t(i) * dv;
             for (int c = 0; c < dv; ++c) orow[c] *= alpha;
           }
-          gemm(false, false, nq, dv, nk, T(1), S, nk, vb + size_t(k0) * vs, vs, T(1), ob + size_t(q0) * vs, vs);
+          gemm(false, false, nq, dv, nk, T(1), S, nk, vb + size_t(k0) * vin, vin, T(1), oacc, dv);
         }
         for (int i = 0; i < nq; ++i) {
           T* orow = ob + size_t(q0 + i) * vs;
+          const T* arow = oacc + size_t(i) * dv;
           const T inv = T(1) / l[i];
-          for (int c = 0; c < dv; ++c) orow[c] *= inv;
-          lse[size_t(bh) * Tn + q0 + i] = m[i] + std::log(l[i]);
+          for (int c = 0; c < dv; ++c) orow[c] = arow[c] * inv;
+          lb[q0 + i] = m[i] + std::log(l[i]);
         }
       }
     }
   }
 }
 
-// dq, dk, dv += ...; dbias [H, T] += gradient of the bias table (may be nullptr); bias is the
+// dq, dk, dv (+)= ...; dbias [H, T] += gradient of the bias table (may be nullptr); bias is the
 // forward's table (or nullptr), o the forward's output. Per tile: P = exp(S - lse); dP = dO V^T; dV += P^T dO;
 // dS = P (.) (dP - D), D_t = <dO_t, o_t>; dQ += s dS K; dK += s dS^T Q; dbias[t - s'] += dS.
+// A thread accumulates the head's dq (per query tile), dk and dv (whole length) in its own
+// buffers and writes each row once (see attention_forward on false sharing).
 template <class T>
 void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T* o, const T* lse, const T* q, const T* k,
-                        const T* v, const T* bias, const AttnDims& d, std::vector<T>& work) {
-  const int Tn = d.T, H = d.H, dv = d.dv, BT = kAttnTile;
-  const int qs = H * d.dk, vs = H * dv;
-  const size_t nb = size_t(d.B) * H * Tn, per = 2 * size_t(BT) * BT + size_t(Tn) * (1 + d.dk + dv);
+                        const T* v, const T* bias, const AttnDims& d, std::vector<T>& work, GradMode mode) {
+  const int Tn = d.T, H = d.H, dv = d.dv, dk = d.dk, BT = kAttnTile;
+  const int qs = d.q_stride(), vin = d.v_stride(), vs = H * dv;  // vs: stride of o and dout
+  const size_t nb = size_t(d.B) * H * Tn;
+  const size_t per = 2 * size_t(BT) * BT + size_t(Tn) * (1 + 2 * (dk + dv)) + size_t(BT) * dk + 16;
   work.resize(nb + per * size_t(omp_get_max_threads()));
   if (dbias) std::fill(work.begin(), work.begin() + std::ptrdiff_t(nb), T(0));
 #pragma omp parallel
@@ -123,20 +152,26 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
     T* S = work.data() + nb + per * size_t(omp_get_thread_num());
     T* dP = S + size_t(BT) * BT;
     T* D = dP + size_t(BT) * BT;
-    T* kt = D + Tn;                   // the head's keys, transposed [dk, T]
-    T* vt = kt + size_t(d.dk) * Tn;   // and values [dv, T]
+    T* kt = D + Tn;                  // the head's keys, transposed [dk, T]
+    T* vt = kt + size_t(dk) * Tn;    // and values [dv, T]
+    T* dka = vt + size_t(dv) * Tn;   // dk of the head [T, dk]
+    T* dva = dka + size_t(dk) * Tn;  // dv of the head [T, dv]
+    T* dqa = dva + size_t(dv) * Tn;  // dq of the query tile [BT, dk]
 #pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < d.B * H; ++bh) {
-      const int b = bh / H, h = bh % H;
-      const size_t qo = size_t(b) * Tn * qs + size_t(h) * d.dk;
-      const size_t vo = size_t(b) * Tn * vs + size_t(h) * dv;
+      int b, h;
+      detail::item_bh(bh, d.B, b, h);
+      const size_t qo = size_t(b) * Tn * qs + size_t(h) * dk;
+      const size_t vo = size_t(b) * Tn * vs + size_t(h) * dv;     // o, dout
+      const size_t vio = size_t(b) * Tn * vin + size_t(h) * dv;   // v, dv
       const T* qb = q ? q + qo : nullptr;
       const T* kb = k ? k + qo : nullptr;
       const T* bt = bias ? bias + size_t(h) * Tn : nullptr;
-      const T* L = lse + size_t(bh) * Tn;
-      T* wb = dbias ? work.data() + size_t(bh) * Tn : nullptr;
-      if (kb) detail::transpose_head(kt, kb, Tn, d.dk, qs);
-      detail::transpose_head(vt, v + vo, Tn, dv, vs);
+      const T* L = lse + (size_t(b) * H + h) * Tn;
+      T* wb = dbias ? work.data() + (size_t(b) * H + h) * Tn : nullptr;
+      if (kb) detail::transpose_head(kt, kb, Tn, dk, qs);
+      detail::transpose_head(vt, v + vio, Tn, dv, vin);
+      std::fill_n(dka, size_t(dk + dv) * Tn, T(0));
       for (int t = 0; t < Tn; ++t) {
         const T* go = dout + vo + size_t(t) * vs;
         const T* ot = o + vo + size_t(t) * vs;
@@ -146,6 +181,7 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
       }
       for (int q0 = 0; q0 < Tn; q0 += BT) {
         const int nq = std::min(BT, Tn - q0);
+        if (d.dot_product) std::fill_n(dqa, size_t(nq) * dk, T(0));
         for (int k0 = 0; k0 < q0 + nq; k0 += BT) {
           const int nk = std::min(BT, Tn - k0);
           detail::score_tile(S, qb, kt, bt, q0, nq, k0, nk, qs, d);
@@ -156,7 +192,7 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
             for (int j = 0; j < nk; ++j) row[j] = fast_exp(row[j] - li);
           }
           gemm(false, false, nq, nk, dv, T(1), dout + vo + size_t(q0) * vs, vs, vt + k0, Tn, T(0), dP, nk);
-          gemm(true, false, nk, dv, nq, T(1), S, nk, dout + vo + size_t(q0) * vs, vs, T(1), dvv + vo + size_t(k0) * vs, vs);
+          gemm(true, false, nk, dv, nq, T(1), S, nk, dout + vo + size_t(q0) * vs, vs, T(1), dva + size_t(k0) * dv, dv);
           for (int i = 0; i < nq; ++i)
             for (int j = 0; j < nk; ++j) {
               T& g = dP[size_t(i) * nk + j];
@@ -164,11 +200,14 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
               if (wb && k0 + j <= q0 + i) wb[q0 + i - k0 - j] += g;
             }
           if (d.dot_product) {
-            gemm(false, false, nq, d.dk, nk, T(d.scale), dP, nk, k + qo + size_t(k0) * qs, qs, T(1), dq + qo + size_t(q0) * qs, qs);
-            gemm(true, false, nk, d.dk, nq, T(d.scale), dP, nk, q + qo + size_t(q0) * qs, qs, T(1), dkk + qo + size_t(k0) * qs, qs);
+            gemm(false, false, nq, dk, nk, T(d.scale), dP, nk, kb + size_t(k0) * qs, qs, T(1), dqa, dk);
+            gemm(true, false, nk, dk, nq, T(d.scale), dP, nk, qb + size_t(q0) * qs, qs, T(1), dka + size_t(k0) * dk, dk);
           }
         }
+        if (d.dot_product) detail::write_rows(dq + qo + size_t(q0) * qs, qs, dqa, nq, dk, mode);
       }
+      if (d.dot_product) detail::write_rows(dkk + qo, qs, dka, Tn, dk, mode);
+      detail::write_rows(dvv + vio, vin, dva, Tn, dv, mode);
     }
   }
   if (dbias)
@@ -183,9 +222,9 @@ template void attention_forward<double>(double*, double*, const double*, const d
                                         const AttnDims&, std::vector<double>&);
 template void attention_backward<float>(float*, float*, float*, float*, const float*, const float*, const float*,
                                         const float*, const float*, const float*, const float*, const AttnDims&,
-                                        std::vector<float>&);
+                                        std::vector<float>&, GradMode);
 template void attention_backward<double>(double*, double*, double*, double*, const double*, const double*,
                                          const double*, const double*, const double*, const double*, const double*,
-                                         const AttnDims&, std::vector<double>&);
+                                         const AttnDims&, std::vector<double>&, GradMode);
 
 }  // namespace attnlab

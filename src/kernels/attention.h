@@ -7,7 +7,11 @@
 // recomputes P tile by tile. Tile products are GEMMs (OpenBLAS runs them single-threaded
 // inside our parallel loop over (b, h)); tiles above the diagonal are skipped and the
 // diagonal tile is masked. When dot_product is false, q and k may be null.
+// q, k and v may be column blocks of one fused projection [B, T, ld] (Transformer's fused
+// q/k/v GEMM): qkv_ld is then their row stride, shared by dq, dk and dv.
 #include <vector>
+
+#include "kernels/grad_mode.h"
 
 namespace attnlab {
 
@@ -15,6 +19,9 @@ struct AttnDims {
   int B = 0, T = 0, H = 0, dk = 0, dv = 0;
   double scale = 1.0;
   bool dot_product = true;
+  int qkv_ld = 0;  // row stride of q, k, v (and dq, dk, dv); 0: separate [B, T, H*dk] / [B, T, H*dv]
+  int q_stride() const { return qkv_ld > 0 ? qkv_ld : H * dk; }
+  int v_stride() const { return qkv_ld > 0 ? qkv_ld : H * dv; }
 };
 
 constexpr int kAttnTile = 64;  // query and key tile (equal and aligned: every row of a tile has a valid key)
@@ -25,12 +32,14 @@ template <class T>
 void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T* bias, const AttnDims& d,
                        std::vector<T>& work);
 
-// dq, dk, dv += ...; dbias [H, T] += gradient of the bias table (may be nullptr); bias is the
+// dq, dk, dv (+)= ... (GradMode: set overwrites them, head by head inside the parallel loop);
+// dbias [H, T] += gradient of the bias table (may be nullptr); bias is the
 // forward's table (or nullptr), o the forward's output. Per tile: P = exp(S - lse); dP = dO V^T;
 // dV += P^T dO; dS = P (.) (dP - D), D_t = <dO_t, o_t>; dQ += s dS K; dK += s dS^T Q;
 // dbias[t - s'] += dS.
 template <class T>
 void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T* o, const T* lse, const T* q, const T* k,
-                        const T* v, const T* bias, const AttnDims& d, std::vector<T>& work);
+                        const T* v, const T* bias, const AttnDims& d, std::vector<T>& work,
+                        GradMode mode = GradMode::add);
 
 }  // namespace attnlab

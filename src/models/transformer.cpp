@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include "core/profile.h"
 #include "core/rng.h"
@@ -39,14 +40,20 @@ Transformer<T>::Transformer(const ModelConfig& cfg, int max_batch) : cfg_(cfg), 
     const int64_t H = cfg.heads[l], dk = cfg.head_dim[l], dv = cfg.value_dim[l], m = cfg.ffn[l];
     LayerIds& id = L_[l];
     id.n1 = add_norm(p + "norm1");
+    // q, k, v weights adjacent in the arena, then their biases: one fused [2 H dk + H dv, C]
+    // projection (one GEMM of 3x the width scales better on 2 threads than three).
     if (cfg.dot_product) {
       id.qw = arena.add(p + "attn.q.weight", {H * dk, C}, true);
-      id.qb = arena.add(p + "attn.q.bias", {H * dk}, false);
       id.kw = arena.add(p + "attn.k.weight", {H * dk, C}, true);
-      id.kb = arena.add(p + "attn.k.bias", {H * dk}, false);
     }
     id.vw = arena.add(p + "attn.v.weight", {H * dv, C}, true);
+    if (cfg.dot_product) {
+      id.qb = arena.add(p + "attn.q.bias", {H * dk}, false);
+      id.kb = arena.add(p + "attn.k.bias", {H * dk}, false);
+    }
     id.vb = arena.add(p + "attn.v.bias", {H * dv}, false);
+    id.qkv_w = cfg.dot_product ? id.qw : id.vw;
+    id.qkv_b = cfg.dot_product ? id.qb : id.vb;
     id.ow = arena.add(p + "attn.o.weight", {C, H * dv}, true);
     id.ob = arena.add(p + "attn.o.bias", {C}, false);
     if (cfg.rpe == Rpe::t5)
@@ -65,6 +72,10 @@ Transformer<T>::Transformer(const ModelConfig& cfg, int max_batch) : cfg_(cfg), 
   head_w_ = arena.add("head.weight", {out_dim(), C}, true);
   head_b_ = arena.add("head.bias", {out_dim()}, false);
   arena.allocate();
+  auto adjacent = [&](int a, int b) { return b < 0 || arena.info(a).offset + arena.info(a).size == arena.info(b).offset; };
+  for (const LayerIds& id : L_)
+    if (cfg.dot_product && !(adjacent(id.qw, id.kw) && adjacent(id.kw, id.vw) && adjacent(id.qb, id.kb) && adjacent(id.kb, id.vb)))
+      throw std::logic_error("Transformer: q, k, v parameters are not adjacent in the arena");
 
   if (cfg.pos == Pos::sinusoidal) {
     sin_table_.resize(size_t(cfg.max_len) * C);
@@ -78,14 +89,14 @@ Transformer<T>::Transformer(const ModelConfig& cfg, int max_batch) : cfg_(cfg), 
   // Activations for the largest batch, allocated once.
   const size_t N = size_t(max_batch) * cfg.max_len, Tn = size_t(cfg.max_len);
   acts_.resize(size_t(cfg.layers));
-  size_t maxq = 0, maxv = 0, maxm = 0, maxh = 0;
+  size_t maxp = 0, maxv = 0, maxm = 0, maxh = 0;
   for (int l = 0; l < cfg.layers; ++l) {
     LayerActs& a = acts_[l];
     const size_t H = cfg.heads[l], qd = H * cfg.head_dim[l], vd = H * cfg.value_dim[l], m = cfg.ffn[l];
     a.h_in.resize(N * C);
     a.n1.resize(N * C); a.n1_mean.resize(N); a.n1_rstd.resize(N);
-    if (cfg.dot_product) { a.q.resize(N * qd); a.k.resize(N * qd); }
-    a.v.resize(N * vd);
+    const size_t P = (cfg.dot_product ? 2 * qd : 0) + vd;
+    a.qkv.resize(N * P);
     a.lse.resize(size_t(max_batch) * H * Tn);
     a.att.resize(N * vd);
     a.h_mid.resize(N * C);
@@ -94,12 +105,12 @@ Transformer<T>::Transformer(const ModelConfig& cfg, int max_batch) : cfg_(cfg), 
       a.n2.resize(N * C); a.n2_mean.resize(N); a.n2_rstd.resize(N);
       a.f1.resize(N * m); a.f1a.resize(N * m);
     }
-    maxq = std::max(maxq, qd); maxv = std::max(maxv, vd); maxm = std::max(maxm, m); maxh = std::max(maxh, H);
+    maxp = std::max(maxp, P); maxv = std::max(maxv, vd); maxm = std::max(maxm, m); maxh = std::max(maxh, H);
   }
   h_final_.resize(N * C); nf_out_.resize(N * C); nf_mean_.resize(N); nf_rstd_.resize(N);
   out_.resize(N * out_dim());
   dh_.resize(N * C); dn_.resize(N * C); datt_.resize(N * maxv);
-  dq_.resize(N * maxq); dk_.resize(N * maxq); dv_.resize(N * maxv); df_.resize(N * maxm); dpre_.resize(N * maxm);
+  dqkv_.resize(N * maxp); df_.resize(N * maxm);
   work_.reserve(size_t(max_batch) * maxh * Tn);
   dbias_.resize(maxh * Tn);
 }
@@ -157,6 +168,7 @@ AttnDims Transformer<T>::dims(int l, int B, int Tn) const {
   d.B = B; d.T = Tn; d.H = cfg_.heads[l]; d.dk = cfg_.head_dim[l]; d.dv = cfg_.value_dim[l];
   d.scale = cfg_.score_scale > 0 ? cfg_.score_scale : 1.0 / std::sqrt(double(d.dk));
   d.dot_product = cfg_.dot_product;
+  d.qkv_ld = (d.dot_product ? 2 * d.H * d.dk : 0) + d.H * d.dv;
   return d;
 }
 
@@ -172,16 +184,20 @@ void Transformer<T>::norm_fwd(const NormIds& id, T* out, T* mean, T* rstd, const
 
 template <class T>
 void Transformer<T>::norm_bwd(const NormIds& id, T* dx, const T* dout, const T* x, const T* mean,
-                              const T* rstd, int N) {
+                              const T* rstd, int N, GradMode mode) {
   const int C = cfg_.d_model;
+  const size_t NC = size_t(N) * C;
   switch (cfg_.norm) {
     case Norm::none:
-      for (size_t i = 0; i < size_t(N) * C; ++i) dx[i] += dout[i];
+      if (mode == GradMode::set) std::memcpy(dx, dout, sizeof(T) * NC);
+      else
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < NC; ++i) dx[i] += dout[i];
       break;
     case Norm::layer:
-      layernorm_backward(dx, arena.g(id.w), arena.g(id.b), dout, x, arena.p(id.w), mean, rstd, N, C);
+      layernorm_backward(dx, arena.g(id.w), arena.g(id.b), dout, x, arena.p(id.w), mean, rstd, N, C, mode);
       break;
-    case Norm::rms: rmsnorm_backward(dx, arena.g(id.w), dout, x, arena.p(id.w), rstd, N, C); break;
+    case Norm::rms: rmsnorm_backward(dx, arena.g(id.w), dout, x, arena.p(id.w), rstd, N, C, mode); break;
   }
 }
 
@@ -214,39 +230,29 @@ const T* Transformer<T>::forward(const T* x, const int* tokens, int B, int Tn) {
     }
     {
       PROFILE_SCOPE("fwd.qkv");
-      if (cfg_.dot_product) {
-        linear_forward(a.q.data(), a.n1.data(), arena.p(id.qw), arena.p(id.qb), N, C, qd);
-        linear_forward(a.k.data(), a.n1.data(), arena.p(id.kw), arena.p(id.kb), N, C, qd);
-      }
-      linear_forward(a.v.data(), a.n1.data(), arena.p(id.vw), arena.p(id.vb), N, C, vd);
+      linear_forward(a.qkv.data(), a.n1.data(), arena.p(id.qkv_w), arena.p(id.qkv_b), N, C, d.qkv_ld);
     }
+    const T* q = cfg_.dot_product ? a.qkv.data() : nullptr;
+    const T* k = cfg_.dot_product ? a.qkv.data() + qd : nullptr;
+    const T* v = a.qkv.data() + (cfg_.dot_product ? 2 * qd : 0);
     const bool has_bias = cfg_.rpe != Rpe::none;
     if (has_bias) posbias_forward(a.bias.data(), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
                                   id.rpe >= 0 ? arena.p(id.rpe) : nullptr, d.H, Tn);
     {
-    PROFILE_SCOPE("fwd.attention");
-    attention_forward(a.att.data(), a.lse.data(), cfg_.dot_product ? a.q.data() : nullptr,
-                      cfg_.dot_product ? a.k.data() : nullptr, a.v.data(), has_bias ? a.bias.data() : nullptr, d, work_);
-    }
-    // h_mid = h_in + att Wo^T + bo
-    {
-      PROFILE_SCOPE("fwd.out_proj");
-      linear_forward(a.h_mid.data(), a.att.data(), arena.p(id.ow), arena.p(id.ob), N, vd, C);
+      PROFILE_SCOPE("fwd.attention");
+      attention_forward(a.att.data(), a.lse.data(), q, k, v, has_bias ? a.bias.data() : nullptr, d, work_);
     }
     {
-      PROFILE_SCOPE("fwd.residual");
-#pragma omp parallel for simd schedule(static)
-      for (size_t i = 0; i < size_t(N) * C; ++i) a.h_mid[i] += a.h_in[i];
+      PROFILE_SCOPE("fwd.out_proj");  // h_mid = h_in + att Wo^T + bo
+      linear_forward(a.h_mid.data(), a.att.data(), arena.p(id.ow), arena.p(id.ob), N, vd, C, a.h_in.data());
     }
     T* next = l + 1 < cfg_.layers ? acts_[l + 1].h_in.data() : h_final_.data();
     if (m > 0) {
       { PROFILE_SCOPE("fwd.norm"); norm_fwd(id.n2, a.n2.data(), a.n2_mean.data(), a.n2_rstd.data(), a.h_mid.data(), N); }
       { PROFILE_SCOPE("fwd.ffn1"); linear_forward(a.f1.data(), a.n2.data(), arena.p(id.f1w), arena.p(id.f1b), N, C, m); }
       { PROFILE_SCOPE("fwd.act"); act_forward(cfg_.ffn_activation, a.f1a.data(), a.f1.data(), size_t(N) * m); }
-      { PROFILE_SCOPE("fwd.ffn2"); linear_forward(next, a.f1a.data(), arena.p(id.f2w), arena.p(id.f2b), N, m, C); }
-      PROFILE_SCOPE("fwd.residual");
-#pragma omp parallel for simd schedule(static)
-      for (size_t i = 0; i < size_t(N) * C; ++i) next[i] += a.h_mid[i];
+      PROFILE_SCOPE("fwd.ffn2");
+      linear_forward(next, a.f1a.data(), arena.p(id.f2w), arena.p(id.f2b), N, m, C, a.h_mid.data());
     } else {
       std::memcpy(next, a.h_mid.data(), sizeof(T) * size_t(N) * C);
     }
@@ -257,19 +263,17 @@ const T* Transformer<T>::forward(const T* x, const int* tokens, int B, int Tn) {
   return out_.data();
 }
 
+// Every gradient buffer is set by its first writer (GradMode::set), so none is zeroed.
 template <class T>
 void Transformer<T>::backward(const T* dyhat) {
   const int B = B_, Tn = T_, C = cfg_.d_model, N = B * Tn;
-  const size_t NC = size_t(N) * C;
-  auto zero = [](std::vector<T>& v, size_t n) { std::fill(v.begin(), v.begin() + n, T(0)); };
-  // Head and final norm.
-  { PROFILE_SCOPE("bwd.head");
-  zero(dn_, NC);
-  linear_backward(dn_.data(), arena.g(head_w_), arena.g(head_b_), dyhat, nf_out_.data(), arena.p(head_w_), N, C, out_dim());
-  zero(dh_, NC);
-  norm_bwd(nf_, dh_.data(), dn_.data(), h_final_.data(), nf_mean_.data(), nf_rstd_.data(), N);
+  constexpr GradMode kSet = GradMode::set;
+  {
+    PROFILE_SCOPE("bwd.head");
+    linear_backward(dn_.data(), arena.g(head_w_), arena.g(head_b_), dyhat, nf_out_.data(), arena.p(head_w_), N, C,
+                    out_dim(), kSet);
+    norm_bwd(nf_, dh_.data(), dn_.data(), h_final_.data(), nf_mean_.data(), nf_rstd_.data(), N, kSet);
   }
-
   for (int l = cfg_.layers - 1; l >= 0; --l) {
     LayerActs& a = acts_[l];
     const LayerIds& id = L_[l];
@@ -277,38 +281,43 @@ void Transformer<T>::backward(const T* dyhat) {
     const int qd = d.H * d.dk, vd = d.H * d.dv, m = cfg_.ffn[l];
     // dh holds dL/d(output of layer l). FFN branch; the residual passes dh through unchanged.
     if (m > 0) {
-      { PROFILE_SCOPE("bwd.zero"); zero(df_, size_t(N) * m); }
-      { PROFILE_SCOPE("bwd.ffn2"); linear_backward(df_.data(), arena.g(id.f2w), arena.g(id.f2b), dh_.data(), a.f1a.data(), arena.p(id.f2w), N, m, C); }
-      { PROFILE_SCOPE("bwd.zero"); zero(dpre_, size_t(N) * m); }
-      { PROFILE_SCOPE("bwd.act"); act_backward(cfg_.ffn_activation, dpre_.data(), df_.data(), a.f1.data(), size_t(N) * m); }
-      { PROFILE_SCOPE("bwd.zero"); zero(dn_, NC); }
-      { PROFILE_SCOPE("bwd.ffn1"); linear_backward(dn_.data(), arena.g(id.f1w), arena.g(id.f1b), dpre_.data(), a.n2.data(), arena.p(id.f1w), N, C, m); }
-      { PROFILE_SCOPE("bwd.norm"); norm_bwd(id.n2, dh_.data(), dn_.data(), a.h_mid.data(), a.n2_mean.data(), a.n2_rstd.data(), N); }
+      {
+        PROFILE_SCOPE("bwd.ffn2");
+        linear_backward(df_.data(), arena.g(id.f2w), arena.g(id.f2b), dh_.data(), a.f1a.data(), arena.p(id.f2w), N, m, C,
+                        kSet);
+      }
+      { PROFILE_SCOPE("bwd.act"); act_backward(cfg_.ffn_activation, df_.data(), df_.data(), a.f1.data(), size_t(N) * m, kSet); }
+      {
+        PROFILE_SCOPE("bwd.ffn1");
+        linear_backward(dn_.data(), arena.g(id.f1w), arena.g(id.f1b), df_.data(), a.n2.data(), arena.p(id.f1w), N, C, m,
+                        kSet);
+      }
+      PROFILE_SCOPE("bwd.norm");
+      norm_bwd(id.n2, dh_.data(), dn_.data(), a.h_mid.data(), a.n2_mean.data(), a.n2_rstd.data(), N);
     }
     // Attention branch.
-    { PROFILE_SCOPE("bwd.zero"); zero(datt_, size_t(N) * vd); }
-    { PROFILE_SCOPE("bwd.out_proj"); linear_backward(datt_.data(), arena.g(id.ow), arena.g(id.ob), dh_.data(), a.att.data(), arena.p(id.ow), N, vd, C); }
+    {
+      PROFILE_SCOPE("bwd.out_proj");
+      linear_backward(datt_.data(), arena.g(id.ow), arena.g(id.ob), dh_.data(), a.att.data(), arena.p(id.ow), N, vd, C,
+                      kSet);
+    }
     const bool has_bias = cfg_.rpe != Rpe::none;
-    { PROFILE_SCOPE("bwd.zero");
-    zero(dv_, size_t(N) * vd);
-    if (cfg_.dot_product) { zero(dq_, size_t(N) * qd); zero(dk_, size_t(N) * qd); }
-    if (has_bias) zero(dbias_, size_t(d.H) * Tn);
+    T* dq = dqkv_.data();
+    T* dv = dqkv_.data() + (cfg_.dot_product ? 2 * qd : 0);
+    {
+      PROFILE_SCOPE("bwd.attention");
+      if (has_bias) std::fill_n(dbias_.begin(), size_t(d.H) * Tn, T(0));
+      const T* q = cfg_.dot_product ? a.qkv.data() : nullptr;
+      attention_backward(dq, dq + qd, dv, has_bias ? dbias_.data() : nullptr, datt_.data(), a.att.data(), a.lse.data(), q,
+                         q ? q + qd : nullptr, a.qkv.data() + (dv - dq), has_bias ? a.bias.data() : nullptr, d, work_, kSet);
+      if (id.rpe >= 0)
+        posbias_backward(arena.g(id.rpe), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
+                         dbias_.data(), d.H, Tn);
     }
-    { PROFILE_SCOPE("bwd.attention");
-    attention_backward(dq_.data(), dk_.data(), dv_.data(), has_bias ? dbias_.data() : nullptr, datt_.data(), a.att.data(),
-                       a.lse.data(), cfg_.dot_product ? a.q.data() : nullptr, cfg_.dot_product ? a.k.data() : nullptr,
-                       a.v.data(), has_bias ? a.bias.data() : nullptr, d, work_);
-    if (id.rpe >= 0)
-      posbias_backward(arena.g(id.rpe), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
-                       dbias_.data(), d.H, Tn);
-    }
-    { PROFILE_SCOPE("bwd.zero"); zero(dn_, NC); }
-    { PROFILE_SCOPE("bwd.qkv");
-    if (cfg_.dot_product) {
-      linear_backward(dn_.data(), arena.g(id.qw), arena.g(id.qb), dq_.data(), a.n1.data(), arena.p(id.qw), N, C, qd);
-      linear_backward(dn_.data(), arena.g(id.kw), arena.g(id.kb), dk_.data(), a.n1.data(), arena.p(id.kw), N, C, qd);
-    }
-    linear_backward(dn_.data(), arena.g(id.vw), arena.g(id.vb), dv_.data(), a.n1.data(), arena.p(id.vw), N, C, vd);
+    {
+      PROFILE_SCOPE("bwd.qkv");
+      linear_backward(dn_.data(), arena.g(id.qkv_w), arena.g(id.qkv_b), dq, a.n1.data(), arena.p(id.qkv_w), N, C,
+                      d.qkv_ld, kSet);
     }
     PROFILE_SCOPE("bwd.norm");
     norm_bwd(id.n1, dh_.data(), dn_.data(), a.h_in.data(), a.n1_mean.data(), a.n1_rstd.data(), N);

@@ -38,17 +38,19 @@ class Transformer : public Model<T> {
   struct LayerIds {
     NormIds n1, n2;
     int qw = -1, qb = -1, kw = -1, kb = -1, vw = -1, vb = -1, ow = -1, ob = -1, rpe = -1;
+    int qkv_w = -1, qkv_b = -1;  // first of the adjacent q, k, v weights (biases): the fused projection
     int f1w = -1, f1b = -1, f2w = -1, f2b = -1;
   };
+  // qkv: the fused projection [N, 2 H dk + H dv] (q | k | v columns; only v without the dot product).
   struct LayerActs {
-    std::vector<T> h_in, n1, n1_mean, n1_rstd, q, k, v, lse, att, h_mid, n2, n2_mean, n2_rstd, f1,
+    std::vector<T> h_in, n1, n1_mean, n1_rstd, qkv, lse, att, h_mid, n2, n2_mean, n2_rstd, f1,
         f1a, bias;
   };
 
   NormIds add_norm(const std::string& name);
   void norm_fwd(const NormIds& id, T* out, T* mean, T* rstd, const T* x, int N);
   void norm_bwd(const NormIds& id, T* dx, const T* dout, const T* x, const T* mean, const T* rstd,
-                int N);
+                int N, GradMode mode = GradMode::add);
   AttnDims dims(int l, int B, int Tn) const;
 
   ModelConfig cfg_;
@@ -64,7 +66,7 @@ class Transformer : public Model<T> {
   const int* tokens_ = nullptr;
   std::vector<T> h_final_, nf_out_, nf_mean_, nf_rstd_, out_;
   // backward scratch
-  std::vector<T> dh_, dn_, datt_, dq_, dk_, dv_, df_, dpre_, dbias_, work_;
+  std::vector<T> dh_, dn_, datt_, dqkv_, df_, dbias_, work_;
 };
 
 extern template class Transformer<float>;
