@@ -162,3 +162,21 @@ TEST(Cli, BenchWritesItsJsonContract) {
   }
   expect_bad_input("bench --only huge", "--only: 'huge' is not a reference model");
 }
+
+// --scaling adds the 1-thread throughput and the speedup, consistent with each other; --profile
+// prints the step's phases to stderr.
+TEST(Cli, BenchScalingAndProfile) {
+  const fs::path j = fs::temp_directory_path() / "attnlab_bench_scaling.json";
+  fs::remove(j);
+  const Result r = run("bench --only tiny --steps 2 --threads 2 --scaling --profile --json " + j.string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream f(j);
+  const auto a = nlohmann::json::parse(f);
+  ASSERT_EQ(a.size(), 1u);
+  const double n = a[0]["tokens_per_s"].get<double>(), one = a[0]["tokens_per_s_1thread"].get<double>();
+  EXPECT_GT(one, 0.0);
+  EXPECT_NEAR(a[0]["thread_speedup"].get<double>(), n / one, 1e-9 * n / one);
+  EXPECT_NE(r.out.find("1-thread"), std::string::npos) << r.out;
+  for (const char* phase : {"fwd.attention", "bwd.attention", "fwd.qkv", "bwd.ffn1", "optimizer", "sum of phases"})
+    EXPECT_NE(r.err.find(phase), std::string::npos) << phase << "\n" << r.err;
+}

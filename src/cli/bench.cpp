@@ -1,4 +1,4 @@
-// attnlab bench [--compare-pytorch] [--json FILE] [--only a,b] [--steps N] [--threads N] [--profile]
+// attnlab bench [--compare-pytorch] [--scaling] [--json FILE] [--only a,b] [--steps N] [--threads N] [--profile]
 #include <fmt/core.h>
 
 #include <cmath>
@@ -65,7 +65,7 @@ double pytorch_tokens_per_s(const BenchCase& c, int steps, int threads) {
 
 std::function<int()> add_bench(CLI::App& app) {
   struct Args {
-    bool pytorch = false;
+    bool pytorch = false, scaling = false;
     std::string json, only;
     int steps = 10, threads = 0;
   };
@@ -76,6 +76,8 @@ std::function<int()> add_bench(CLI::App& app) {
   sub->add_option("--only", a->only, "Comma-separated models: tiny, small, medium, long, hetero, shallow");
   sub->add_option("--steps", a->steps, "Timed steps per model (median reported)")->check(CLI::Range(1, 100000));
   sub->add_option("--threads", a->threads, "Threads (default: every core)")->check(CLI::Range(1, 1024));
+  sub->add_flag("--scaling", a->scaling,
+                "Also time every model on 1 thread, alternating 3 rounds of 1 and N threads (medians), and print the speedup");
   sub->add_flag("--profile", prof::enabled, "Print where each model's training step spends its wall time (to stderr)");
   sub->footer("Example: attnlab bench --compare-pytorch --json bench.json");
   return [a]() {
@@ -94,25 +96,49 @@ std::function<int()> add_bench(CLI::App& app) {
     const int threads = a->threads > 0 ? a->threads : int(std::max(1u, std::thread::hardware_concurrency()));
     const double peak = measure_sgemm_gflops(threads);
     fmt::print("SGEMM peak (n=2048, {} threads): {:.0f} GFLOP/s\n", threads, peak);
-    fmt::print("{:<8} {:>12} {:>10} {:>9} {:>7} {:>9}{}\n", "model", "tokens/s", "ms/step", "GFLOP/s", "peak", "RSS MB",
+    fmt::print("{:<8} {:>12} {:>10} {:>9} {:>7} {:>9}{}{}\n", "model", "tokens/s", "ms/step", "GFLOP/s", "peak", "RSS MB",
+               a->scaling ? fmt::format(" {:>12} {:>8}", "1-thread", "threads") : "",
                a->pytorch ? fmt::format(" {:>12} {:>8}", "pytorch", "speedup") : "");
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     double log_speedup = 0;
     int n_speedup = 0;
     for (const auto& c : cases) {
-      auto r = run_benchmark(c, 3, a->steps, threads);
+      BenchResult r;
+      std::string extra;
+      double one_thread_tps = 0;
+      if (a->scaling) {
+        // The machine's noise drifts over seconds: alternate the two thread counts and keep
+        // each one's median round, so that the ratio compares like with like.
+        std::vector<BenchResult> rn, r1;
+        for (int round = 0; round < 3; ++round) {
+          r1.push_back(run_benchmark(c, 3, a->steps, 1));
+          rn.push_back(run_benchmark(c, 3, a->steps, threads));
+        }
+        auto median = [](std::vector<BenchResult> v) {
+          std::sort(v.begin(), v.end(), [](const BenchResult& x, const BenchResult& y) { return x.ms_per_step < y.ms_per_step; });
+          return v[v.size() / 2];
+        };
+        r = median(rn);
+        one_thread_tps = median(r1).tokens_per_s;
+        extra = fmt::format(" {:>12.0f} {:>7.2f}x", one_thread_tps, r.tokens_per_s / one_thread_tps);
+      } else {
+        r = run_benchmark(c, 3, a->steps, threads);
+      }
       r.peak_fraction = r.gflops / peak;
       nlohmann::ordered_json j{{"model", r.model}, {"tokens_per_s", r.tokens_per_s}, {"ms_per_step", r.ms_per_step},
                                {"gflops", r.gflops}, {"peak_fraction", r.peak_fraction}, {"peak_rss_mb", r.peak_rss_mb},
                                {"threads", threads}};
-      std::string extra;
+      if (a->scaling) {
+        j["tokens_per_s_1thread"] = one_thread_tps;
+        j["thread_speedup"] = r.tokens_per_s / one_thread_tps;
+      }
       if (a->pytorch) {
         const double pt = pytorch_tokens_per_s(c, a->steps, threads);
         j["pytorch_tokens_per_s"] = pt;
         j["speedup"] = r.tokens_per_s / pt;
         log_speedup += std::log(r.tokens_per_s / pt);
         ++n_speedup;
-        extra = fmt::format(" {:>12.0f} {:>7.2f}x", pt, r.tokens_per_s / pt);
+        extra += fmt::format(" {:>12.0f} {:>7.2f}x", pt, r.tokens_per_s / pt);
       }
       fmt::print("{:<8} {:>12.0f} {:>10.2f} {:>9.1f} {:>6.0f}% {:>9.0f}{}\n", r.model, r.tokens_per_s, r.ms_per_step, r.gflops,
                  100 * r.peak_fraction, r.peak_rss_mb, extra);
