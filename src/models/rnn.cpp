@@ -149,7 +149,8 @@ template <class T>
 const T* Rnn<T>::forward_ind() {
   const int B = B_, Tn = T_, m = m_, d = d_;
   const T* W = arena.p(Win_); const T* u = arena.p(rec_); const T* c = arena.p(c_);
-  std::vector<T> Wt(size_t(d) * m);
+  std::vector<T>& Wt = wt_;  // W_in transposed [d, m]; kept, so that a step allocates nothing
+  Wt.resize(size_t(d) * m);
   for (int i = 0; i < m; ++i)
     for (int k = 0; k < d; ++k) Wt[size_t(k) * m + i] = W[size_t(i) * d + k];
   const T kf = T(1.0 / std::sqrt(double(m)));
@@ -192,18 +193,21 @@ void Rnn<T>::backward_ind(const T* dy) {
   const T* u = arena.p(rec_); const T* c = arena.p(c_);
   const T kf = T(1.0 / std::sqrt(double(m)));
   const int nthreads = omp_get_max_threads();
-  std::vector<std::vector<T>> part(size_t(nthreads), std::vector<T>(size_t(d + 2) * m, T(0)));  // dWt, du, dc
+  // Per thread: dWt [d, m], du [m], dc [m], then the scratch dh [m], dz [m]. Kept across steps.
+  const size_t per = size_t(d + 4) * m;
+  part_.assign(size_t(nthreads) * per, T(0));
 #pragma omp parallel
   {
-    std::vector<T>& acc = part[size_t(omp_get_thread_num())];
-    std::vector<T> dh(static_cast<size_t>(m)), dz(static_cast<size_t>(m));
+    T* acc = part_.data() + size_t(omp_get_thread_num()) * per;
+    T* dh = acc + size_t(d + 2) * m;
+    T* dz = dh + m;
 #pragma omp for schedule(static)
     for (int b = 0; b < B; ++b) {
       const T* X = x_ + size_t(b) * Tn * d;
       const T* H = h_.data() + size_t(b) * Tn * m;
       const T* Z = z_.data() + size_t(b) * Tn * m;
       const T g = dy[b] * kf;
-      T* du = acc.data() + size_t(d) * m;
+      T* du = acc + size_t(d) * m;
       T* dc = du + m;
       const T* hT = H + size_t(Tn - 1) * m;
       for (int i = 0; i < m; ++i) { dc[i] += g * hT[i]; dh[i] = g * c[i]; }
@@ -218,7 +222,7 @@ void Rnn<T>::backward_ind(const T* dy) {
         }
         for (int k = 0; k < d; ++k) {
           const T xk = X[size_t(t) * d + k];
-          T* dw = acc.data() + size_t(k) * m;
+          T* dw = acc + size_t(k) * m;
 #pragma omp simd
           for (int i = 0; i < m; ++i) dw[i] += dz[i] * xk;
         }
@@ -230,12 +234,14 @@ void Rnn<T>::backward_ind(const T* dy) {
     }
   }
   T* gW = arena.g(Win_); T* gu = arena.g(rec_); T* gc = arena.g(c_);
-  for (const auto& acc : part)
+  for (int t = 0; t < nthreads; ++t) {
+    const T* acc = part_.data() + size_t(t) * per;
     for (int i = 0; i < m; ++i) {
       for (int k = 0; k < d; ++k) gW[size_t(i) * d + k] += acc[size_t(k) * m + i];
       gu[i] += acc[size_t(d) * m + i];
       gc[i] += acc[size_t(d + 1) * m + i];
     }
+  }
 }
 
 template class Rnn<float>;

@@ -34,6 +34,7 @@ class Rnn : public Model<T> {
   int m_, d_, Win_ = -1, rec_ = -1, c_ = -1;
   int B_ = 0, T_ = 0;
   const T* x_ = nullptr;
+  std::vector<T> wt_, part_;  // IndRNN scratch: W_in transposed, per-thread gradient partials
   std::vector<T> z_, h_, out_, dz_, dh_;  // z, h: [T, B, m] (Elman, time-major) or [B, T, m] (IndRNN)
 };
 
