@@ -68,7 +68,8 @@ void SparseMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
     float* x = batch.x.data() + size_t(b) * T * D;
     const uint64_t base = uint64_t(indices[b]) * uint64_t(T) * uint64_t(D);
     for (int i = 0; i < T * D; ++i) x[i] = float(rng_normal(seed_, stream, base + uint64_t(i)));
-    std::vector<float> z(size_t(M) * D);
+    static thread_local std::vector<float> z;  // kept per thread: filling a batch allocates nothing
+    z.resize(size_t(M) * D);
     for (int t = 0; t < T; ++t) {
       const bool ok = t >= max_lag_;
       batch.mask[size_t(b) * T + t] = ok ? 1.f : 0.f;
