@@ -8,11 +8,7 @@
 #include <cstdlib>
 #include <new>
 
-#include "kernels/loss.h"
-#include "models/model.h"
-#include "tasks/task.h"
 #include "train/bench.h"
-#include "train/optimizer.h"
 #include "train/trainer.h"
 
 namespace {
@@ -31,30 +27,16 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 using namespace attnlab;
 
 namespace {
-// Allocations in the third step of cfg (batch and sequence length as configured, smaller if
-// asked, so that the test stays fast).
-long news_in_a_step(RunConfig c) {
+// Allocations in the third step of a reference-style training step of c (train/bench.h).
+long news_in_a_step(const RunConfig& c) {
   configure_threads(2);
-  const int B = c.train.batch, T = c.task.seq_len;
-  auto task = make_task(c.task, 1);
-  auto model = make_model<float>(c.model, B);
-  model->init(1);
-  auto opt = make_optimizer(c.train, model->arena.size(), std::vector<uint8_t>(model->arena.size(), 1));
-  std::vector<int64_t> idx(static_cast<size_t>(B));
-  for (int j = 0; j < B; ++j) idx[size_t(j)] = j;
-  Batch batch;
-  task->fill(Split::train, idx.data(), B, batch);
-  const int P = model->last_only() ? 1 : T, D = model->out_dim();
-  std::vector<float> dy(size_t(B) * P * D);
+  BenchStep step(c);
+  step.fill(0);
   long news = 0;
   for (int s = 0; s < 3; ++s) {
     g_news = 0;
     g_counting = s == 2;
-    const float* out = model->forward(batch.x.data(), nullptr, B, T);
-    mse_forward_backward(dy.data(), out, batch.y.data(), batch.mask.data(), B * P, D);
-    model->arena.zero_grad();
-    model->backward(dy.data());
-    opt->step(model->arena.data(), model->arena.grad(), c.train.lr);
+    step.run();
     g_counting = false;
     news = g_news;
   }

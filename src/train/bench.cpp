@@ -136,6 +136,39 @@ double measure_sgemm_gflops(int threads) {
   return g;
 }
 
+BenchStep::BenchStep(const RunConfig& c) : cfg_(c) {
+  task_ = make_task(c.task, 1);
+  model_ = make_model<float>(c.model, c.train.batch);
+  model_->init(1);
+  if (task_->last_only() && !model_->last_only())
+    throw std::logic_error("bench: per-sequence task with a per-position model");
+  opt_ = make_optimizer(c.train, model_->arena.size(), std::vector<uint8_t>(model_->arena.size(), 1));
+  const int P = model_->last_only() ? 1 : c.task.seq_len;
+  dy_.resize(size_t(c.train.batch) * P * model_->out_dim());
+}
+
+BenchStep::~BenchStep() = default;
+
+void BenchStep::fill(int64_t first) {
+  const int B = cfg_.train.batch;
+  idx_.resize(size_t(B));
+  for (int j = 0; j < B; ++j) idx_[size_t(j)] = cfg_.task.n_train > 0 ? j : first + j;
+  task_->fill(Split::train, idx_.data(), B, batch_);
+}
+
+void BenchStep::run() {
+  const int B = cfg_.train.batch, T = cfg_.task.seq_len;
+  const float* out = model_->forward(batch_.x.data(), nullptr, B, T);
+  const int P = model_->last_only() ? 1 : T;
+  {
+    PROFILE_SCOPE("loss");
+    mse_forward_backward(dy_.data(), out, batch_.y.data(), batch_.mask.data(), B * P, model_->out_dim());
+  }
+  { PROFILE_SCOPE("zero_grad"); model_->arena.zero_grad(); }
+  model_->backward(dy_.data());
+  { PROFILE_SCOPE("optimizer"); opt_->step(model_->arena.data(), model_->arena.grad(), cfg_.train.lr); }
+}
+
 BenchResult run_benchmark(const BenchCase& bc, int warmup, int steps, int threads) {
   int fds[2];
   if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
@@ -145,32 +178,12 @@ BenchResult run_benchmark(const BenchCase& bc, int warmup, int steps, int thread
     double ms = 0;
     try {
       configure_threads(threads);
-      const RunConfig& c = bc.cfg;
-      const int B = c.train.batch, T = c.task.seq_len;
-      auto task = make_task(c.task, 1);
-      auto model = make_model<float>(c.model, B);
-      model->init(1);
-      auto opt = make_optimizer(c.train, model->arena.size(), std::vector<uint8_t>(model->arena.size(), 1));
-      std::vector<int64_t> idx(static_cast<size_t>(B));
-      Batch batch;
-      std::vector<float> dy, full;
-      const bool last = task->last_only() && !model->last_only();
+      BenchStep step(bc.cfg);
       std::vector<double> times;
       for (int s = 0; s < warmup + steps; ++s) {
-        for (int j = 0; j < B; ++j) idx[size_t(j)] = c.task.n_train > 0 ? j : int64_t(s) * B + j;
-        if (s == 0 || c.task.n_train == 0) task->fill(Split::train, idx.data(), B, batch);  // data: not timed
+        if (s == 0 || bc.cfg.task.n_train == 0) step.fill(int64_t(s) * bc.cfg.train.batch);  // data: not timed
         const auto t0 = std::chrono::steady_clock::now();
-        const float* out = model->forward(batch.x.data(), nullptr, B, T);
-        const int P = model->last_only() ? 1 : T, D = model->out_dim();
-        dy.resize(size_t(B) * P * D);
-        if (last) throw std::logic_error("bench: per-sequence task with a per-position model");
-        {
-          PROFILE_SCOPE("loss");
-          mse_forward_backward(dy.data(), out, batch.y.data(), batch.mask.data(), B * P, D);
-        }
-        { PROFILE_SCOPE("zero_grad"); model->arena.zero_grad(); }
-        model->backward(dy.data());
-        { PROFILE_SCOPE("optimizer"); opt->step(model->arena.data(), model->arena.grad(), c.train.lr); }
+        step.run();
         const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (s >= warmup) times.push_back(dt);
         if (s + 1 == warmup) prof::reset();

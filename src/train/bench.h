@@ -2,10 +2,14 @@
 // The reference benchmark set of `attnlab bench`: fixed models trained for a few steps with
 // AdamW and MSE on sparse_memory (the shallow model: full-batch GD on teacher_student_model),
 // each in its own child process so that its peak memory is its own.
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/run_config.h"
+#include "models/model.h"
+#include "tasks/task.h"
+#include "train/optimizer.h"
 
 namespace attnlab {
 
@@ -18,6 +22,26 @@ struct BenchCase {
 struct BenchResult {
   std::string model;
   double tokens_per_s = 0, ms_per_step = 0, gflops = 0, peak_fraction = 0, peak_rss_mb = 0;
+};
+
+// One reference case's training step on a fixed batch: forward, MSE, zero_grad, backward,
+// optimizer. What `attnlab bench` times and the no-allocation test counts.
+class BenchStep {
+ public:
+  explicit BenchStep(const RunConfig& c);
+  ~BenchStep();
+  // A new batch: sample indices first.. (or 0.. when the task has a fixed training set).
+  void fill(int64_t first);
+  void run();
+
+ private:
+  RunConfig cfg_;
+  std::unique_ptr<Task> task_;
+  std::unique_ptr<Model<float>> model_;
+  std::unique_ptr<Optimizer> opt_;
+  std::vector<int64_t> idx_;
+  Batch batch_;
+  std::vector<float> dy_;
 };
 
 // tiny, small, medium, long, hetero, shallow (README, "Benchmarks").
