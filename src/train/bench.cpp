@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
 
 #include "core/error.h"
 #include "core/profile.h"
@@ -17,6 +18,7 @@
 #include "models/model.h"
 #include "tasks/task.h"
 #include "train/optimizer.h"
+#include "train/projection.h"
 #include "train/trainer.h"
 
 namespace attnlab {
@@ -143,6 +145,10 @@ BenchStep::BenchStep(const RunConfig& c) : cfg_(c) {
   if (task_->last_only() && !model_->last_only())
     throw std::logic_error("bench: per-sequence task with a per-position model");
   opt_ = make_optimizer(c.train, model_->arena.size(), std::vector<uint8_t>(model_->arena.size(), 1));
+  if (!c.train.rho.empty()) {  // projected GD: the trainer's projection onto the heads' balls
+    theta0_.assign(model_->arena.data().begin(), model_->arena.data().end());
+    slices_ = model_->head_slices();
+  }
   const int P = model_->last_only() ? 1 : c.task.seq_len;
   dy_.resize(size_t(c.train.batch) * P * model_->out_dim());
 }
@@ -158,15 +164,28 @@ void BenchStep::fill(int64_t first) {
 
 void BenchStep::run() {
   const int B = cfg_.train.batch, T = cfg_.task.seq_len;
+  // The Transformer profiles its own phases; the other models are timed whole.
+  const bool whole = cfg_.model.kind != "transformer";
+  std::optional<prof::Scope> fwd;
+  if (whole) fwd.emplace("forward");
   const float* out = model_->forward(batch_.x.data(), nullptr, B, T);
+  fwd.reset();
   const int P = model_->last_only() ? 1 : T;
   {
     PROFILE_SCOPE("loss");
     mse_forward_backward(dy_.data(), out, batch_.y.data(), batch_.mask.data(), B * P, model_->out_dim());
   }
   { PROFILE_SCOPE("zero_grad"); model_->arena.zero_grad(); }
-  model_->backward(dy_.data());
-  { PROFILE_SCOPE("optimizer"); opt_->step(model_->arena.data(), model_->arena.grad(), cfg_.train.lr); }
+  {
+    std::optional<prof::Scope> bwd;
+    if (whole) bwd.emplace("backward");
+    model_->backward(dy_.data());
+  }
+  {
+    PROFILE_SCOPE("optimizer");
+    opt_->step(model_->arena.data(), model_->arena.grad(), cfg_.train.lr);
+    if (!slices_.empty()) project_heads<float>(model_->arena.data(), theta0_, slices_, cfg_.train.rho, cfg_.model.width);
+  }
 }
 
 BenchResult run_benchmark(const BenchCase& bc, int warmup, int steps, int threads) {

@@ -25,7 +25,7 @@ struct BenchResult {
 };
 
 // One reference case's training step on a fixed batch: forward, MSE, zero_grad, backward,
-// optimizer. What `attnlab bench` times and the no-allocation test counts.
+// optimizer (and the projection of projected GD). What `attnlab bench` times and the no-allocation test counts.
 class BenchStep {
  public:
   explicit BenchStep(const RunConfig& c);
@@ -41,7 +41,8 @@ class BenchStep {
   std::unique_ptr<Optimizer> opt_;
   std::vector<int64_t> idx_;
   Batch batch_;
-  std::vector<float> dy_;
+  std::vector<float> dy_, theta0_;
+  std::vector<HeadSlice> slices_;  // projected GD (train.rho): the heads projected after each step
 };
 
 // tiny, small, medium, long, hetero, shallow (README, "Benchmarks").
