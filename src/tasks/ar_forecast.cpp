@@ -30,13 +30,7 @@ ArForecastTask::ArForecastTask(const TaskConfig& cfg, uint64_t seed) : cfg_(cfg)
 void ArForecastTask::fill(Split split, const int64_t* indices, int B, Batch& batch) const {
   const int T = cfg_.seq_len, D = d_in();
   const auto& s = series_[int(split)];
-  batch.B = B;
-  batch.T = T;
-  batch.x.resize(size_t(B) * T * D);
-  batch.y.resize(size_t(B));
-  batch.mask.assign(size_t(B), 1.f);
-  batch.tokens.clear();
-  batch.targets.clear();
+  batch.shape_real(B, T, D, size_t(B), size_t(B), 1.f);  // one target per sequence
   for (int b = 0; b < B; ++b) {
     const int64_t i = indices[b];
     for (int t = 0; t < T; ++t) {

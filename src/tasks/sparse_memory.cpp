@@ -53,13 +53,7 @@ void SparseMemoryTask::readout(const float* z, float* y) const {
 
 void SparseMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& batch) const {
   const int T = cfg_.seq_len, D = cfg_.d_in, M = int(cfg_.lags.size());
-  batch.B = B;
-  batch.T = T;
-  batch.x.resize(size_t(B) * T * D);
-  batch.y.assign(size_t(B) * T * cfg_.d_out, 0.f);
-  batch.mask.resize(size_t(B) * T);
-  batch.tokens.clear();
-  batch.targets.clear();
+  batch.shape_real(B, T, D, size_t(B) * T * cfg_.d_out, size_t(B) * T, 0.f);  // mask set per position below
   static const uint64_t streams[3] = {stream_id("sparse_memory/train"), stream_id("sparse_memory/val"),
                                       stream_id("sparse_memory/test")};
   const uint64_t stream = streams[int(split)];

@@ -19,6 +19,18 @@ struct Batch {
   std::vector<float> y;       // [B, T, d_out] real targets
   std::vector<int> targets;   // [B, T] token targets
   std::vector<float> mask;    // [B, T] 1 where the loss counts
+
+  // Shapes a batch of real inputs [B, T, d_in] with n_y targets and n_mask mask entries, every
+  // target 0 and every mask entry `mask_value`; no token fields. Reuses the vectors' storage.
+  void shape_real(int b, int t, int d_in, size_t n_y, size_t n_mask, float mask_value) {
+    B = b;
+    T = t;
+    x.resize(size_t(b) * t * d_in);
+    y.assign(n_y, 0.f);
+    mask.assign(n_mask, mask_value);
+    tokens.clear();
+    targets.clear();
+  }
 };
 
 class Task {

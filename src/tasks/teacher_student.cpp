@@ -205,13 +205,7 @@ double TeacherStudentTask::transport_predictor(const float* x, const double* W, 
 
 void TeacherStudentTask::fill(Split split, const int64_t* indices, int B, Batch& batch) const {
   const int T = cfg_.seq_len, d = cfg_.d_in;
-  batch.B = B;
-  batch.T = T;
-  batch.x.resize(size_t(B) * T * d);
-  batch.y.resize(size_t(B));
-  batch.mask.assign(size_t(B), 1.f);
-  batch.tokens.clear();
-  batch.targets.clear();
+  batch.shape_real(B, T, d, size_t(B), size_t(B), 1.f);  // one target per sequence
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < B; ++b) {
     inputs(split, indices[b], batch.x.data() + size_t(b) * T * d);
