@@ -141,6 +141,23 @@ TEST(Cli, ADivergingRunIsMarkedWithItsStepAndReason) {
   EXPECT_FALSE(fs::exists(d / "model.safetensors"));
 }
 
+// The last update blows the parameters up: the training losses were finite, the only
+// evaluation is not. The run is a divergence, not a crash and not a completed run.
+TEST(Cli, ANonFiniteValidationLossIsADivergence) {
+  const fs::path d = fs::temp_directory_path() / "attnlab_diverge_val";
+  fs::remove_all(d);
+  const Result r = run("train " + example() + " train.lr=1e30 train.steps=1 task.n_train=64 task.n_val=32 --out " + d.string());
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::ifstream f(d / "summary.json");
+  ASSERT_TRUE(f) << r.err;
+  const auto s = nlohmann::json::parse(f);
+  EXPECT_EQ(s["status"], "diverged");
+  EXPECT_EQ(s["diverged_step"], 1);
+  EXPECT_EQ(s["diverged_reason"], "validation loss is not finite");
+  EXPECT_FALSE(fs::exists(d / "model.safetensors"));
+  EXPECT_NE(r.out.find("diverged at step 1: validation loss is not finite"), std::string::npos) << r.out;
+}
+
 TEST(Cli, BenchWritesItsJsonContract) {
   const fs::path j = fs::temp_directory_path() / "attnlab_bench.json";
   fs::remove(j);

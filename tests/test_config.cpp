@@ -80,3 +80,23 @@ TEST(Config, ExactErrorMessages) {
   EXPECT_EQ(error_of(kBase, {"model.d_in=5"}),
             "command line: model.d_in: is derived from the task and must be 4 here (got 5)");
 }
+
+// task.n (split by val_fraction) and task.n_train / task.n_val are two ways to size the data:
+// giving both is an error, from the file or the command line, not a silent override.
+TEST(Config, TaskNWithNTrainOrNValIsAnError) {
+  const std::string msg = ": task.n: give task.n (with task.val_fraction) or task.n_train/task.n_val, not both";
+  const std::string head = "[task]\nkind = \"sparse_memory\"\nseq_len = 16\nlags = [1, 4]\n";
+  EXPECT_EQ(error_of(head + "n = 100\nn_train = 50\n"), "exp.toml" + msg);
+  EXPECT_EQ(error_of(head + "n = 100\nn_val = 10\n"), "exp.toml" + msg);
+  EXPECT_EQ(error_of(kBase, {"task.n=100", "task.n_train=50"}), "command line" + msg);
+  EXPECT_EQ(error_of(head + "n_val = 10\n", {"task.n=100"}), "command line" + msg);
+  // task.n alone splits; the resolved config holds n_train and n_val (not n) and reads back.
+  RunConfig c = parse_run_config(head + "n = 100\nval_fraction = 0.2\n", "exp.toml", {});
+  EXPECT_EQ(c.task.n_train, 80);
+  EXPECT_EQ(c.task.n_val, 20);
+  const std::string text = resolved_toml(c);
+  RunConfig back = parse_run_config(text, "config.toml", {});
+  EXPECT_EQ(back.task.n_train, 80);
+  EXPECT_EQ(back.task.n_val, 20);
+  EXPECT_EQ(resolved_toml(back), text);
+}

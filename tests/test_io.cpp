@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
 
 #include "core/error.h"
 #include "io/checkpoint.h"
@@ -50,4 +51,39 @@ TEST(Safetensors, BadFilesAreUserErrors) {
     EXPECT_EQ(std::string(e.what()), p.string() + ": not a valid safetensors file: header size 1000 exceeds the file");
   }
   EXPECT_THROW(read_safetensors("/nonexistent.safetensors"), UserError);
+}
+
+// A shape with a negative dimension, or whose byte size overflows size_t (and may wrap around
+// to match data_offsets), is rejected with one line naming the tensor.
+TEST(Safetensors, NegativeOrOverflowingShapesAreUserErrors) {
+  auto path = [](const std::string& name) { return (fs::temp_directory_path() / name).string(); };
+  auto error_of = [&](const std::string& name, const std::string& header, size_t data_bytes) -> std::string {
+    const std::string p = path(name);
+    {
+      std::ofstream f(p, std::ios::binary);
+      const uint64_t n = header.size();
+      for (int i = 0; i < 8; ++i) f.put(char((n >> (8 * i)) & 0xff));  // little-endian header length
+      f << header << std::string(data_bytes, '\0');
+    }
+    try {
+      read_safetensors(p);
+    } catch (const UserError& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  // [-1, -4]: the product 4 (16 bytes) matches the offsets
+  EXPECT_EQ(error_of("attnlab_neg.safetensors", R"({"w":{"dtype":"F32","shape":[-1,-4],"data_offsets":[0,16]}})", 16),
+            path("attnlab_neg.safetensors") + ": not a valid safetensors file: tensor 'w' has a negative dimension");
+  EXPECT_EQ(error_of("attnlab_neg2.safetensors", R"({"w":{"dtype":"F32","shape":[3,-1],"data_offsets":[0,0]}})", 0),
+            path("attnlab_neg2.safetensors") + ": not a valid safetensors file: tensor 'w' has a negative dimension");
+  // [2^62, 2^62]: the product wraps around to 0, matching empty offsets
+  EXPECT_EQ(error_of("attnlab_big.safetensors",
+                     R"({"w":{"dtype":"F32","shape":[4611686018427387904,4611686018427387904],"data_offsets":[0,0]}})", 0),
+            path("attnlab_big.safetensors") + ": not a valid safetensors file: tensor 'w' has a shape whose size overflows");
+  // 2^62 elements alone fit, times 4 bytes each they do not
+  EXPECT_EQ(error_of("attnlab_big2.safetensors", R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", 0),
+            path("attnlab_big2.safetensors") + ": not a valid safetensors file: tensor 'w' has a shape whose size overflows");
+  // a valid file of the same form still reads
+  EXPECT_EQ(error_of("attnlab_ok.safetensors", R"({"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}})", 16), "(no error)");
 }

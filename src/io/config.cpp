@@ -295,6 +295,8 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   t.number("nu", k.nu, 0.0, true);
   t.integer("teacher_samples", k.teacher_samples, 1);
   t.finish();
+  if (t.has("n") && (t.has("n_train") || t.has("n_val")))
+    t.fail("n", "give task.n (with task.val_fraction) or task.n_train/task.n_val, not both");
   if (k.n > 0) {  // n samples, split into training and validation sets
     k.n_val = std::max<int64_t>(1, std::llround(double(k.n) * k.val_fraction));
     k.n_train = k.n - k.n_val;

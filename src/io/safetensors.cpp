@@ -1,5 +1,6 @@
 #include "io/safetensors.h"
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -103,9 +104,15 @@ TensorFile read_safetensors(const std::string& path) {
       t.shape = it->at("shape").get<std::vector<int64_t>>();
       auto offs = it->at("data_offsets").get<std::vector<size_t>>();
       if (dtype_size(t.dtype) == 0) throw bad("tensor '" + it.key() + "' has unsupported dtype " + t.dtype);
+      if (std::any_of(t.shape.begin(), t.shape.end(), [](int64_t d) { return d < 0; }))
+        throw bad("tensor '" + it.key() + "' has a negative dimension");
+      size_t nbytes = dtype_size(t.dtype);
+      for (int64_t d : t.shape)
+        if (__builtin_mul_overflow(nbytes, size_t(d), &nbytes))
+          throw bad("tensor '" + it.key() + "' has a shape whose size overflows");
       if (offs.size() != 2 || offs[0] > offs[1] || offs[1] > data_size)
         throw bad("tensor '" + it.key() + "' has data_offsets outside the file");
-      if (offs[1] - offs[0] != t.numel() * dtype_size(t.dtype))
+      if (offs[1] - offs[0] != nbytes)
         throw bad("tensor '" + it.key() + "' size does not match its shape");
       t.bytes.assign(raw.begin() + std::ptrdiff_t(base + offs[0]), raw.begin() + std::ptrdiff_t(base + offs[1]));
       f.order.push_back(it.key());

@@ -268,6 +268,12 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
       prog.evaluated = true;
     }
     if (out.on_progress) out.on_progress(prog);
+    if (prog.evaluated && !std::isfinite(last_val)) {  // this step's update blew the parameters up
+      status = "diverged";
+      diverged_step = ++step;  // the step count whose iterate is not finite, as in metrics.jsonl
+      reason = "validation loss is not finite";
+      break;
+    }
   }
 
   const auto pc = model->counts();
