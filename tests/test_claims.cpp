@@ -74,12 +74,12 @@ TEST(Claims, FlatMonotoneAndSeries) {
   EXPECT_FALSE(r[1].holds);
   auto mono = claim("monotone");
   mono.direction = "increasing";
-  mono.filter["model.kind"] = "\"grow\"";
+  mono.where["model.kind"] = "\"grow\"";
   EXPECT_TRUE(evaluate_claims(spec_with(mono), obs)[0].holds);
-  mono.filter["model.kind"] = "\"flat\"";
+  mono.where["model.kind"] = "\"flat\"";
   EXPECT_FALSE(evaluate_claims(spec_with(mono), obs)[0].holds);
   mono.direction = "decreasing";
-  mono.filter["model.kind"] = "\"grow\"";
+  mono.where["model.kind"] = "\"grow\"";
   EXPECT_FALSE(evaluate_claims(spec_with(mono), obs)[0].holds);
 }
 

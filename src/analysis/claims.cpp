@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "core/rng.h"
@@ -33,29 +34,99 @@ namespace {
 
 constexpr int kBoot = 2000;
 
-struct Series {
-  std::vector<double> x;               // sorted distinct x
-  std::vector<std::vector<double>> y;  // the seeds' values at each x
-};
+std::string fmt_num(double v) {
+  std::ostringstream ss;
+  ss << v;
+  return ss.str();
+}
 
-Series collect(const std::vector<Observation>& obs, const std::string& xkey, const std::string& ykey, const Point& filter) {
-  std::map<double, std::vector<double>> m;
-  for (const auto& o : obs) {
-    if (!point_matches(o.point, filter)) continue;
-    auto it = o.point.find(xkey);
-    const double x = it == o.point.end() ? NAN : point_number(it->second);
-    const double y = summary_value(o.summary, ykey);
-    if (std::isfinite(x) && std::isfinite(y)) m[x].push_back(y);
-  }
-  Series s;
-  for (auto& [x, ys] : m) { s.x.push_back(x); s.y.push_back(ys); }
+std::string point_text(const Point& p) {
+  std::string s;
+  for (const auto& [k, v] : p) s += (s.empty() ? "" : ", ") + k + " = " + v;
   return s;
 }
 
-double mean(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return v.empty() ? NAN : s / double(v.size());
+// Values by seed: y[i] holds, for the i-th group (an x, or one pair of a comparison), each
+// seed's value(s). The bootstrap draws seeds, never single values.
+struct BySeed {
+  std::vector<int64_t> seeds;                                // distinct seeds with a value
+  std::vector<std::map<int64_t, std::vector<double>>> y;     // group -> seed -> values
+};
+
+// Counts one run into its point, and records its y if it has one.
+void count(PointCount& pc, const Observation& o, double y) {
+  ++pc.runs;
+  if (o.status == "completed") {
+    ++pc.completed;
+    if (!std::isfinite(y)) ++pc.no_value;
+  } else if (o.status == "diverged") {
+    ++pc.diverged;
+  } else if (o.status == "failed") {
+    ++pc.failed;
+  } else {
+    ++pc.unfinished;
+  }
+}
+
+// The runs of a point that gave no value, as "seed=2 (diverged)".
+std::string missing_runs(const std::vector<const Observation*>& runs, const std::string& y) {
+  std::string s;
+  for (const auto* o : runs) {
+    const bool ok = o->status == "completed" && std::isfinite(summary_value(o->summary, y));
+    if (ok) continue;
+    const std::string why = o->status == "completed" ? "no " + y : o->status;
+    s += (s.empty() ? "" : ", ") + o->id + " (" + why + ")";
+  }
+  return s;
+}
+
+// statistic(group means) on the data, and on kBoot resamples of the seeds -> measured and the
+// 2.5% and 97.5% quantiles. A resample in which a group has no drawn seed, or whose statistic
+// is not finite, is dropped and counted.
+template <class F>
+void bootstrap(const BySeed& d, F stat, ClaimResult& r, uint64_t seed) {
+  const size_t G = d.y.size(), S = d.seeds.size();
+  std::vector<double> means(G);
+  auto group_mean = [&](size_t g, const std::vector<int64_t>& drawn) {
+    double sum = 0;
+    size_t n = 0;
+    for (int64_t s : drawn) {
+      auto it = d.y[g].find(s);
+      if (it == d.y[g].end()) continue;
+      for (double v : it->second) { sum += v; ++n; }
+    }
+    return n ? sum / double(n) : NAN;
+  };
+  for (size_t g = 0; g < G; ++g) means[g] = group_mean(g, d.seeds);
+  r.measured = stat(means);
+  std::vector<double> stats;
+  std::vector<int64_t> drawn(S);
+  for (int b = 0; b < kBoot; ++b) {
+    for (size_t j = 0; j < S; ++j) drawn[j] = d.seeds[rng_below(seed, uint64_t(b), uint64_t(j), S)];
+    bool ok = true;
+    for (size_t g = 0; g < G && ok; ++g) ok = std::isfinite(means[g] = group_mean(g, drawn));
+    const double v = ok ? stat(means) : NAN;
+    if (std::isfinite(v)) stats.push_back(v);
+  }
+  r.resamples = kBoot;
+  r.resamples_dropped = kBoot - int(stats.size());
+  if (stats.size() < size_t(kBoot) / 2 || !std::isfinite(r.measured)) {
+    r.note = "the statistic is undefined on this data (non-positive values for a log fit?)";
+    if (std::isfinite(r.measured))
+      r.note += "; " + std::to_string(r.resamples_dropped) + " of " + std::to_string(kBoot) + " resamples gave no finite value";
+    return;
+  }
+  std::sort(stats.begin(), stats.end());
+  r.ci_low = stats[size_t(0.025 * double(stats.size() - 1))];
+  r.ci_high = stats[size_t(0.975 * double(stats.size() - 1))];
+  r.evaluated = true;
+  if (r.resamples_dropped * 100 > kBoot)
+    r.note = std::to_string(r.resamples_dropped) + " of " + std::to_string(kBoot) +
+             " bootstrap resamples gave a non-finite statistic and were dropped";
+}
+
+void add_note(ClaimResult& r, const std::string& s) {
+  if (!s.empty()) r.note = r.note.empty() ? s : s + "; " + r.note;
 }
 
 double slope_of(const std::vector<double>& x, const std::vector<double>& m) {
@@ -70,37 +141,65 @@ double slope_of(const std::vector<double>& x, const std::vector<double>& m) {
   return (n * sxy - sx * sy) / (n * sxx - sx * sx);
 }
 
-// statistic(x, means) on the data and on kBoot resamples -> measured, 2.5% and 97.5% quantiles.
-template <class F>
-void bootstrap(const Series& s, F stat, ClaimResult& r, uint64_t seed) {
-  std::vector<double> means(s.x.size());
-  for (size_t i = 0; i < s.x.size(); ++i) means[i] = mean(s.y[i]);
-  r.measured = stat(s.x, means);
-  std::vector<double> stats;
-  for (int b = 0; b < kBoot; ++b) {
-    uint64_t k = 0;
-    for (size_t i = 0; i < s.x.size(); ++i) {
-      double sum = 0;
-      const size_t n = s.y[i].size();
-      for (size_t j = 0; j < n; ++j) sum += s.y[i][rng_below(seed, uint64_t(b), k++, n)];
-      means[i] = sum / double(n);
+ClaimResult evaluate_compare(ClaimResult r, const ClaimSpec& c, const std::vector<Observation>& obs, const Point& filter,
+                             uint64_t seed) {
+  std::string a, b;
+  for (const auto& [k, v] : c.a) a += (a.empty() ? "" : ", ") + k + " = " + v;
+  for (const auto& [k, v] : c.b) b += (b.empty() ? "" : ", ") + k + " = " + v;
+  r.expected = a + " lower " + c.y + " than " + b + " by >= " + fmt_num(c.value);
+  Point fa = filter, fb = filter;
+  for (const auto& [k, v] : c.a) fa[k] = v;
+  for (const auto& [k, v] : c.b) fb[k] = v;
+  // Paired: each run of a with the run of b at the same other coordinates and seed; the
+  // statistic is the mean relative improvement (y_b - y_a) / y_b over the pairs.
+  auto strip = [&](Point p) {
+    for (const auto& [k, v] : c.a) p.erase(k);
+    for (const auto& [k, v] : c.b) p.erase(k);
+    return p;
+  };
+  // side (0 = a, 1 = b) and other coordinates -> runs
+  std::map<std::pair<int, Point>, std::vector<const Observation*>> groups;
+  for (const auto& o : obs) {
+    if (point_matches(o.point, fa)) groups[{0, strip(o.point)}].push_back(&o);
+    else if (point_matches(o.point, fb)) groups[{1, strip(o.point)}].push_back(&o);
+  }
+  std::string empty, partial;
+  for (const auto& [key, runs] : groups) {
+    PointCount pc;
+    const std::string coords = point_text(key.second);
+    pc.label = std::string(key.first == 0 ? "a" : "b") + (coords.empty() ? "" : " at " + coords);
+    for (const auto* o : runs) count(pc, *o, summary_value(o->summary, c.y));
+    const int with_value = pc.completed - pc.no_value;
+    if (with_value == 0) empty += (empty.empty() ? "" : "; ") + pc.label + ": " + missing_runs(runs, c.y);
+    else if (with_value < pc.runs) partial += (partial.empty() ? "" : "; ") + pc.label + ": " + missing_runs(runs, c.y);
+    r.points.push_back(pc);
+  }
+  if (!empty.empty()) { r.note = "no completed run with " + c.y + " at " + empty; return r; }
+  BySeed d;
+  d.y.assign(1, {});
+  std::set<int64_t> seeds;
+  for (const auto& [key, runs_a] : groups) {
+    if (key.first != 0) continue;
+    auto ib = groups.find({1, key.second});
+    if (ib == groups.end()) continue;
+    for (const auto* oa : runs_a) {
+      const double ya = oa->status == "completed" ? summary_value(oa->summary, c.y) : NAN;
+      for (const auto* ob : ib->second) {
+        if (ob->seed != oa->seed) continue;
+        const double yb = ob->status == "completed" ? summary_value(ob->summary, c.y) : NAN;
+        if (std::isfinite(ya) && std::isfinite(yb) && yb != 0) {
+          d.y[0][oa->seed].push_back((yb - ya) / yb);
+          seeds.insert(oa->seed);
+        }
+      }
     }
-    const double v = stat(s.x, means);
-    if (std::isfinite(v)) stats.push_back(v);
   }
-  if (stats.size() < size_t(kBoot) / 2 || !std::isfinite(r.measured)) {
-    r.note = "the statistic is undefined on this data (non-positive values for a log fit?)";
-    return;
-  }
-  std::sort(stats.begin(), stats.end());
-  r.ci_low = stats[size_t(0.025 * double(stats.size() - 1))];
-  r.ci_high = stats[size_t(0.975 * double(stats.size() - 1))];
-}
-
-std::string fmt_num(double v) {
-  std::ostringstream ss;
-  ss << v;
-  return ss.str();
+  if (seeds.empty()) { r.note = "no pair of completed runs of a and b at the same point and seed"; return r; }
+  d.seeds.assign(seeds.begin(), seeds.end());
+  bootstrap(d, [](const std::vector<double>& m) { return m[0]; }, r, seed);
+  r.holds = r.evaluated && r.ci_low >= c.value;
+  if (r.evaluated && !partial.empty()) add_note(r, "missing seeds: " + partial);
+  return r;
 }
 
 ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const std::vector<Observation>& obs,
@@ -110,52 +209,69 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
   r.experiment = spec.name;
   r.kind = c.kind;
   r.series = series_label;
-  std::string where;
-  for (const auto& [k, v] : filter) where += (where.empty() ? "" : ", ") + k + " = " + v;
+  const std::string where = point_text(filter);
   r.claim = !c.text.empty() ? c.text : c.kind + " of " + c.y + (c.x.empty() ? "" : " against " + c.x) + (where.empty() ? "" : " (" + where + ")");
-  if (c.kind == "compare") {
-    std::string a, b;
-    for (const auto& [k, v] : c.a) a += k + " = " + v;
-    for (const auto& [k, v] : c.b) b += k + " = " + v;
-    r.expected = a + " lower " + c.y + " than " + b + " by >= " + fmt_num(c.value);
-    Point fa = filter, fb = filter;
-    for (const auto& [k, v] : c.a) fa[k] = v;
-    for (const auto& [k, v] : c.b) fb[k] = v;
-    // Paired: each run of a with the run of b at the same other coordinates and seed;
-    // the statistic is the mean relative improvement (y_b - y_a) / y_b over the pairs.
-    auto strip = [&](Point p) {
-      for (const auto& [k, v] : c.a) p.erase(k);
-      for (const auto& [k, v] : c.b) p.erase(k);
-      return p;
-    };
-    Series s;
-    s.x = {0};
-    s.y.assign(1, {});
-    for (const auto& oa : obs) {
-      if (!point_matches(oa.point, fa)) continue;
-      const double ya = summary_value(oa.summary, c.y);
-      for (const auto& ob : obs) {
-        if (ob.seed != oa.seed || !point_matches(ob.point, fb) || strip(ob.point) != strip(oa.point)) continue;
-        const double yb = summary_value(ob.summary, c.y);
-        if (std::isfinite(ya) && std::isfinite(yb) && yb != 0) s.y[0].push_back((yb - ya) / yb);
-      }
-    }
-    if (s.y[0].empty()) { r.note = "no pair of finished runs of a and b at the same point and seed"; return r; }
-    bootstrap(s, [](const std::vector<double>&, const std::vector<double>& m) { return m[0]; }, r, seed);
-    r.holds = std::isfinite(r.ci_low) && r.ci_low >= c.value;
+  if (c.kind == "compare") return evaluate_compare(r, c, obs, filter, seed);
+
+  if (c.kind == "slope") r.expected = "slope in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]";
+  else if (c.kind == "flat") r.expected = "|slope| <= " + fmt_num(c.value);
+  else if (c.kind == "monotone") r.expected = c.direction + " along " + c.x + " (every step, relative)";
+  else if (c.kind == "plateau") r.expected = "gain per doubling of " + c.x + " <= " + fmt_num(c.value) + " beyond " + fmt_num(c.after);
+
+  std::vector<const Observation*> sel;
+  for (const auto& o : obs)
+    if (point_matches(o.point, filter)) sel.push_back(&o);
+  if (sel.empty()) { r.note = "no run matches " + (where.empty() ? std::string("the claim") : where); return r; }
+  // Runs that differ on another axis are not seeds of one configuration: refuse to pool them.
+  std::map<std::string, std::set<std::string>> values;
+  for (const auto* o : sel)
+    for (const auto& [k, v] : o->point)
+      if (k != c.x) values[k].insert(v);
+  for (const auto& [k, vs] : values) {
+    if (vs.size() < 2) continue;
+    std::string list;
+    for (const auto& v : vs) list += (list.empty() ? "" : ", ") + v;
+    r.note = "the selected runs differ in " + k + " (" + list + "): pin it with series = \"" + k + "\" or where = { \"" + k +
+             "\" = ... }";
     return r;
   }
-  const Series s = collect(obs, c.x, c.y, filter);
-  if (s.x.size() < 2) { r.note = "fewer than two x values with finished runs"; return r; }
+  std::map<double, std::pair<std::string, std::vector<const Observation*>>> by_x;
+  for (const auto* o : sel) {
+    auto it = o->point.find(c.x);
+    const double x = it == o->point.end() ? NAN : point_number(it->second);
+    if (!std::isfinite(x)) { r.note = c.x + " is not a numeric axis of these runs"; return r; }
+    by_x[x].first = it->second;
+    by_x[x].second.push_back(o);
+  }
+  std::vector<double> xs;
+  BySeed d;
+  std::set<int64_t> seeds;
+  std::string empty, partial;
+  for (const auto& [x, entry] : by_x) {
+    PointCount pc;
+    pc.label = c.x + " = " + entry.first;
+    std::map<int64_t, std::vector<double>> ys;
+    for (const auto* o : entry.second) {
+      const double y = o->status == "completed" ? summary_value(o->summary, c.y) : NAN;
+      count(pc, *o, y);
+      if (std::isfinite(y)) { ys[o->seed].push_back(y); seeds.insert(o->seed); }
+    }
+    if (ys.empty()) empty += (empty.empty() ? "" : "; ") + pc.label + ": " + missing_runs(entry.second, c.y);
+    else if (pc.completed - pc.no_value < pc.runs) partial += (partial.empty() ? "" : "; ") + pc.label + ": " + missing_runs(entry.second, c.y);
+    r.points.push_back(pc);
+    xs.push_back(x);
+    d.y.push_back(std::move(ys));
+  }
+  if (!empty.empty()) { r.note = "no completed run with " + c.y + " at " + empty; return r; }
+  if (xs.size() < 2) { r.note = "fewer than two values of " + c.x + " in the selected runs"; return r; }
+  d.seeds.assign(seeds.begin(), seeds.end());
   if (c.kind == "slope" || c.kind == "flat") {
-    r.expected = c.kind == "slope" ? "slope in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]" : "|slope| <= " + fmt_num(c.value);
-    bootstrap(s, slope_of, r, seed);
-    if (c.kind == "slope") r.holds = std::isfinite(r.ci_low) && r.ci_low >= c.lo && r.ci_high <= c.hi;
-    else r.holds = std::isfinite(r.ci_low) && r.ci_low >= -c.value && r.ci_high <= c.value;
+    bootstrap(d, [&xs](const std::vector<double>& m) { return slope_of(xs, m); }, r, seed);
+    if (c.kind == "slope") r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
+    else r.holds = r.evaluated && r.ci_low >= -c.value && r.ci_high <= c.value;
   } else if (c.kind == "monotone") {
     const bool dec = c.direction == "decreasing";
-    r.expected = c.direction + " along " + c.x + " (every step, relative)";
-    bootstrap(s, [dec](const std::vector<double>&, const std::vector<double>& m) {
+    bootstrap(d, [dec](const std::vector<double>& m) {
       double ext = dec ? -INFINITY : INFINITY;
       for (size_t i = 0; i + 1 < m.size(); ++i) {
         const double step = (m[i + 1] - m[i]) / std::fabs(m[i]);
@@ -163,20 +279,20 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
       }
       return ext;
     }, r, seed);
-    r.holds = dec ? (std::isfinite(r.ci_high) && r.ci_high < 0) : (std::isfinite(r.ci_low) && r.ci_low > 0);
+    r.holds = r.evaluated && (dec ? r.ci_high < 0 : r.ci_low > 0);
   } else if (c.kind == "plateau") {
-    r.expected = "gain per doubling of " + c.x + " <= " + fmt_num(c.value) + " beyond " + fmt_num(c.after);
     const double after = c.after;
-    bootstrap(s, [after](const std::vector<double>& x, const std::vector<double>& m) {
+    bootstrap(d, [&xs, after](const std::vector<double>& m) {
       double worst = -INFINITY;
       for (size_t i = 0; i + 1 < m.size(); ++i) {
-        if (x[i] < after || !(m[i] > 0) || !(m[i + 1] > 0)) continue;
-        worst = std::max(worst, 1.0 - std::pow(m[i + 1] / m[i], 1.0 / std::log2(x[i + 1] / x[i])));
+        if (xs[i] < after || !(m[i] > 0) || !(m[i + 1] > 0)) continue;
+        worst = std::max(worst, 1.0 - std::pow(m[i + 1] / m[i], 1.0 / std::log2(xs[i + 1] / xs[i])));
       }
       return std::isfinite(worst) ? worst : NAN;
     }, r, seed);
-    r.holds = std::isfinite(r.ci_high) && r.ci_high <= c.value;
+    r.holds = r.evaluated && r.ci_high <= c.value;
   }
+  if (r.evaluated && !partial.empty()) add_note(r, "missing seeds: " + partial);
   return r;
 }
 
@@ -188,17 +304,23 @@ std::vector<ClaimResult> evaluate_claims(const ExperimentSpec& spec, const std::
     const ClaimSpec& c = spec.claims[i];
     const uint64_t seed = stream_id(spec.name) + i;
     if (c.series.empty()) {
-      out.push_back(evaluate_one(spec, c, obs, c.filter, "", seed));
+      out.push_back(evaluate_one(spec, c, obs, c.where, "", seed));
       continue;
     }
     std::vector<std::string> values;
     for (const auto& o : obs) {
+      if (!point_matches(o.point, c.where)) continue;
       auto it = o.point.find(c.series);
       if (it != o.point.end() && std::find(values.begin(), values.end(), it->second) == values.end()) values.push_back(it->second);
     }
     std::sort(values.begin(), values.end());
+    if (values.empty()) {
+      ClaimResult r = evaluate_one(spec, c, {}, c.where, c.series, seed);
+      r.note = "no run has the series axis " + c.series;
+      out.push_back(r);
+    }
     for (const auto& v : values) {
-      Point f = c.filter;
+      Point f = c.where;
       f[c.series] = v;
       out.push_back(evaluate_one(spec, c, obs, f, c.series + " = " + v, seed));
     }

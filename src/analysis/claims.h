@@ -1,12 +1,17 @@
 #pragma once
-// Claim checks over the runs of a sweep. Each measured value carries a 95% bootstrap
-// confidence interval over seeds (the seeds at each x are resampled with replacement), and a
-// claim holds only if its whole interval satisfies the expectation.
+// Claim checks over the runs of a sweep. The seed is the unit of replication: each measured
+// value carries a 95% bootstrap confidence interval from resampling the seeds with
+// replacement (a drawn seed brings all its runs: its whole curve along x, or all its pairs),
+// and a claim holds only if its whole interval satisfies the expectation.
 //   slope:    least-squares slope of log(mean y) on log x;            expect = [lo, hi]
 //   flat:     the same slope;                                           |slope| <= expect
 //   monotone: largest relative step (decreasing) / smallest (increasing) of mean y along x
 //   compare:  mean over paired runs (same other coordinates and seed) of (y_b - y_a) / y_b; >= expect
 //   plateau:  largest gain per doubling of x beyond `after`, 1 - (y2/y1)^(1/log2(x2/x1)); <= expect
+// Every run of the selection counts: a point (an x, or one side of a comparison at some
+// other coordinates) with no completed seed makes the claim "n/a" with a note naming the
+// runs; points with missing seeds are named in the note. A claim over runs that differ on an
+// axis other than x, its series and the seed is "n/a" (the axis must be pinned).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,16 +23,31 @@
 namespace attnlab {
 
 struct Observation {
+  std::string id;  // the run id (names the run in notes)
   Point point;
   int64_t seed = 0;
-  nlohmann::json summary;  // the run's summary.json
+  std::string status = "completed";  // completed | diverged | failed | pending | running
+  nlohmann::json summary;            // the run's summary.json (empty if none)
+};
+
+// The runs at one point of a claim's selection, by outcome.
+struct PointCount {
+  std::string label;  // "model.width = 128", or "a at task.lag = 4" for a comparison
+  int runs = 0, completed = 0, diverged = 0, failed = 0, unfinished = 0;
+  int no_value = 0;  // completed, but without a finite y
 };
 
 struct ClaimResult {
   std::string result, experiment, claim, kind, expected, series;
+  std::string store;  // the sweep directory the runs came from (set by the report)
   double measured = NAN, ci_low = NAN, ci_high = NAN;
+  bool evaluated = false;  // false: "n/a", and `note` says why
   bool holds = false;
-  std::string note;  // why it could not be evaluated, if so
+  std::string note;  // why it is n/a; or, for an evaluated claim, missing seeds and dropped resamples
+  std::vector<PointCount> points;
+  int resamples = 0, resamples_dropped = 0;  // bootstrap resamples, and those with a non-finite statistic
+
+  std::string verdict() const { return !evaluated ? "n/a" : holds ? "yes" : "no"; }
 };
 
 std::vector<ClaimResult> evaluate_claims(const ExperimentSpec& spec, const std::vector<Observation>& obs);

@@ -39,14 +39,17 @@ std::function<void(const SweepProgress&)> sweep_progress_printer(const std::stri
 
 void print_sweep_result(const std::string& out, const SweepResult& r) {
   if (isatty(fileno(stderr))) fmt::print(stderr, "\n");
-  fmt::print("sweep: {} runs: {} completed, {} diverged, {} failed{} in {:.1f}s -> {}/runs.db\n", r.total, r.completed,
-             r.diverged, r.failed, r.skipped ? fmt::format(", {} held by another sweep", r.skipped) : "", r.wall_s, out);
+  fmt::print("sweep: {} runs: {} completed, {} diverged, {} failed{}{}{} in {:.1f}s -> {}/runs.db\n", r.total, r.completed,
+             r.diverged, r.failed, r.skipped ? fmt::format(", {} held by another sweep", r.skipped) : "",
+             r.discarded ? fmt::format(", {} changed stored run(s) discarded", r.discarded) : "",
+             r.retried ? fmt::format(", {} failed run(s) retried", r.retried) : "", r.wall_s, out);
 }
 
 std::function<int()> add_sweep(CLI::App& app) {
   struct Args {
     std::string spec, scale, out, shard;
     int jobs = 0;
+    bool rerun_changed = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("sweep", "Run every point of an experiment spec, in parallel, resumably");
@@ -56,12 +59,16 @@ std::function<int()> add_sweep(CLI::App& app) {
       ->check(CLI::Range(1, 1024));
   sub->add_option("--out", a->out, "Sweep directory (default: sweeps/<experiment name>)");
   sub->add_option("--shard", a->shard, "Run only part i of N (i/N, 0-based), e.g. for Slurm job arrays");
+  sub->add_flag("--rerun-changed", a->rerun_changed,
+                "If the spec now gives some stored runs another resolved config (or drops them), discard and rerun "
+                "exactly those runs (without it, that is an error naming the first changed key)");
   sub->footer("Example: attnlab sweep experiments/p3_e1_width.toml --scale quick -j 2 --out sweeps/e1");
   return [a]() {
     SweepOptions o;
     o.spec_path = a->spec;
     o.scale = a->scale;
     o.jobs = a->jobs;
+    o.rerun_changed = a->rerun_changed;
     if (!a->shard.empty()) {
       int i = -1, n = -1;
       char tail = 0;

@@ -2,15 +2,36 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 
+#include "core/process.h"
 #include "io/atomic_file.h"
 
 namespace attnlab {
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string o = "\"";
+  for (char c : s) {
+    if (c == '"') o += '"';
+    o += c;
+  }
+  return o + "\"";
+}
+
+std::string gp_quote(const std::string& s) {
+  // Inside single quotes gnuplot does no backslash escapes, no `command` substitution and no
+  // @macro expansion; a line break would end the command, so none gets through.
+  std::string o = "'";
+  for (char c : s) {
+    if (c == '\'') o += "''";
+    else if (uint8_t(c) < 0x20 || c == 0x7f) o += ' ';
+    else o += c;
+  }
+  return o + "'";
+}
 
 namespace {
 
@@ -18,17 +39,16 @@ std::string unquote(const std::string& s) {
   return s.size() >= 2 && s.front() == '"' && s.back() == '"' ? s.substr(1, s.size() - 2) : s;
 }
 
-std::string gp_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    o += c;
-  }
-  return o;
+std::string num(double v) {
+  std::ostringstream ss;
+  ss.precision(10);
+  ss << v;
+  return ss.str();
 }
 
 struct Cell {
-  std::vector<double> ys;
+  std::vector<double> ys;  // completed seeds with a finite y
+  int runs = 0, diverged = 0, failed = 0, unfinished = 0, no_value = 0;
 };
 
 }  // namespace
@@ -38,72 +58,108 @@ FigureFiles render_figure(const FigureSpec& f, const std::vector<Observation>& o
   FigureFiles files;
   files.svg = stem + ".svg";
   files.csv = stem + ".csv";
-  // series -> x text -> values
+  // series -> x text -> runs
   std::map<std::string, std::map<std::string, Cell>> data;
   bool numeric = true;
   for (const auto& o : obs) {
     auto xi = o.point.find(f.x);
     if (xi == o.point.end()) continue;
-    const double y = summary_value(o.summary, f.y);
-    if (!std::isfinite(y)) continue;
     std::string series = "all";
     if (!f.series.empty()) {
       auto si = o.point.find(f.series);
       series = si == o.point.end() ? "(none)" : unquote(si->second);
     }
-    data[series][xi->second].ys.push_back(y);
+    Cell& cell = data[series][xi->second];
+    ++cell.runs;
+    if (o.status == "completed") {
+      const double y = summary_value(o.summary, f.y);
+      if (std::isfinite(y)) cell.ys.push_back(y);
+      else ++cell.no_value;
+    } else if (o.status == "diverged") {
+      ++cell.diverged;
+    } else if (o.status == "failed") {
+      ++cell.failed;
+    } else {
+      ++cell.unfinished;
+    }
     if (!std::isfinite(point_number(xi->second))) numeric = false;
   }
   std::ostringstream csv;
-  csv << "series," << f.x << ",mean," << f.y << "_min," << f.y << "_max,n\n";
+  csv << "series," << csv_field(f.x) << ",mean," << csv_field(f.y + "_min") << "," << csv_field(f.y + "_max")
+      << ",n,runs,diverged,failed,not_run,no_value\n";
   std::vector<std::string> cats;  // categorical x: order of first appearance
   for (auto& [series, xs] : data)
     for (auto& [x, cell] : xs)
       if (std::find(cats.begin(), cats.end(), x) == cats.end()) cats.push_back(x);
-  std::ostringstream plot, inline_data;
+  std::ostringstream plot, inline_data, labels;
   int n_series = 0;
   for (auto& [series, xs] : data) {
     // numeric x sorted by value
     std::vector<std::pair<double, std::string>> order;
     for (auto& [x, cell] : xs) order.push_back({numeric ? point_number(x) : double(std::find(cats.begin(), cats.end(), x) - cats.begin()), x});
     std::sort(order.begin(), order.end());
-    plot << (n_series++ ? ", " : "") << "'-' using 1:2:3:4" << (numeric ? "" : ":xtic(5)") << " with yerrorlines lw 2 pt 7 ps 0.8 title \""
-         << gp_escape(series) << "\"";
+    int plotted = 0;
     for (auto& [xv, x] : order) {
-      const auto& ys = xs[x].ys;
+      const Cell& c = xs[x];
+      const auto& ys = c.ys;
       double sum = 0, lo = INFINITY, hi = -INFINITY;
       for (double y : ys) { sum += y; lo = std::min(lo, y); hi = std::max(hi, y); }
-      const double m = sum / double(ys.size());
-      csv << '"' << series << "\"," << unquote(x) << ',' << m << ',' << lo << ',' << hi << ',' << ys.size() << "\n";
-      inline_data << xv << ' ' << m << ' ' << lo << ' ' << hi;
-      if (!numeric) inline_data << " \"" << gp_escape(unquote(x)) << '"';
-      inline_data << "\n";
+      const double m = ys.empty() ? NAN : sum / double(ys.size());
+      csv << csv_field(series) << ',' << csv_field(unquote(x)) << ',' << (ys.empty() ? "" : num(m)) << ','
+          << (ys.empty() ? "" : num(lo)) << ',' << (ys.empty() ? "" : num(hi)) << ',' << ys.size() << ',' << c.runs << ','
+          << c.diverged << ',' << c.failed << ',' << c.unfinished << ',' << c.no_value << "\n";
+      if (int(ys.size()) < c.runs) {
+        std::string why;
+        auto add = [&](int n, const char* what) { if (n) why += (why.empty() ? "" : ", ") + std::to_string(n) + " " + what; };
+        add(c.diverged, "diverged");
+        add(c.failed, "failed");
+        add(c.unfinished, "not run");
+        add(c.no_value, std::string("completed without " + f.y).c_str());
+        files.incomplete.push_back((f.series.empty() ? "" : series + ", ") + f.x + " = " + unquote(x) + ": " +
+                                   std::to_string(ys.size()) + " of " + std::to_string(c.runs) + " seeds (" + why + ")");
+        if (!ys.empty())  // marked on the plot: the mean is over fewer seeds
+          labels << "set label " << gp_quote(std::to_string(ys.size()) + "/" + std::to_string(c.runs)) << " at first " << num(xv)
+                 << ", first " << num(m) << " offset 0.6,0.8 textcolor rgb '#cf222e' font ',10'\n";
+      }
+      if (ys.empty()) continue;
+      inline_data << num(xv) << ' ' << num(m) << ' ' << num(lo) << ' ' << num(hi) << "\n";
+      ++plotted;
     }
+    if (!plotted) continue;
+    plot << (n_series++ ? ", " : "") << "'-' using 1:2:3:4 with yerrorlines lw 2 pt 7 ps 0.8 title " << gp_quote(series);
     inline_data << "e\n";
   }
   const std::filesystem::path d(dir);
   write_file_atomic((d / files.csv).string(), csv.str());
   if (n_series == 0) {
-    files.error = "no finished run has both " + f.x + " and " + f.y;
+    files.error = "no completed run has both " + f.x + " and " + f.y;
     return files;
   }
   std::ostringstream gp;
+  // The output is a fixed name in gnuplot's working directory (DIR): no path is pasted in.
   gp << "set terminal svg size 640,420 dynamic font 'Helvetica,12' background rgb 'white'\n"
-     << "set output '" << (d / files.svg).string() << "'\n"
-     << "set title \"" << gp_escape(f.title) << "\" noenhanced\n"
-     << "set xlabel \"" << gp_escape(f.x) << "\" noenhanced\n"
-     << "set ylabel \"" << gp_escape(f.y) << " (mean; bars: min to max over seeds)\" noenhanced\n"
+     << "set output " << gp_quote(files.svg) << "\n"
+     << "set title " << gp_quote(f.title) << " noenhanced\n"
+     << "set xlabel " << gp_quote(f.x) << " noenhanced\n"
+     << "set ylabel " << gp_quote(f.y + " (mean; bars: min to max over seeds)") << " noenhanced\n"
      << "set key outside right top noenhanced\nset grid\nset offsets graph 0.03, graph 0.03, 0, 0\n";
+  if (!numeric) {
+    gp << "set xtics (";
+    for (size_t i = 0; i < cats.size(); ++i) gp << (i ? ", " : "") << gp_quote(unquote(cats[i])) << " " << i;
+    gp << ") noenhanced\n";
+  }
   if (f.logx && numeric) gp << "set logscale x 2\n";
   if (f.logy) gp << "set logscale y\nset format y '%.0e'\n";
-  gp << "plot " << plot.str() << "\n" << inline_data.str();
-  const std::string script = (d / (stem + ".gp")).string();
-  write_file_atomic(script, gp.str());
-  const std::string cmd = "gnuplot '" + script + "' 2> '" + (d / (stem + ".gp.log")).string() + "'";
-  const int rc = std::system(cmd.c_str());
-  files.ok = rc == 0 && std::filesystem::exists(d / files.svg);
-  if (!files.ok) files.error = "gnuplot failed (see " + stem + ".gp.log)";
-  else std::filesystem::remove(d / (stem + ".gp.log"));
+  gp << labels.str() << "plot " << plot.str() << "\n" << inline_data.str();
+  const std::string script = stem + ".gp", log = stem + ".gp.log";
+  write_file_atomic((d / script).string(), gp.str());
+  ProcessOptions po;
+  po.cwd = dir;
+  po.stderr_path = (d / log).string();
+  const ProcessResult pr = run_process({"gnuplot", script}, po);
+  files.ok = pr.status == 0 && std::filesystem::exists(d / files.svg);
+  if (!files.ok) files.error = pr.status < 0 ? "gnuplot could not be started (is it installed?)" : "gnuplot failed (see " + log + ")";
+  else std::filesystem::remove(d / log);
   return files;
 }
 

@@ -1,7 +1,10 @@
 #pragma once
 // Figures of a sweep: the mean over seeds of a summary field against an axis, one line per
-// series, error bars from the smallest to the largest seed; CSV next to each SVG. Rendered by
-// gnuplot (SVG terminal).
+// series, error bars from the smallest to the largest seed; CSV next to each SVG with, per
+// point, how many seeds completed, diverged, failed or have not run. Rendered by gnuplot
+// (SVG terminal), started without a shell, with every string from a spec or a store passed
+// as a single-quoted gnuplot string (no command substitution there) stripped of control
+// characters.
 #include <string>
 #include <vector>
 
@@ -14,10 +17,16 @@ struct FigureFiles {
   std::string svg, csv;  // file names inside the output directory
   bool ok = false;
   std::string error;
+  std::vector<std::string> incomplete;  // "series, x = 128: 1 of 3 seeds (2 diverged)", per point not all completed
 };
 
 // Writes DIR/<stem>.csv and DIR/<stem>.svg.
 FigureFiles render_figure(const FigureSpec& f, const std::vector<Observation>& obs, const std::string& dir,
                           const std::string& stem);
+
+// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+std::string csv_field(const std::string& s);
+// A gnuplot single-quoted string literal: quotes doubled, control characters as spaces.
+std::string gp_quote(const std::string& s);
 
 }  // namespace attnlab

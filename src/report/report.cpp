@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -33,6 +34,7 @@ std::string esc(const std::string& s) {
       case '>': o += "&gt;"; break;
       case '&': o += "&amp;"; break;
       case '"': o += "&quot;"; break;
+      case '\'': o += "&#39;"; break;
       default: o += c;
     }
   }
@@ -71,7 +73,10 @@ std::vector<fs::path> find_stores(const std::vector<std::string>& inputs) {
 }
 
 struct Section {
+  std::string key;    // folder of its figures and anchor in the page: unique per store
+  fs::path dir;       // the sweep directory
   ExperimentSpec spec;
+  std::vector<std::string> foreign;  // stored runs that the stored spec does not give (left out)
   std::vector<RunRow> rows;
   std::vector<Observation> obs;
   std::vector<FigureFiles> figures;
@@ -88,8 +93,9 @@ std::string claims_table(const std::vector<ClaimResult>& claims) {
     if (claim.size() > 56) claim = claim.substr(0, 53) + "...";
     std::string m = num(c.measured) + " [" + num(c.ci_low) + ", " + num(c.ci_high) + "]";
     char line[512];
+    const std::string v = c.verdict() == "no" ? "NO" : c.verdict();
     std::snprintf(line, sizeof line, "%-7s %-25s %-56s %-32s %s\n", c.result.c_str(), c.experiment.substr(0, 25).c_str(),
-                  claim.c_str(), m.c_str(), !c.note.empty() ? "n/a" : c.holds ? "yes" : "NO");
+                  claim.c_str(), m.c_str(), v.c_str());
     ss << line;
   }
   return ss.str();
@@ -105,34 +111,72 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
   for (const auto& db : stores) {
     Store store(db.string());
     Section sec;
-    const std::string scale = store.meta("scale"), path = store.meta("spec");
-    std::string spec_path = path;
-    if (path.empty() || !fs::exists(path)) {  // the spec moved: use the copy in the store
-      spec_path = (fs::path(out) / (".spec_" + db.parent_path().filename().string() + ".toml")).string();
-      write_file_atomic(spec_path, store.meta("spec_text"));
+    sec.dir = db.parent_path();
+    const std::string scale = store.meta("scale"), text = store.meta("spec_text"), path = store.meta("spec");
+    // The spec the runs were made with is the one stored with them, not whatever file is at
+    // its old path now; the [base] config is not needed for figures and claims.
+    if (!text.empty()) sec.spec = parse_spec(text, db.string() + " (stored spec)", scale, false);
+    else if (!path.empty() && fs::exists(path)) sec.spec = parse_spec(read_file(path, "experiment spec"), path, scale, false);
+    else throw UserError(db.string() + ": the store holds no spec text and its spec file '" + path + "' is gone");
+    std::set<std::string> ids;
+    for (const auto& r : expand(sec.spec)) ids.insert(r.id);
+    for (auto& r : store.runs(sec.spec.name)) {
+      if (!ids.count(r.id)) {
+        sec.foreign.push_back(r.id);
+        continue;
+      }
+      nlohmann::json summary;
+      if (!r.summary.empty()) {
+        try {
+          summary = nlohmann::json::parse(r.summary);
+        } catch (const nlohmann::json::exception&) {
+          throw UserError(db.string() + ": run " + r.id + ": its stored summary is not valid JSON");
+        }
+      }
+      sec.obs.push_back({r.id, r.point, r.seed, r.status, summary});
+      sec.rows.push_back(std::move(r));
     }
-    sec.spec = load_spec(spec_path, scale);
-    sec.rows = store.runs(sec.spec.name);
-    for (const auto& r : sec.rows) {
-      if (r.status != "completed" || r.summary.empty()) continue;
-      sec.obs.push_back({r.point, r.seed, nlohmann::json::parse(r.summary)});
+    sections.push_back(std::move(sec));
+  }
+  // Stores of the same experiment (shards and their merge) get folders of their own.
+  std::map<std::string, int> per_name;
+  for (const auto& s : sections) ++per_name[s.spec.name];
+  std::set<std::string> keys;
+  for (auto& s : sections) {
+    std::string key = s.spec.name;
+    if (per_name[s.spec.name] > 1) {
+      std::string d;
+      for (char c : s.dir.filename().string()) d += std::isalnum(uint8_t(c)) || c == '-' || c == '_' ? c : '_';
+      key += "--" + d.substr(0, 80);
     }
-    const fs::path fig_dir = fs::path(out) / sec.spec.name;
+    for (int k = 2; keys.count(key); ++k) key = s.spec.name + "--" + std::to_string(k);
+    keys.insert(key);
+    s.key = key;
+  }
+  for (auto& sec : sections) {
+    const fs::path fig_dir = fs::path(out) / sec.key;
     fs::create_directories(fig_dir);
     for (size_t i = 0; i < sec.spec.figures.size(); ++i)
       sec.figures.push_back(render_figure(sec.spec.figures[i], sec.obs, fig_dir.string(), "fig" + std::to_string(i + 1)));
     sec.claims = evaluate_claims(sec.spec, sec.obs);
+    for (auto& c : sec.claims) c.store = sec.dir.string();
     all.insert(all.end(), sec.claims.begin(), sec.claims.end());
-    sections.push_back(std::move(sec));
   }
 
   // claims.json
   nlohmann::ordered_json cj = nlohmann::ordered_json::array();
   auto jnum = [](double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); };
-  for (const auto& c : all)
-    cj.push_back({{"result", c.result}, {"experiment", c.experiment}, {"claim", c.claim}, {"series", c.series},
-                  {"kind", c.kind}, {"expected", c.expected}, {"measured", jnum(c.measured)}, {"ci_low", jnum(c.ci_low)},
-                  {"ci_high", jnum(c.ci_high)}, {"holds", c.holds}, {"note", c.note}});
+  for (const auto& c : all) {
+    nlohmann::ordered_json points = nlohmann::ordered_json::array();
+    for (const auto& p : c.points)
+      points.push_back({{"point", p.label}, {"runs", p.runs}, {"completed", p.completed}, {"diverged", p.diverged},
+                        {"failed", p.failed}, {"not_run", p.unfinished}, {"no_value", p.no_value}});
+    cj.push_back({{"result", c.result}, {"experiment", c.experiment}, {"store", c.store}, {"claim", c.claim},
+                  {"series", c.series}, {"kind", c.kind}, {"expected", c.expected}, {"measured", jnum(c.measured)},
+                  {"ci_low", jnum(c.ci_low)}, {"ci_high", jnum(c.ci_high)}, {"holds", c.holds}, {"verdict", c.verdict()},
+                  {"note", c.note}, {"resamples", c.resamples}, {"resamples_dropped", c.resamples_dropped},
+                  {"points", points}});
+  }
   write_file_atomic((fs::path(out) / "claims.json").string(), cj.dump(2) + "\n");
 
   // index.html
@@ -143,8 +187,8 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
   const char* core = openblas_get_corename();
   int holds = 0, evaluated = 0;
   for (const auto& c : all) {
-    evaluated += c.note.empty();
-    holds += c.note.empty() && c.holds;
+    evaluated += c.evaluated;
+    holds += c.evaluated && c.holds;
   }
   h << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>attnlab report</title>\n<style>\n"
     << "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\n"
@@ -158,13 +202,32 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
     << "<tr><th>CPU</th><td>" << esc(cpu_model()) << ", " << std::thread::hardware_concurrency() << " threads</td></tr>"
     << "<tr><th>BLAS kernel</th><td>OpenBLAS " << esc(core ? core : "unknown") << "</td></tr></table>\n"
     << "<h2>Claims</h2>\n<table><tr><th>result</th><th>experiment</th><th>claim</th><th>expected</th><th>measured</th>"
-    << "<th>95% CI</th><th>holds</th></tr>\n";
+    << "<th>95% CI</th><th>runs</th><th>holds</th></tr>\n";
+  std::map<std::string, std::string> key_of_store;
+  for (const auto& s : sections) key_of_store[s.dir.string()] = s.key;
   auto claim_row = [&](const ClaimResult& c, bool with_exp) {
     h << "<tr>";
-    if (with_exp) h << "<td>" << esc(c.result) << "</td><td><a href=\"#" << esc(c.experiment) << "\">" << esc(c.experiment) << "</a></td>";
+    if (with_exp)
+      h << "<td>" << esc(c.result) << "</td><td><a href=\"#" << esc(key_of_store[c.store]) << "\">" << esc(key_of_store[c.store])
+        << "</a></td>";
+    // Per point: completed / diverged / failed / not run; the points not all completed in full.
+    int runs = 0, completed = 0, diverged = 0, failed = 0, unfinished = 0;
+    std::string detail;
+    for (const auto& p : c.points) {
+      runs += p.runs; completed += p.completed; diverged += p.diverged; failed += p.failed; unfinished += p.unfinished;
+      detail += "<tr><td>" + esc(p.label) + "</td><td>" + std::to_string(p.completed - p.no_value) + "</td><td>" +
+                std::to_string(p.diverged) + "</td><td>" + std::to_string(p.failed) + "</td><td>" + std::to_string(p.unfinished) +
+                "</td></tr>";
+    }
+    const std::string note = c.note.empty() ? "" : "<br><small>" + esc(c.note) + "</small>";
     h << "<td>" << esc(c.claim) << (c.series.empty() ? "" : " <i>[" + esc(c.series) + "]</i>") << "</td><td>" << esc(c.expected)
-      << "</td><td>" << num(c.measured) << "</td><td>[" << num(c.ci_low) << ", " << num(c.ci_high) << "]</td><td class=\""
-      << (!c.note.empty() ? "na\">n/a: " + esc(c.note) : c.holds ? "yes\">yes" : "no\">no") << "</td></tr>\n";
+      << "</td><td>" << num(c.measured) << "</td><td>[" << num(c.ci_low) << ", " << num(c.ci_high) << "]</td><td><details><summary>"
+      << c.points.size() << " points: " << completed << " completed" << (diverged ? ", " + std::to_string(diverged) + " diverged" : "")
+      << (failed ? ", " + std::to_string(failed) + " failed" : "") << (unfinished ? ", " + std::to_string(unfinished) + " not run" : "")
+      << "</summary><table><tr><th>point</th><th>with value</th><th>diverged</th><th>failed</th><th>not run</th></tr>" << detail
+      << "</table></details></td><td class=\"" << (c.verdict() == "n/a" ? "na\">n/a" : c.holds ? "yes\">yes" : "no\">no") << note
+      << "</td></tr>\n";
+    (void)runs;
   };
   for (const auto& c : all) claim_row(c, true);
   h << "</table>\n";
@@ -175,22 +238,30 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
       div += r.status == "diverged";
       failed += r.status == "failed";
     }
-    h << "<h2 id=\"" << esc(s.spec.name) << "\">" << esc(s.spec.title) << "</h2>\n<p><code>" << esc(s.spec.name) << "</code> · result "
-      << esc(s.spec.result) << " · scale " << esc(s.spec.scale.empty() ? "base" : s.spec.scale) << " · " << s.rows.size()
-      << " runs (" << done << " completed, " << div << " diverged, " << failed << " failed)</p>\n<pre>" << esc(s.spec.description)
-      << "</pre>\n<div class=\"figs\">\n";
+    h << "<h2 id=\"" << esc(s.key) << "\">" << esc(s.spec.title) << "</h2>\n<p><code>" << esc(s.spec.name) << "</code> · sweep <code>"
+      << esc(s.dir.string()) << "</code> · result " << esc(s.spec.result) << " · scale " << esc(s.spec.scale.empty() ? "base" : s.spec.scale)
+      << " · " << s.rows.size() << " runs (" << done << " completed, " << div << " diverged, " << failed << " failed, "
+      << (s.rows.size() - size_t(done + div + failed)) << " not run)</p>\n";
+    if (!s.foreign.empty())
+      h << "<p class=\"no\">" << s.foreign.size() << " stored run(s) are not runs of the stored spec and are left out, e.g. "
+        << esc(s.foreign[0]) << "</p>\n";
+    h << "<pre>" << esc(s.spec.description) << "</pre>\n<div class=\"figs\">\n";
     for (size_t i = 0; i < s.figures.size(); ++i) {
       const auto& f = s.figures[i];
-      const std::string base = s.spec.name + "/";
+      const std::string base = s.key + "/";
+      std::string missing;
+      for (const auto& m : f.incomplete) missing += (missing.empty() ? "" : "; ") + m;
+      if (!missing.empty()) missing = "<br><small class=\"no\">Not every seed completed (red n/N on the plot: the mean is over n): " + esc(missing) + "</small>";
       if (f.ok)
         h << "<figure><img class=\"fig\" src=\"" << esc(base + f.svg) << "\" alt=\"" << esc(s.spec.figures[i].title)
-          << "\"><figcaption>" << esc(s.spec.figures[i].title) << " · <a href=\"" << esc(base + f.csv) << "\">CSV</a></figcaption></figure>\n";
+          << "\"><figcaption>" << esc(s.spec.figures[i].title) << " · <a href=\"" << esc(base + f.csv) << "\">CSV</a>" << missing
+          << "</figcaption></figure>\n";
       else
-        h << "<p class=\"na\">Figure '" << esc(s.spec.figures[i].title) << "': " << esc(f.error) << "</p>\n";
+        h << "<p class=\"na\">Figure '" << esc(s.spec.figures[i].title) << "': " << esc(f.error) << missing << "</p>\n";
     }
     h << "</div>\n";
     if (!s.claims.empty()) {
-      h << "<h3>Claims</h3><table><tr><th>claim</th><th>expected</th><th>measured</th><th>95% CI</th><th>holds</th></tr>\n";
+      h << "<h3>Claims</h3><table><tr><th>claim</th><th>expected</th><th>measured</th><th>95% CI</th><th>runs</th><th>holds</th></tr>\n";
       for (const auto& c : s.claims) claim_row(c, false);
       h << "</table>\n";
     }
@@ -203,9 +274,10 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
     for (const auto& r : s.rows) {
       std::string pt;
       for (const auto& [k, v] : r.point) pt += (pt.empty() ? "" : ", ") + k + "=" + v;
-      nlohmann::json sj = r.summary.empty() ? nlohmann::json::object() : nlohmann::json::parse(r.summary);
+      const nlohmann::json sj = r.summary.empty() ? nlohmann::json::object() : nlohmann::json::parse(r.summary);
+      const bool reason = sj.is_object() && sj.contains("diverged_reason") && sj["diverged_reason"].is_string();
       h << "<tr><td>" << esc(pt) << "</td><td>" << r.seed << "</td><td>" << esc(r.status)
-        << (r.error.empty() ? "" : ": " + esc(r.error)) << (sj.contains("diverged_reason") ? ": " + esc(sj["diverged_reason"].get<std::string>()) : "")
+        << (r.error.empty() ? "" : ": " + esc(r.error)) << (reason ? ": " + esc(sj["diverged_reason"].get<std::string>()) : "")
         << "</td>";
       for (const auto& y : ys) h << "<td>" << num(summary_value(sj, y)) << "</td>";
       h << "<td>" << num(r.wall_s) << "</td></tr>\n";

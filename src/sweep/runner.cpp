@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/config.h"
 #include "sweep/spec.h"
 #include "sweep/store.h"
 
@@ -78,24 +79,82 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
   if (opt.shard_n < 1 || opt.shard_i < 0 || opt.shard_i >= opt.shard_n)
     throw UserError("--shard: expected i/N with 0 <= i < N (got " + std::to_string(opt.shard_i) + "/" + std::to_string(opt.shard_n) + ")");
   const ExperimentSpec spec = load_spec(opt.spec_path, opt.scale);
-  const auto all = expand(spec);
+  auto all = expand(spec);
+  // Every run's resolved config, checked before anything starts (a bad axis value is an
+  // error now, not a failed run later); train.threads depends on -j and changes nothing.
+  std::map<std::string, std::string> dir_of;
+  for (auto& r : all) {
+    RunConfig cfg = load_run_config(opt.spec_path, r.overrides, opt.scale);
+    cfg.train.threads = 0;
+    r.config = resolved_toml(cfg);
+    r.config_hash = hash_hex(r.config);
+    const std::string dir = run_dir_name(r.id);
+    if (dir_of.count(dir)) throw UserError(opt.spec_path + ": runs " + dir_of[dir] + " and " + r.id + " would share the directory " + dir);
+    dir_of[dir] = r.id;
+  }
   std::error_code ec;
   fs::create_directories(fs::path(opt.out) / "runs", ec);
   if (ec) throw UserError(opt.out + ": cannot create the sweep directory: " + ec.message());
-  Store store((fs::path(opt.out) / "runs.db").string());
+  const std::string db = (fs::path(opt.out) / "runs.db").string();
+  Store store(db);
   const std::string prev = store.meta("experiment");
   if (!prev.empty() && prev != spec.name)
-    throw UserError(opt.out + "/runs.db: holds experiment '" + prev + "', not '" + spec.name + "' (use another --out)");
+    throw UserError(db + ": holds experiment '" + prev + "', not '" + spec.name + "' (use another --out)");
   const std::string prev_scale = store.meta("scale");
   if (!prev.empty() && prev_scale != opt.scale)
-    throw UserError(opt.out + "/runs.db: was run with --scale '" + prev_scale + "', not '" + opt.scale + "' (use another --out)");
+    throw UserError(db + ": was run with --scale '" + prev_scale + "', not '" + opt.scale + "' (use another --out)");
+
+  // The runs already in the store must be the runs the spec gives now, config for config.
+  SweepResult res;
+  {
+    std::map<std::string, const RunSpec*> planned;
+    for (const auto& r : all) planned[r.id] = &r;
+    std::vector<std::string> changed;
+    std::string first;
+    for (const auto& row : store.runs(spec.name)) {
+      auto it = planned.find(row.id);
+      std::string why;
+      if (it == planned.end()) {
+        why = "is no longer in the spec";
+      } else {
+        std::string before = row.planned;
+        if (before.empty() && !row.config.empty()) {  // registered by an older attnlab: its config as run
+          try {
+            RunConfig c = parse_run_config(row.config, db + ": run " + row.id, {}, "");
+            c.train.threads = 0;
+            before = resolved_toml(c);
+          } catch (const UserError&) {
+            before = row.config;
+          }
+        }
+        if (before.empty() || before == it->second->config) continue;
+        std::string was, now;
+        const std::string key = first_changed_key(before, it->second->config, &was, &now);
+        why = "has " + key + " = " + now + " in the spec, but ran (or was registered) with " + key + " = " + was;
+      }
+      if (row.status == "running" && Store::owner_alive(row.owner))
+        throw UserError(db + ": run " + row.id + " " + why + ", and another sweep (pid " + row.owner.substr(0, row.owner.find(':')) +
+                        ") is running it now: wait for it, or stop it");
+      if (first.empty()) first = row.id + " " + why;
+      changed.push_back(row.id);
+    }
+    if (!changed.empty() && !opt.rerun_changed)
+      throw UserError(db + ": " + std::to_string(changed.size()) + " stored run(s) differ from the spec; first: " + first +
+                      " (rerun with --rerun-changed to discard and rerun exactly those runs, or use another --out)");
+    if (!changed.empty()) {
+      store.discard(changed);
+      for (const auto& id : changed) fs::remove_all(fs::path(opt.out) / "runs" / run_dir_name(id), ec);
+      res.discarded = int(changed.size());
+    }
+  }
   store.set_meta("experiment", spec.name);
   store.set_meta("spec", fs::absolute(opt.spec_path).string());
-  store.set_meta("spec_text", read_file(opt.spec_path, "experiment spec"));
+  store.set_meta("spec_text", spec.text);
   store.set_meta("scale", opt.scale);
   store.set_meta("title", spec.title);
   store.set_meta("result", spec.result);
   store.add_runs(spec.name, all);
+  res.retried = store.retry_failed(opt.shard_i, opt.shard_n);
 
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   int mine = 0;
@@ -104,7 +163,6 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
   const int threads = std::max(1, cores / jobs);
   const std::string owner = Store::self_owner();
   const auto t0 = std::chrono::steady_clock::now();
-  SweepResult res;
   res.total = mine;
   std::map<pid_t, std::pair<RunRow, std::chrono::steady_clock::time_point>> live;
   int started_here = 0, finished_here = 0;
@@ -165,10 +223,17 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
     const std::string summary = slurp(dir / "summary.json");
     std::string status = "failed", error;
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && !summary.empty()) {
-      status = nlohmann::json::parse(summary).value("status", std::string("failed"));
+      try {
+        status = nlohmann::json::parse(summary).value("status", std::string("failed"));
+      } catch (const nlohmann::json::exception&) {
+        error = "summary.json is not valid JSON";
+      }
+      if (status != "completed" && status != "diverged") status = "failed";
     } else {
       const auto log = lines(slurp(dir / "log.txt"));
-      error = log.empty() ? "exit status " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1) : log.back();
+      const std::string how = WIFSIGNALED(st) ? "killed by signal " + std::to_string(WTERMSIG(st))
+                                              : "exit status " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+      error = log.empty() ? how : how + ": " + log.back();
     }
     store.finish(r.id, status, summary, slurp(dir / "config.toml"), lines(slurp(dir / "metrics.jsonl")), error, wall);
     ++finished_here;

@@ -12,6 +12,10 @@ struct SweepOptions {
   std::string spec_path, scale, out;
   int jobs = 0;  // 0 = one job per core... (capped by the number of runs)
   int shard_i = 0, shard_n = 1;
+  // A store whose runs were registered with other resolved configs than the spec now gives
+  // (or holds runs the spec no longer has) is an error naming the first changed key; with
+  // this set, exactly those runs are discarded and the changed ones rerun.
+  bool rerun_changed = false;
   std::string self_exe = "/proc/self/exe";
 };
 
@@ -23,6 +27,7 @@ struct SweepProgress {
 
 struct SweepResult {
   int total = 0, completed = 0, diverged = 0, failed = 0, skipped = 0;
+  int discarded = 0, retried = 0;  // runs discarded by --rerun-changed; failed runs retried
   double wall_s = 0;
 };
 

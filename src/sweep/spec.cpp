@@ -1,12 +1,15 @@
 #include "sweep/spec.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <map>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "core/rng.h"
 #include "io/config.h"
 
 namespace attnlab {
@@ -44,21 +47,71 @@ double number(const toml::node& n, const std::string& where) {
   throw UserError(where + ": expected a number");
 }
 
+void flatten(const toml::table& t, const std::string& prefix, std::map<std::string, std::string>& out) {
+  for (const auto& [k, v] : t) {
+    const std::string key = prefix + std::string(k.str());
+    if (const auto* sub = v.as_table()) flatten(*sub, key + ".", out);
+    else out[key] = text_of(v);
+  }
+}
+
 }  // namespace
+
+std::string first_changed_key(const std::string& old_toml, const std::string& new_toml, std::string* old_value,
+                              std::string* new_value) {
+  std::map<std::string, std::string> a, b;
+  try {
+    flatten(toml::parse(old_toml), "", a);
+  } catch (const toml::parse_error&) {
+    a.clear();
+  }
+  try {
+    flatten(toml::parse(new_toml), "", b);
+  } catch (const toml::parse_error&) {
+    b.clear();
+  }
+  std::set<std::string> keys;
+  for (const auto& [k, v] : a) keys.insert(k);
+  for (const auto& [k, v] : b) keys.insert(k);
+  for (const auto& k : keys) {
+    auto ia = a.find(k), ib = b.find(k);
+    const std::string va = ia == a.end() ? "(absent)" : ia->second, vb = ib == b.end() ? "(absent)" : ib->second;
+    if (va == vb) continue;
+    if (old_value) *old_value = va;
+    if (new_value) *new_value = vb;
+    return k;
+  }
+  return old_toml == new_toml ? "" : "(the text)";
+}
+
+std::string hash_hex(const std::string& s) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(stream_id(s)));
+  return buf;
+}
 
 std::string run_dir_name(const std::string& id) {
   std::string s;
-  for (char c : id) s += (std::isalnum(uint8_t(c)) || c == '.' || c == '-' || c == '_' || c == '=') ? c : '_';
-  return s;
+  for (char c : id) {
+    if (s.size() >= 100) break;
+    s += (std::isalnum(uint8_t(c)) || c == '.' || c == '-' || c == '_' || c == '=') ? c : '_';
+  }
+  if (!s.empty() && s[0] == '.') s[0] = '_';  // never "." or ".."
+  return s + "-" + hash_hex(id);
 }
 
 ExperimentSpec load_spec(const std::string& path, const std::string& scale) {
+  return parse_spec(read_file(path, "experiment spec"), path, scale, true);
+}
+
+ExperimentSpec parse_spec(const std::string& text, const std::string& path, const std::string& scale, bool check_base) {
   ExperimentSpec s;
   s.path = path;
   s.scale = scale;
+  s.text = text;
   toml::table root;
   try {
-    root = toml::parse(read_file(path, "experiment spec"), path);
+    root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     throw UserError(path + ":" + std::to_string(e.source().begin.line) + ": TOML syntax error: " + std::string(e.description()));
   }
@@ -86,7 +139,7 @@ ExperimentSpec load_spec(const std::string& path, const std::string& scale) {
   }
 
   // The base config must be valid on its own (and with the scale applied).
-  (void)load_run_config(path, {}, scale);
+  if (check_base) (void)load_run_config(path, {}, scale);
 
   // Sweep axes, with the scale's replacements.
   toml::table sweep;
@@ -196,8 +249,8 @@ ExperimentSpec load_spec(const std::string& path, const std::string& scale) {
       ClaimSpec c;
       for (const auto& [k, v] : *t) {
         const std::string key(k.str());
-        static const std::set<std::string> allowed = {"kind", "x", "y", "series", "expect", "a", "b", "after", "text"};
-        if (!allowed.count(key)) throw UserError(where + "." + key + ": unknown key (allowed: kind, x, y, series, expect, a, b, after, text)");
+        static const std::set<std::string> allowed = {"kind", "x", "y", "series", "where", "expect", "a", "b", "after", "text"};
+        if (!allowed.count(key)) throw UserError(where + "." + key + ": unknown key (allowed: kind, x, y, series, where, expect, a, b, after, text)");
       }
       auto str = [&](const char* key, bool required) {
         const toml::node* n = t->get(key);
@@ -212,9 +265,10 @@ ExperimentSpec load_spec(const std::string& path, const std::string& scale) {
       c.x = str("x", c.kind != "compare");
       c.y = str("y", true);
       c.text = str("text", false);
+      c.where = read_point(t->get("where"), where + ".where");
       if (const toml::node* se = t->get("series")) {
         if (se->is_string()) c.series = se->as_string()->get();
-        else c.filter = read_point(se, where + ".series");
+        else for (const auto& [k, v] : read_point(se, where + ".series")) c.where[k] = v;  // the older spelling of where
       }
       const toml::node* e = t->get("expect");
       if (!e) throw UserError(where + ".expect: missing");

@@ -26,8 +26,8 @@ struct FigureSpec {
 struct ClaimSpec {
   std::string kind;  // slope | flat | monotone | compare | plateau
   std::string x, y, text;
-  Point filter;      // `series = { "model.kind" = "indrnn" }`: only these runs
-  std::string series;  // or a series key: the claim is checked for each of its values
+  Point where;         // `where = { "model.kind" = "indrnn" }` (or the older `series = {...}`): only these runs
+  std::string series;  // `series = "model.kind"`: the claim is checked for each of its values
   double lo = 0, hi = 0, value = 0, after = 0;
   std::string direction;  // monotone: decreasing | increasing
   Point a, b;             // compare
@@ -35,6 +35,7 @@ struct ClaimSpec {
 
 struct ExperimentSpec {
   std::string path, name, title, result, description, scale;
+  std::string text;  // the spec file's text, as read
   std::vector<Axis> axes;
   std::vector<int64_t> seeds;
   std::vector<FigureSpec> figures;
@@ -46,13 +47,26 @@ struct RunSpec {
   Point point;      // axis key -> value (TOML text), without the seed
   int64_t seed = 1;
   std::vector<std::string> overrides;  // key=value for `attnlab train SPEC --scale S ...`
+  std::string config;       // the resolved config it will run with (train.threads = 0), set by the runner
+  std::string config_hash;  // hash_hex(config)
 };
 
 // Reads and checks a spec; scale "" = none. UserError (file: key: message) on bad input.
 ExperimentSpec load_spec(const std::string& path, const std::string& scale);
+// The same from a spec's text (`path` names it in errors). check_base = false skips loading
+// the [base] config (which may name a file relative to a spec that is not here): what a
+// report needs (axes, figures, claims) does not depend on it.
+ExperimentSpec parse_spec(const std::string& text, const std::string& path, const std::string& scale, bool check_base);
 // Every run: the grid product of the axes (zip groups move together) times the seeds.
 std::vector<RunSpec> expand(const ExperimentSpec& spec);
-// A directory-safe name for a run id.
+// A directory-safe name for a run id: its readable characters (at most 100) and a hash of
+// the whole id, so that distinct ids never share a directory and no name is too long.
 std::string run_dir_name(const std::string& id);
+// 16 hex digits of a 64-bit FNV-1a hash of s.
+std::string hash_hex(const std::string& s);
+// The first dotted key (in sorted order) whose value differs between two TOML texts, with
+// both values ("(absent)" if missing); "" if they are equal.
+std::string first_changed_key(const std::string& old_toml, const std::string& new_toml, std::string* old_value,
+                              std::string* new_value);
 
 }  // namespace attnlab

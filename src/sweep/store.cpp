@@ -107,6 +107,16 @@ Store::Store(const std::string& path) : path_(path) {
          " overrides TEXT, status TEXT, owner TEXT, started REAL, finished REAL, wall_s REAL, summary TEXT,"
          " config TEXT, error TEXT, attempts INTEGER DEFAULT 0)");
     exec("CREATE TABLE IF NOT EXISTS metrics(run_id TEXT, step INTEGER, data TEXT, PRIMARY KEY(run_id, step))");
+    // Stores written before runs carried their planned config get the columns (empty).
+    bool has_hash = false;
+    {
+      Stmt s(db_, "PRAGMA table_info(runs)");
+      while (s.step()) has_hash = has_hash || s.text(1) == "config_hash";
+    }
+    if (!has_hash) {
+      exec("ALTER TABLE runs ADD COLUMN planned TEXT DEFAULT ''");
+      exec("ALTER TABLE runs ADD COLUMN config_hash TEXT DEFAULT ''");
+    }
   } catch (const std::exception& e) {
     throw UserError(path + ": not a usable result store (" + e.what() + ")");
   }
@@ -140,9 +150,11 @@ void Store::add_runs(const std::string& experiment, const std::vector<RunSpec>& 
   exec("BEGIN IMMEDIATE");
   try {
     for (size_t i = 0; i < runs.size(); ++i) {
-      Stmt one(db_, "INSERT OR IGNORE INTO runs(id, experiment, idx, point, seed, overrides, status) VALUES(?,?,?,?,?,?,'pending')");
+      Stmt one(db_, "INSERT INTO runs(id, experiment, idx, point, seed, overrides, status, planned, config_hash)"
+                    " VALUES(?,?,?,?,?,?,'pending',?,?) ON CONFLICT(id) DO UPDATE SET idx = excluded.idx,"
+                    " overrides = excluded.overrides, planned = excluded.planned, config_hash = excluded.config_hash");
       one.bind(1, runs[i].id).bind(2, experiment).bind(3, int64_t(i)).bind(4, point_json(runs[i].point)).bind(5, runs[i].seed)
-          .bind(6, nlohmann::json(runs[i].overrides).dump());
+          .bind(6, nlohmann::json(runs[i].overrides).dump()).bind(7, runs[i].config).bind(8, runs[i].config_hash);
       one.step();
     }
     exec("COMMIT");
@@ -150,6 +162,26 @@ void Store::add_runs(const std::string& experiment, const std::vector<RunSpec>& 
     exec("ROLLBACK");
     throw;
   }
+}
+
+void Store::discard(const std::vector<std::string>& ids) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    for (const auto& id : ids) {
+      Stmt(db_, "DELETE FROM metrics WHERE run_id = ?").bind(1, id).step();
+      Stmt(db_, "DELETE FROM runs WHERE id = ?").bind(1, id).step();
+    }
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+int Store::retry_failed(int shard_i, int shard_n) {
+  Stmt s(db_, "UPDATE runs SET status = 'pending', owner = '' WHERE status = 'failed' AND idx % ? = ?");
+  s.bind(1, int64_t(shard_n)).bind(2, int64_t(shard_i)).step();
+  return sqlite3_changes(db_);
 }
 
 std::optional<RunRow> Store::claim(const std::string& owner, int shard_i, int shard_n) {
@@ -200,15 +232,23 @@ void Store::finish(const std::string& id, const std::string& status, const std::
 
 std::vector<RunRow> Store::runs(const std::string& experiment) const {
   std::vector<RunRow> out;
-  Stmt s(db_, "SELECT id, experiment, idx, point, seed, overrides, status, owner, summary, config, error, wall_s FROM runs"
+  Stmt s(db_, "SELECT id, experiment, idx, point, seed, overrides, status, owner, summary, config, error, wall_s, planned,"
+              " config_hash FROM runs"
               " WHERE ? = '' OR experiment = ? ORDER BY experiment, idx");
   s.bind(1, experiment).bind(2, experiment);
   while (s.step()) {
     RunRow r;
-    r.id = s.text(0); r.experiment = s.text(1); r.idx = s.integer(2); r.point = point_from(s.text(3)); r.seed = s.integer(4);
-    for (const auto& o : nlohmann::json::parse(s.text(5).empty() ? "[]" : s.text(5))) r.overrides.push_back(o.get<std::string>());
+    r.id = s.text(0); r.experiment = s.text(1); r.idx = s.integer(2); r.seed = s.integer(4);
+    try {  // a store may come from someone else: malformed rows are bad input, not a crash
+      r.point = point_from(s.text(3));
+      for (const auto& o : nlohmann::json::parse(s.text(5).empty() ? "[]" : s.text(5))) r.overrides.push_back(o.get<std::string>());
+    } catch (const nlohmann::json::exception& e) {
+      throw UserError(path_ + ": run " + r.id + ": malformed point or overrides in the store (" + e.what() + ")");
+    }
     r.status = s.text(6); r.owner = s.text(7); r.summary = s.text(8); r.config = s.text(9); r.error = s.text(10);
     r.wall_s = s.real(11);
+    r.planned = s.text(12);
+    r.config_hash = s.text(13);
     out.push_back(r);
   }
   return out;
@@ -224,23 +264,41 @@ std::vector<std::string> Store::metrics(const std::string& id) const {
 
 int Store::merge_from(const std::string& other_path) {
   Store other(other_path);
+  for (const char* key : {"experiment", "scale"}) {
+    const std::string a = meta(key), b = other.meta(key);
+    if (!a.empty() && !b.empty() && a != b)
+      throw UserError(other_path + ": holds " + key + " '" + b + "', but " + path_ + " holds '" + a + "': stores of different sweeps cannot be merged");
+  }
+  {
+    Stmt s(other.db_, "SELECT key, value FROM meta ORDER BY key");
+    while (s.step())
+      if (meta(s.text(0)).empty() && !s.text(1).empty()) set_meta(s.text(0), s.text(1));
+  }
   int n = 0;
-  for (const auto& meta_key : {"spec", "scale", "experiment"})
-    if (meta(meta_key).empty() && !other.meta(meta_key).empty()) set_meta(meta_key, other.meta(meta_key));
   const auto mine = runs();
   for (const auto& r : other.runs()) {
-    if (r.status != "completed" && r.status != "diverged" && r.status != "failed") continue;
-    bool have = false;
+    const RunRow* have = nullptr;
     for (const auto& m : mine)
-      if (m.id == r.id && (m.status == "completed" || m.status == "diverged")) have = true;
-    if (have) continue;
-    RunSpec rs;
-    rs.id = r.id; rs.point = r.point; rs.seed = r.seed; rs.overrides = r.overrides;
+      if (m.id == r.id) have = &m;
+    if (have && !have->config_hash.empty() && !r.config_hash.empty() && have->config_hash != r.config_hash) {
+      std::string was, now;
+      const std::string key = first_changed_key(have->planned, r.planned, &was, &now);
+      throw UserError(other_path + ": run " + r.id + " was registered with " + key + " = " + now + ", but " + path_ +
+                      " has it with " + key + " = " + was + ": these are not shards of one sweep");
+    }
+    if (r.status != "completed" && r.status != "diverged" && r.status != "failed") continue;
+    if (have && (have->status == "completed" || have->status == "diverged")) continue;
     exec("BEGIN IMMEDIATE");
-    Stmt(db_, "INSERT OR IGNORE INTO runs(id, experiment, idx, point, seed, overrides, status) VALUES(?,?,?,?,?,?,'pending')")
-        .bind(1, r.id).bind(2, r.experiment).bind(3, r.idx).bind(4, point_json(r.point)).bind(5, r.seed)
-        .bind(6, nlohmann::json(r.overrides).dump()).step();
-    exec("COMMIT");
+    try {
+      Stmt(db_, "INSERT OR IGNORE INTO runs(id, experiment, idx, point, seed, overrides, status, planned, config_hash)"
+                " VALUES(?,?,?,?,?,?,'pending',?,?)")
+          .bind(1, r.id).bind(2, r.experiment).bind(3, r.idx).bind(4, point_json(r.point)).bind(5, r.seed)
+          .bind(6, nlohmann::json(r.overrides).dump()).bind(7, r.planned).bind(8, r.config_hash).step();
+      exec("COMMIT");
+    } catch (...) {
+      exec("ROLLBACK");
+      throw;
+    }
     finish(r.id, r.status, r.summary, r.config, other.metrics(r.id), r.error, r.wall_s);
     ++n;
   }
