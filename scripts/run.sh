@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
-./build/attnlab reproduce --scale quick --out runs/reproduce
+# --rerun-changed: runs left by an older attnlab whose built-in specs have changed since are
+# rerun, not mixed with the new ones.
+./build/attnlab reproduce --scale quick --out runs/reproduce --rerun-changed
 echo "report: $(pwd)/runs/reproduce/report/index.html"

@@ -30,6 +30,20 @@ bool point_matches(const Point& p, const Point& filter) {
   return true;
 }
 
+void count_run(PointCount& pc, const Observation& o, double y) {
+  ++pc.runs;
+  if (o.status == "completed") {
+    ++pc.completed;
+    if (!std::isfinite(y)) ++pc.no_value;
+  } else if (o.status == "diverged") {
+    ++pc.diverged;
+  } else if (o.status == "failed") {
+    ++pc.failed;
+  } else {
+    ++pc.unfinished;
+  }
+}
+
 namespace {
 
 constexpr int kBoot = 2000;
@@ -52,21 +66,6 @@ struct BySeed {
   std::vector<int64_t> seeds;                                // distinct seeds with a value
   std::vector<std::map<int64_t, std::vector<double>>> y;     // group -> seed -> values
 };
-
-// Counts one run into its point, and records its y if it has one.
-void count(PointCount& pc, const Observation& o, double y) {
-  ++pc.runs;
-  if (o.status == "completed") {
-    ++pc.completed;
-    if (!std::isfinite(y)) ++pc.no_value;
-  } else if (o.status == "diverged") {
-    ++pc.diverged;
-  } else if (o.status == "failed") {
-    ++pc.failed;
-  } else {
-    ++pc.unfinished;
-  }
-}
 
 // The runs of a point that gave no value, as "seed=2 (diverged)".
 std::string missing_runs(const std::vector<const Observation*>& runs, const std::string& y) {
@@ -168,7 +167,7 @@ ClaimResult evaluate_compare(ClaimResult r, const ClaimSpec& c, const std::vecto
     PointCount pc;
     const std::string coords = point_text(key.second);
     pc.label = std::string(key.first == 0 ? "a" : "b") + (coords.empty() ? "" : " at " + coords);
-    for (const auto* o : runs) count(pc, *o, summary_value(o->summary, c.y));
+    for (const auto* o : runs) count_run(pc, *o, summary_value(o->summary, c.y));
     const int with_value = pc.completed - pc.no_value;
     if (with_value == 0) empty += (empty.empty() ? "" : "; ") + pc.label + ": " + missing_runs(runs, c.y);
     else if (with_value < pc.runs) partial += (partial.empty() ? "" : "; ") + pc.label + ": " + missing_runs(runs, c.y);
@@ -253,7 +252,7 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
     std::map<int64_t, std::vector<double>> ys;
     for (const auto* o : entry.second) {
       const double y = o->status == "completed" ? summary_value(o->summary, c.y) : NAN;
-      count(pc, *o, y);
+      count_run(pc, *o, y);
       if (std::isfinite(y)) { ys[o->seed].push_back(y); seeds.insert(o->seed); }
     }
     if (ys.empty()) empty += (empty.empty() ? "" : "; ") + pc.label + ": " + missing_runs(entry.second, c.y);

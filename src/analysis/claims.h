@@ -50,6 +50,9 @@ struct ClaimResult {
   std::string verdict() const { return !evaluated ? "n/a" : holds ? "yes" : "no"; }
 };
 
+// Counts one run into its point by outcome (y: the run's value, NaN if none).
+void count_run(PointCount& pc, const Observation& o, double y);
+
 std::vector<ClaimResult> evaluate_claims(const ExperimentSpec& spec, const std::vector<Observation>& obs);
 
 // Helpers shared with the figures: the numeric value of a point's TOML text (NaN if none),

@@ -58,6 +58,7 @@ std::function<int()> add_reproduce(CLI::App& app) {
   struct Args {
     std::string scale = "quick", only, out = "reproduce";
     int jobs = 0;
+    bool rerun_changed = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("reproduce", "Run every built-in experiment (experiments/p*_*.toml), then write the report");
@@ -66,6 +67,9 @@ std::function<int()> add_reproduce(CLI::App& app) {
   sub->add_option("--only", a->only, "Results to run: comma-separated p1, p2, p3 (default: all)");
   sub->add_option("-j,--jobs", a->jobs, "Runs at once (default: one per core)")->check(CLI::Range(1, 1024));
   sub->add_option("--out", a->out, "Output directory (default: reproduce): one sweep directory per experiment and report/");
+  sub->add_flag("--rerun-changed", a->rerun_changed,
+                "Stored runs whose resolved config the specs now change (or no longer have) are discarded and rerun "
+                "(without it, that is an error naming the first changed key)");
   sub->footer("Example: attnlab reproduce --scale quick --only p3 --out runs/reproduce");
   return [a]() {
     std::vector<std::string> only;
@@ -93,6 +97,7 @@ std::function<int()> add_reproduce(CLI::App& app) {
       o.spec_path = spec.string();
       o.scale = a->scale;
       o.jobs = a->jobs;
+      o.rerun_changed = a->rerun_changed;
       const std::string name = spec.stem().string();
       o.out = (fs::path(a->out) / name).string();
       const auto r = run_sweep(o, sweep_progress_printer(name));

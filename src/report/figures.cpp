@@ -48,7 +48,7 @@ std::string num(double v) {
 
 struct Cell {
   std::vector<double> ys;  // completed seeds with a finite y
-  int runs = 0, diverged = 0, failed = 0, unfinished = 0, no_value = 0;
+  PointCount n;            // every run at the point, by outcome
 };
 
 }  // namespace
@@ -70,18 +70,9 @@ FigureFiles render_figure(const FigureSpec& f, const std::vector<Observation>& o
       series = si == o.point.end() ? "(none)" : unquote(si->second);
     }
     Cell& cell = data[series][xi->second];
-    ++cell.runs;
-    if (o.status == "completed") {
-      const double y = summary_value(o.summary, f.y);
-      if (std::isfinite(y)) cell.ys.push_back(y);
-      else ++cell.no_value;
-    } else if (o.status == "diverged") {
-      ++cell.diverged;
-    } else if (o.status == "failed") {
-      ++cell.failed;
-    } else {
-      ++cell.unfinished;
-    }
+    const double y = o.status == "completed" ? summary_value(o.summary, f.y) : NAN;
+    count_run(cell.n, o, y);
+    if (std::isfinite(y)) cell.ys.push_back(y);
     if (!std::isfinite(point_number(xi->second))) numeric = false;
   }
   std::ostringstream csv;
@@ -100,8 +91,8 @@ FigureFiles render_figure(const FigureSpec& f, const std::vector<Observation>& o
     std::sort(order.begin(), order.end());
     int plotted = 0;
     for (auto& [xv, x] : order) {
-      const Cell& c = xs[x];
-      const auto& ys = c.ys;
+      const auto& ys = xs[x].ys;
+      const PointCount& c = xs[x].n;
       double sum = 0, lo = INFINITY, hi = -INFINITY;
       for (double y : ys) { sum += y; lo = std::min(lo, y); hi = std::max(hi, y); }
       const double m = ys.empty() ? NAN : sum / double(ys.size());

@@ -45,11 +45,19 @@ std::vector<std::string> lines(const std::string& s) {
   return out;
 }
 
-// Starts `attnlab train` for one run; its output goes to DIR/log.txt.
+// Starts `attnlab train` for one run; its output goes to DIR/log.txt. The run trains on the
+// resolved config registered in the store (DIR/planned.toml), not on the spec file, which
+// may have been edited since the sweep started.
 pid_t spawn(const SweepOptions& opt, const RunRow& r, const fs::path& dir, int threads) {
-  std::vector<std::string> args = {"attnlab", "train", opt.spec_path};
-  if (!opt.scale.empty()) { args.push_back("--scale"); args.push_back(opt.scale); }
-  for (const auto& o : r.overrides) args.push_back(o);
+  std::vector<std::string> args = {"attnlab", "train"};
+  if (!r.planned.empty()) {
+    write_file_atomic((dir / "planned.toml").string(), r.planned);
+    args.push_back((dir / "planned.toml").string());
+  } else {  // a store written before runs carried their config
+    args.push_back(opt.spec_path);
+    if (!opt.scale.empty()) { args.push_back("--scale"); args.push_back(opt.scale); }
+    for (const auto& o : r.overrides) args.push_back(o);
+  }
   args.push_back("train.threads=" + std::to_string(threads));
   args.push_back("--out");
   args.push_back(dir.string());

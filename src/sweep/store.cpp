@@ -187,7 +187,8 @@ int Store::retry_failed(int shard_i, int shard_n) {
 std::optional<RunRow> Store::claim(const std::string& owner, int shard_i, int shard_n) {
   exec("BEGIN IMMEDIATE");  // the write lock: no two processes claim at once
   try {
-    Stmt s(db_, "SELECT id, owner, status, overrides, idx FROM runs WHERE status IN ('pending', 'running') AND idx % ? = ? ORDER BY idx");
+    Stmt s(db_, "SELECT id, owner, status, overrides, idx, planned FROM runs WHERE status IN ('pending', 'running') AND idx % ? = ?"
+                " ORDER BY idx");
     s.bind(1, int64_t(shard_n)).bind(2, int64_t(shard_i));
     std::optional<RunRow> got;
     while (s.step()) {
@@ -195,6 +196,7 @@ std::optional<RunRow> Store::claim(const std::string& owner, int shard_i, int sh
       RunRow r;
       r.id = s.text(0);
       r.idx = s.integer(4);
+      r.planned = s.text(5);
       for (const auto& o : nlohmann::json::parse(s.text(3))) r.overrides.push_back(o.get<std::string>());
       got = r;
       break;
