@@ -91,12 +91,20 @@ std::string claims_table(const std::vector<ClaimResult>& claims) {
   for (const auto& c : claims) {
     std::string claim = c.claim + (c.series.empty() ? "" : " [" + c.series + "]");
     if (claim.size() > 56) claim = claim.substr(0, 53) + "...";
-    std::string m = num(c.measured) + " [" + num(c.ci_low) + ", " + num(c.ci_high) + "]";
+    auto plain = [](double v) { return std::isfinite(v) ? num(v) : std::string("-"); };  // printf pads bytes, not glyphs
+    std::string m = plain(c.measured) + " [" + plain(c.ci_low) + ", " + plain(c.ci_high) + "]";
     char line[512];
     const std::string v = c.verdict() == "no" ? "NO" : c.verdict();
     std::snprintf(line, sizeof line, "%-7s %-25s %-56s %-32s %s\n", c.result.c_str(), c.experiment.substr(0, 25).c_str(),
                   claim.c_str(), m.c_str(), v.c_str());
     ss << line;
+  }
+  // Why a claim is n/a, and what an evaluated one is missing, under the table.
+  for (size_t i = 0; i < claims.size(); ++i) {
+    const auto& c = claims[i];
+    if (c.note.empty()) continue;
+    std::string note = c.note.size() > 300 ? c.note.substr(0, 297) + "..." : c.note;
+    ss << "  note (" << c.experiment << ", " << c.verdict() << "): " << note << "\n";
   }
   return ss.str();
 }
