@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/config.h"
 #include "sweep/spec.h"
 #include "sweep/store.h"
 
@@ -193,4 +194,42 @@ TEST(Store, TwoSweepsNeverClaimTheSameRun) {
   EXPECT_EQ(claimed.size(), runs.size());
   for (const auto& r : runs) EXPECT_EQ(claimed.count(r.id), 1u) << r.id;
   fs::remove_all(base);
+}
+
+// A bare dotted key (`model.heads = [...]`, which TOML reads as a table `model`) means the
+// same as the quoted one, in [sweep], zip, [scale.*] and claims' a/b/where.
+TEST(Spec, BareAndQuotedDottedKeysAreTheSame) {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_dotted_" + std::to_string(getpid()));
+  fs::create_directories(d);
+  const std::string head = "[experiment]\nname = \"x\"\nresult = \"p2\"\n[base]\nseed = 1\n[base.task]\nkind = \"sparse_memory\"\n"
+                           "[base.model]\nd_model = 16\n[base.train]\nlr = 0.002\nsteps = 100\n";
+  auto spec = [&](bool quoted) {
+    auto k = [&](const std::string& key) { return quoted ? "\"" + key + "\"" : key; };
+    return head + "[sweep]\n" + k("model.heads") + " = [1, 2]\n" + k("model.head_dim") + " = [8, 4]\n" + k("model.rpe") +
+           " = [\"none\", \"t5\"]\nzip = [[\"model.heads\", \"model.head_dim\"]]\nseeds = [1, 2]\n"
+           "[scale.quick]\n" + k("train.steps") + " = 7\n" + k("model.rpe") + " = [\"log\"]\nseeds = [3]\n"
+           "[[claim]]\nkind = \"compare\"\ny = \"min_val_loss\"\na = { " + k("model.rpe") + " = \"t5\" }\nb = { " + k("model.rpe") +
+           " = \"none\" }\nwhere = { " + k("model.heads") + " = 2 }\nexpect = 0.0\n";
+  };
+  std::vector<std::string> ids[2], quick[2];
+  for (int q = 0; q < 2; ++q) {
+    const fs::path p = d / (q ? "quoted.toml" : "bare.toml");
+    { std::ofstream f(p); f << spec(q == 1); }
+    const auto s = load_spec(p.string(), "");
+    for (const auto& r : expand(s)) ids[q].push_back(r.id + " " + nlohmann::json(r.overrides).dump());
+    ASSERT_EQ(s.claims.size(), 1u);
+    EXPECT_EQ(s.claims[0].a.at("model.rpe"), "\"t5\"");
+    EXPECT_EQ(s.claims[0].b.at("model.rpe"), "\"none\"");
+    EXPECT_EQ(s.claims[0].where.at("model.heads"), "2");
+    for (const auto& r : expand(load_spec(p.string(), "quick"))) quick[q].push_back(r.id);
+    // The scale's non-axis key sets train.steps alone: the base's train.lr stays.
+    const RunConfig c = load_run_config(p.string(), {}, "quick");
+    EXPECT_EQ(c.train.steps, 7);
+    EXPECT_DOUBLE_EQ(c.train.lr, 0.002);
+  }
+  EXPECT_EQ(ids[0].size(), 2u * 2u * 2u);
+  EXPECT_EQ(ids[0], ids[1]);
+  EXPECT_EQ(quick[0], quick[1]);
+  EXPECT_EQ(quick[0].size(), 2u);  // zip x rpe = ["log"] x seeds = [3]
+  fs::remove_all(d);
 }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/toml_keys.h"
 
 namespace attnlab {
 
@@ -224,10 +225,12 @@ toml::table spec_base(const toml::table& spec, const std::string& source, const 
   const toml::table* scales = spec.get_as<toml::table>("scale");
   const toml::table* sc = scales ? scales->get_as<toml::table>(scale) : nullptr;
   if (!sc) throw UserError(source + ": scale." + scale + ": no such scale in this spec");
-  const toml::table* sweep = spec.get_as<toml::table>("sweep");
-  for (const auto& [k, v] : *sc) {
-    const std::string key(k.str());
-    if (key == "seeds" || (sweep && sweep->get(key))) continue;  // sweep axes: the runner's business
+  std::set<std::string> axes;
+  if (const toml::table* sweep = spec.get_as<toml::table>("sweep"))
+    for (const auto& [key, v] : dotted_entries(*sweep)) axes.insert(key);
+  for (const auto& [key, node] : dotted_entries(*sc)) {  // `train.steps = 300` and `"train.steps" = 300` alike
+    const toml::node& v = *node;
+    if (key == "seeds" || axes.count(key)) continue;  // sweep axes: the runner's business
     std::vector<std::string> parts;
     std::stringstream ss(key);
     for (std::string part; std::getline(ss, part, '.');) parts.push_back(part);

@@ -11,6 +11,7 @@
 #include "io/atomic_file.h"
 #include "core/rng.h"
 #include "io/config.h"
+#include "io/toml_keys.h"
 
 namespace attnlab {
 
@@ -37,7 +38,7 @@ Point read_point(const toml::node* n, const std::string& where) {
   if (!n) return p;
   const toml::table* t = n->as_table();
   if (!t) throw UserError(where + ": expected an inline table like { \"model.rpe\" = \"log\" }");
-  for (const auto& [k, v] : *t) p[std::string(k.str())] = text_of(v);
+  for (const auto& [k, v] : dotted_entries(*t)) p[k] = text_of(*v);  // { model.rpe = "log" } too
   return p;
 }
 
@@ -142,18 +143,20 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
   if (check_base) (void)load_run_config(path, {}, scale);
 
   // Sweep axes, with the scale's replacements.
+  // Axis keys as dotted strings, whichever way the spec spells them (bare or quoted).
   toml::table sweep;
   if (const toml::node* n = root.get("sweep")) {
     if (!n->is_table()) throw UserError(path + ": sweep: expected a table [sweep]");
-    sweep = *n->as_table();
+    for (const auto& [key, v] : dotted_entries(*n->as_table())) {
+      if (sweep.get(key)) throw UserError(path + ": sweep." + key + ": given twice");
+      sweep.insert_or_assign(key, *v);
+    }
   }
   if (!scale.empty()) {
     const toml::table* sc = root.at_path("scale." + scale).as_table();
     if (!sc) throw UserError(path + ": scale." + scale + ": no such scale in this spec");
-    for (const auto& [k, v] : *sc) {
-      const std::string key(k.str());
-      if (key == "seeds" || sweep.get(key)) sweep.insert_or_assign(key, v);
-    }
+    for (const auto& [key, v] : dotted_entries(*sc))
+      if (key == "seeds" || sweep.get(key)) sweep.insert_or_assign(key, *v);
   }
   std::vector<std::vector<std::string>> zips;
   if (const toml::node* z = sweep.get("zip")) {
