@@ -121,11 +121,24 @@ TEST(Sweep, SurvivesSigkillAndMatchesAnUninterruptedSweep) {
   ASSERT_EQ(want.size(), 12u);
   for (const auto& [id, r] : want) EXPECT_EQ(r.rfind("completed", 0), 0u) << id;
 
-  // Kill the sweep at several pseudo-random moments, then let a rerun finish.
+  // Kill the sweep at several moments while runs are unfinished (after 1, 3, 5 and 7 runs
+  // are done, and a pseudo-random few milliseconds: a whole run takes about 80 ms), then
+  // let a rerun finish.
+  auto completed = [&]() {
+    if (!fs::exists(fs::path(killed) / "runs.db")) return 0;
+    try {
+      int done = 0;
+      for (const auto& r : Store((fs::path(killed) / "runs.db").string(), true).runs()) done += r.status == "completed";
+      return done;
+    } catch (const UserError&) {
+      return 0;  // being created
+    }
+  };
   int interrupted = 0;
   for (int k = 0; k < 4; ++k) {
     const pid_t pid = start_sweep(killed);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng_below(42, 0, uint64_t(k), 400)));
+    for (int wait = 0; wait < 4000 && completed() < 1 + 2 * k; ++wait) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng_below(42, 0, uint64_t(k), 30)));
     kill(pid, SIGKILL);
     int st = 0;
     waitpid(pid, &st, 0);

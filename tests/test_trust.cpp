@@ -452,3 +452,119 @@ TEST(Trust, NonFiniteBootstrapResamplesAreCounted) {
   EXPECT_LT(c.value("resamples_dropped", 0), 700);
   fs::remove_all(d);
 }
+
+// Defect 1: exactly the changed runs are discarded; the unchanged ones are kept as they were.
+TEST(Trust, RerunChangedKeepsTheUnchangedRuns) {
+  const fs::path d = fresh("exactly");
+  auto spec = [](const std::string& steps) {
+    std::string s = tiny_spec(2);
+    s.replace(s.find("seeds = [1, 2]"), std::string("seeds = [1, 2]").size(), "\"train.steps\" = " + steps + "\nseeds = [1]");
+    return s;
+  };
+  spit(d / "spec.toml", spec("[2, 3]"));
+  const std::string sw = (d / "sweep").string();
+  ASSERT_EQ(run_cli({"sweep", (d / "spec.toml").string(), "-j", "1", "--out", sw}, d).status, 0);
+  auto rows = [&]() {
+    std::map<std::string, std::string> out;  // steps axis value -> status, attempts, finished
+    sqlite3* h = nullptr;
+    sqlite3_open((d / "sweep" / "runs.db").string().c_str(), &h);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(h, "SELECT point, status, attempts, finished FROM runs", -1, &st, nullptr);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const json p = json::parse(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
+      out[p["train.steps"].get<std::string>()] = std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, 1))) + " " +
+                                                 std::to_string(sqlite3_column_int(st, 2)) + " " +
+                                                 std::to_string(sqlite3_column_double(st, 3));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return out;
+  };
+  const auto before = rows();
+  ASSERT_EQ(before.size(), 2u);
+  spit(d / "spec.toml", spec("[2, 4]"));
+  Result r = run_cli({"sweep", (d / "spec.toml").string(), "-j", "1", "--out", sw}, d);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(one_line(r.err).find("train.steps=3/seed=1 is no longer in the spec"), std::string::npos) << r.err;
+  r = run_cli({"sweep", (d / "spec.toml").string(), "-j", "1", "--out", sw, "--rerun-changed"}, d);
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto after = rows();
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after.at("2"), before.at("2")) << "the unchanged run was kept as it was";
+  EXPECT_EQ(after.count("3"), 0u);
+  EXPECT_EQ(after.at("4").rfind("completed 1 ", 0), 0u) << after.at("4");
+  fs::remove_all(d);
+}
+
+// Defect 1: a changed run that a live sweep holds is never discarded under it.
+TEST(Trust, RerunChangedRefusesARunALiveSweepHolds) {
+  const fs::path d = fresh("held");
+  spit(d / "spec.toml", tiny_spec(2));
+  const std::string sw = (d / "sweep").string();
+  ASSERT_EQ(run_cli({"sweep", (d / "spec.toml").string(), "-j", "1", "--out", sw}, d).status, 0);
+  // This test process is alive: it "holds" seed 2.
+  sql(d / "sweep" / "runs.db", "UPDATE runs SET status = 'running', owner = '" + Store::self_owner() + "' WHERE seed = 2");
+  spit(d / "spec.toml", tiny_spec(7));
+  const Result r = run_cli({"sweep", (d / "spec.toml").string(), "-j", "1", "--out", sw, "--rerun-changed"}, d);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(one_line(r.err).find("is running it now"), std::string::npos) << r.err;
+  EXPECT_EQ(summary_of(d / "sweep", 1).value("steps", -1), 2);  // nothing was discarded
+  fs::remove_all(d);
+}
+
+// Review of defect 2: runs the store lacks, or whose stored point disagrees with their id,
+// are not runs of the claim: the spec's run counts as not run.
+TEST(Trust, RunsMissingFromTheStoreOrMisplacedInItCountAsNotRun) {
+  const fs::path d = fresh("missing");
+  const std::string spec = kHead + "[sweep]\n\"model.width\" = [8, 16, 32]\nseeds = [1, 2, 3]\n"
+                                   "[[claim]]\nkind = \"slope\"\nx = \"model.width\"\ny = \"err\"\nexpect = [-0.7, -0.3]\n";
+  auto outcome = [](const RunSpec& r, std::string& st, json& s) {
+    st = "completed";
+    s = {{"err", std::pow(num(r, "model.width"), -0.5) * (1 + 0.01 * double(r.seed))}};
+  };
+  make_store(d / "lacks", spec, outcome);
+  sql(d / "lacks" / "runs.db", "DELETE FROM runs WHERE point LIKE '%\"32\"%'");
+  ASSERT_EQ(run_cli({"report", (d / "lacks").string(), "-o", (d / "r1").string()}, d).status, 0);
+  json c = claims_of(d / "r1")[0];
+  EXPECT_EQ(c["verdict"], "n/a");
+  EXPECT_NE(c["note"].get<std::string>().find("synthetic/model.width=32/seed=1 (not run)"), std::string::npos) << c["note"];
+
+  make_store(d / "moved", spec, outcome);
+  sql(d / "moved" / "runs.db", "UPDATE runs SET point = '{\"model.width\":\"8\"}' WHERE point LIKE '%\"32\"%'");
+  ASSERT_EQ(run_cli({"report", (d / "moved").string(), "-o", (d / "r2").string()}, d).status, 0);
+  c = claims_of(d / "r2")[0];
+  EXPECT_EQ(c["verdict"], "n/a");
+  EXPECT_EQ(c["points"][0]["runs"], 3) << "width 8 keeps its own three seeds";
+  EXPECT_NE(slurp(d / "r2" / "index.html").find("disagrees with its id"), std::string::npos);
+  fs::remove_all(d);
+}
+
+// A store that is not one (a table without the expected columns) is bad input: exit 2.
+TEST(Trust, AMalformedStoreIsBadInputNotACrash) {
+  const fs::path d = fresh("schema");
+  make_store(d / "store", kHead + "[sweep]\n\"model.width\" = [8, 16]\n", [](const RunSpec&, std::string& st, json& s) {
+    st = "completed";
+    s = {{"err", 1.0}};
+  });
+  sql(d / "store" / "runs.db", "DROP TABLE runs; CREATE TABLE runs(id TEXT, experiment TEXT)");
+  const Result r = run_cli({"report", (d / "store").string(), "-o", (d / "rep").string()}, d);
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(one_line(r.err).find((d / "store" / "runs.db").string() + ": not a usable result store"), std::string::npos) << r.err;
+  fs::remove_all(d);
+}
+
+// Review of defect 7: a key zipped with x moves with it; it is not another axis.
+TEST(Trust, ClaimsAlongAZippedAxisAreEvaluated) {
+  const fs::path d = fresh("zip");
+  const std::string spec = kHead +
+      "[sweep]\n\"model.heads\" = [1, 2, 4]\n\"model.head_dim\" = [8, 4, 2]\nzip = [[\"model.heads\", \"model.head_dim\"]]\n"
+      "seeds = [1, 2]\n[[claim]]\nkind = \"monotone\"\nx = \"model.heads\"\ny = \"err\"\nexpect = \"decreasing\"\n";
+  make_store(d / "store", spec, [](const RunSpec& r, std::string& st, json& s) {
+    st = "completed";
+    s = {{"err", 1.0 / num(r, "model.heads") + 0.001 * double(r.seed)}};
+  });
+  ASSERT_EQ(run_cli({"report", (d / "store").string(), "-o", (d / "rep").string()}, d).status, 0);
+  const json c = claims_of(d / "rep")[0];
+  EXPECT_EQ(c["verdict"], "yes") << c.dump();
+  fs::remove_all(d);
+}

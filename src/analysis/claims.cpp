@@ -73,7 +73,9 @@ std::string missing_runs(const std::vector<const Observation*>& runs, const std:
   for (const auto* o : runs) {
     const bool ok = o->status == "completed" && std::isfinite(summary_value(o->summary, y));
     if (ok) continue;
-    const std::string why = o->status == "completed" ? "no " + y : o->status;
+    const std::string why = o->status == "completed" ? "no " + y
+                            : o->status == "pending" || o->status == "running" ? "not run"
+                                                                               : o->status;
     s += (s.empty() ? "" : ", ") + o->id + " (" + why + ")";
   }
   return s;
@@ -222,10 +224,14 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
     if (point_matches(o.point, filter)) sel.push_back(&o);
   if (sel.empty()) { r.note = "no run matches " + (where.empty() ? std::string("the claim") : where); return r; }
   // Runs that differ on another axis are not seeds of one configuration: refuse to pool them.
+  // Keys zipped with x move with it, and are no other axis.
+  std::set<std::string> with_x = {c.x};
+  for (const auto& ax : spec.axes)
+    if (std::find(ax.keys.begin(), ax.keys.end(), c.x) != ax.keys.end()) with_x.insert(ax.keys.begin(), ax.keys.end());
   std::map<std::string, std::set<std::string>> values;
   for (const auto* o : sel)
     for (const auto& [k, v] : o->point)
-      if (k != c.x) values[k].insert(v);
+      if (!with_x.count(k)) values[k].insert(v);
   for (const auto& [k, vs] : values) {
     if (vs.size() < 2) continue;
     std::string list;

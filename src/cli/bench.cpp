@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/cli.h"
+#include "core/process.h"
 #include "core/error.h"
 #include "core/profile.h"
 #include "io/atomic_file.h"
@@ -24,14 +25,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  pclose(p);
-  return out;
+// The stdout of a Python tool (stderr dropped), started without a shell: its paths (the
+// source tree, TMPDIR) are arguments, never shell text.
+std::string run_capture(const std::vector<std::string>& argv) {
+  ProcessOptions o;
+  o.capture_stdout = true;
+  return run_process(argv, o).out;
 }
 
 fs::path tools_dir() {
@@ -44,10 +43,10 @@ fs::path tools_dir() {
 double pytorch_tokens_per_s(const BenchCase& c, int steps, int threads) {
   const fs::path tools = tools_dir();
   if (c.cfg.model.kind == "shallow_attention") {
-    const std::string cmd = fmt::format("/usr/bin/python3 '{}' speed shallow --n {} --d {} --T {} --m {} --threads {} 2>/dev/null",
-                                        (tools / "torch_p3.py").string(), c.cfg.train.batch, c.cfg.model.d_in,
-                                        c.cfg.task.seq_len, c.cfg.model.width, threads);
-    const auto j = nlohmann::json::parse(run_capture(cmd));
+    const auto j = nlohmann::json::parse(run_capture(
+        {"/usr/bin/python3", (tools / "torch_p3.py").string(), "speed", "shallow", "--n", std::to_string(c.cfg.train.batch), "--d",
+         std::to_string(c.cfg.model.d_in), "--T", std::to_string(c.cfg.task.seq_len), "--m", std::to_string(c.cfg.model.width),
+         "--threads", std::to_string(threads)}));
     return double(c.cfg.train.batch) * c.cfg.task.seq_len / (j["ms_per_step"].get<double>() / 1000.0);
   }
   const fs::path dir = fs::temp_directory_path() / ("attnlab_bench_" + c.name + "_" + std::to_string(getpid()));
@@ -55,8 +54,8 @@ double pytorch_tokens_per_s(const BenchCase& c, int steps, int threads) {
   auto model = make_model<float>(c.cfg.model, 1);
   model->init(1);  // no OpenMP in init: safe before the next fork
   save_checkpoint((dir / "model.safetensors").string(), model->arena, resolved_toml(c.cfg));
-  const std::string out = run_capture(fmt::format("/usr/bin/python3 '{}' '{}' --steps {} --threads {} 2>/dev/null",
-                                                  (tools / "torch_speed.py").string(), dir.string(), steps, threads));
+  const std::string out = run_capture({"/usr/bin/python3", (tools / "torch_speed.py").string(), dir.string(), "--steps",
+                                       std::to_string(steps), "--threads", std::to_string(threads)});
   fs::remove_all(dir);
   return nlohmann::json::parse(out)["tokens_per_s"].get<double>();
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "core/process.h"
@@ -11,7 +12,13 @@
 
 namespace attnlab {
 
-std::string csv_field(const std::string& s) {
+std::string csv_field(const std::string& text) {
+  std::string s = text;
+  if (!s.empty() && std::string("=+-@").find(s[0]) != std::string::npos) {
+    char* end = nullptr;
+    (void)std::strtod(s.c_str(), &end);
+    if (!(end && *end == 0)) s = "'" + s;
+  }
   if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
   std::string o = "\"";
   for (char c : s) {
@@ -53,9 +60,24 @@ struct Cell {
 
 }  // namespace
 
-FigureFiles render_figure(const FigureSpec& f, const std::vector<Observation>& obs, const std::string& dir,
-                          const std::string& stem) {
+FigureFiles render_figure(const FigureSpec& f, const std::vector<Axis>& axes, const std::vector<Observation>& obs,
+                          const std::string& dir, const std::string& stem) {
   FigureFiles files;
+  {  // Axes the plotted means run over besides the seeds: said in the caption.
+    std::set<std::string> with_x = {f.x, f.series};
+    for (const auto& ax : axes)
+      if (std::find(ax.keys.begin(), ax.keys.end(), f.x) != ax.keys.end()) with_x.insert(ax.keys.begin(), ax.keys.end());
+    std::map<std::string, std::set<std::string>> values;
+    for (const auto& o : obs)
+      for (const auto& [k, v] : o.point)
+        if (!with_x.count(k)) values[k].insert(v);
+    for (const auto& [k, vs] : values) {
+      if (vs.size() < 2) continue;
+      std::string list;
+      for (const auto& v : vs) list += (list.empty() ? "" : ", ") + v;
+      files.pooled += (files.pooled.empty() ? "" : "; ") + k + " (" + list + ")";
+    }
+  }
   files.svg = stem + ".svg";
   files.csv = stem + ".csv";
   // series -> x text -> runs

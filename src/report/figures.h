@@ -18,13 +18,15 @@ struct FigureFiles {
   bool ok = false;
   std::string error;
   std::vector<std::string> incomplete;  // "series, x = 128: 1 of 3 seeds (2 diverged)", per point not all completed
+  std::string pooled;  // axes (other than x, its zip partners and the series) the means run over, with their values
 };
 
-// Writes DIR/<stem>.csv and DIR/<stem>.svg.
-FigureFiles render_figure(const FigureSpec& f, const std::vector<Observation>& obs, const std::string& dir,
-                          const std::string& stem);
+// Writes DIR/<stem>.csv and DIR/<stem>.svg. `axes` (the spec's) tell which keys move with x.
+FigureFiles render_figure(const FigureSpec& f, const std::vector<Axis>& axes, const std::vector<Observation>& obs,
+                          const std::string& dir, const std::string& stem);
 
-// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180); a text
+// that a spreadsheet would take for a formula (=, +, -, @ and not a number) gets a leading '.
 std::string csv_field(const std::string& s);
 // A gnuplot single-quoted string literal: quotes doubled, control characters as spaces.
 std::string gp_quote(const std::string& s);

@@ -86,10 +86,16 @@ struct Section {
 }  // namespace
 
 std::string claims_table(const std::vector<ClaimResult>& claims) {
+  // Strings from a store reach a terminal: no control characters (escape sequences).
+  auto clean = [](std::string t) {
+    for (char& ch : t)
+      if (uint8_t(ch) < 0x20 || ch == 0x7f) ch = '?';
+    return t;
+  };
   std::ostringstream ss;
   ss << "result  experiment                claim                                                    measured [95% CI]                holds\n";
   for (const auto& c : claims) {
-    std::string claim = c.claim + (c.series.empty() ? "" : " [" + c.series + "]");
+    std::string claim = clean(c.claim + (c.series.empty() ? "" : " [" + c.series + "]"));
     if (claim.size() > 56) claim = claim.substr(0, 53) + "...";
     auto plain = [](double v) { return std::isfinite(v) ? num(v) : std::string("-"); };  // printf pads bytes, not glyphs
     std::string m = plain(c.measured) + " [" + plain(c.ci_low) + ", " + plain(c.ci_high) + "]";
@@ -103,7 +109,7 @@ std::string claims_table(const std::vector<ClaimResult>& claims) {
   for (size_t i = 0; i < claims.size(); ++i) {
     const auto& c = claims[i];
     if (c.note.empty()) continue;
-    std::string note = c.note.size() > 300 ? c.note.substr(0, 297) + "..." : c.note;
+    std::string note = clean(c.note.size() > 300 ? c.note.substr(0, 297) + "..." : c.note);
     ss << "  note (" << c.experiment << ", " << c.verdict() << "): " << note << "\n";
   }
   return ss.str();
@@ -117,7 +123,7 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
   std::vector<Section> sections;
   std::vector<ClaimResult> all;
   for (const auto& db : stores) {
-    Store store(db.string());
+    Store store(db.string(), true);
     Section sec;
     sec.dir = db.parent_path();
     const std::string scale = store.meta("scale"), text = store.meta("spec_text"), path = store.meta("spec");
@@ -126,24 +132,36 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
     if (!text.empty()) sec.spec = parse_spec(text, db.string() + " (stored spec)", scale, false);
     else if (!path.empty() && fs::exists(path)) sec.spec = parse_spec(read_file(path, "experiment spec"), path, scale, false);
     else throw UserError(db.string() + ": the store holds no spec text and its spec file '" + path + "' is gone");
-    std::set<std::string> ids;
-    for (const auto& r : expand(sec.spec)) ids.insert(r.id);
-    for (auto& r : store.runs(sec.spec.name)) {
-      if (!ids.count(r.id)) {
-        sec.foreign.push_back(r.id);
-        continue;
+    // Every run the stored spec gives is counted, stored or not; its point and seed are the
+    // spec's (a stored row whose point or seed disagrees with its id is someone else's).
+    std::map<std::string, RunRow> stored;
+    for (auto& r : store.runs(sec.spec.name)) stored[r.id] = std::move(r);
+    for (const auto& run : expand(sec.spec)) {
+      RunRow row;
+      auto it = stored.find(run.id);
+      if (it != stored.end()) {
+        if (it->second.point == run.point && it->second.seed == run.seed) row = it->second;
+        else sec.foreign.push_back(run.id + " (its stored point or seed disagrees with its id)");
+        stored.erase(it);
       }
+      if (row.id.empty()) {  // not in the store: never run here
+        row.id = run.id;
+        row.status = "pending";
+      }
+      row.point = run.point;
+      row.seed = run.seed;
       nlohmann::json summary;
-      if (!r.summary.empty()) {
+      if (!row.summary.empty()) {
         try {
-          summary = nlohmann::json::parse(r.summary);
+          summary = nlohmann::json::parse(row.summary);
         } catch (const nlohmann::json::exception&) {
-          throw UserError(db.string() + ": run " + r.id + ": its stored summary is not valid JSON");
+          throw UserError(db.string() + ": run " + row.id + ": its stored summary is not valid JSON");
         }
       }
-      sec.obs.push_back({r.id, r.point, r.seed, r.status, summary});
-      sec.rows.push_back(std::move(r));
+      sec.obs.push_back({row.id, row.point, row.seed, row.status, summary});
+      sec.rows.push_back(std::move(row));
     }
+    for (const auto& [id, r] : stored) sec.foreign.push_back(id);
     sections.push_back(std::move(sec));
   }
   // Stores of the same experiment (shards and their merge) get folders of their own.
@@ -165,7 +183,8 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
     const fs::path fig_dir = fs::path(out) / sec.key;
     fs::create_directories(fig_dir);
     for (size_t i = 0; i < sec.spec.figures.size(); ++i)
-      sec.figures.push_back(render_figure(sec.spec.figures[i], sec.obs, fig_dir.string(), "fig" + std::to_string(i + 1)));
+      sec.figures.push_back(
+          render_figure(sec.spec.figures[i], sec.spec.axes, sec.obs, fig_dir.string(), "fig" + std::to_string(i + 1)));
     sec.claims = evaluate_claims(sec.spec, sec.obs);
     for (auto& c : sec.claims) c.store = sec.dir.string();
     all.insert(all.end(), sec.claims.begin(), sec.claims.end());
@@ -251,8 +270,8 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
       << " · " << s.rows.size() << " runs (" << done << " completed, " << div << " diverged, " << failed << " failed, "
       << (s.rows.size() - size_t(done + div + failed)) << " not run)</p>\n";
     if (!s.foreign.empty())
-      h << "<p class=\"no\">" << s.foreign.size() << " stored run(s) are not runs of the stored spec and are left out, e.g. "
-        << esc(s.foreign[0]) << "</p>\n";
+      h << "<p class=\"no\">" << s.foreign.size() << " stored run(s) are not runs of the stored spec and are left out (the spec's run "
+        << "counts as not run), e.g. " << esc(s.foreign[0]) << "</p>\n";
     h << "<pre>" << esc(s.spec.description) << "</pre>\n<div class=\"figs\">\n";
     for (size_t i = 0; i < s.figures.size(); ++i) {
       const auto& f = s.figures[i];
@@ -260,6 +279,9 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
       std::string missing;
       for (const auto& m : f.incomplete) missing += (missing.empty() ? "" : "; ") + m;
       if (!missing.empty()) missing = "<br><small class=\"no\">Not every seed completed (red n/N on the plot: the mean is over n): " + esc(missing) + "</small>";
+      if (!f.pooled.empty())
+        missing += "<br><small class=\"no\">Each point averages runs that also differ in " + esc(f.pooled) +
+                   " (add a series to tell them apart).</small>";
       if (f.ok)
         h << "<figure><img class=\"fig\" src=\"" << esc(base + f.svg) << "\" alt=\"" << esc(s.spec.figures[i].title)
           << "\"><figcaption>" << esc(s.spec.figures[i].title) << " · <a href=\"" << esc(base + f.csv) << "\">CSV</a>" << missing

@@ -112,56 +112,35 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
   if (!prev.empty() && prev_scale != opt.scale)
     throw UserError(db + ": was run with --scale '" + prev_scale + "', not '" + opt.scale + "' (use another --out)");
 
-  // The runs already in the store must be the runs the spec gives now, config for config.
+  // The runs already in the store must be the runs the spec gives now, config for config;
+  // checked, discarded (--rerun-changed) and registered in one transaction.
   SweepResult res;
-  {
-    std::map<std::string, const RunSpec*> planned;
-    for (const auto& r : all) planned[r.id] = &r;
-    std::vector<std::string> changed;
-    std::string first;
-    for (const auto& row : store.runs(spec.name)) {
-      auto it = planned.find(row.id);
-      std::string why;
-      if (it == planned.end()) {
-        why = "is no longer in the spec";
-      } else {
-        std::string before = row.planned;
-        if (before.empty() && !row.config.empty()) {  // registered by an older attnlab: its config as run
-          try {
-            RunConfig c = parse_run_config(row.config, db + ": run " + row.id, {}, "");
-            c.train.threads = 0;
-            before = resolved_toml(c);
-          } catch (const UserError&) {
-            before = row.config;
-          }
-        }
-        if (before.empty() || before == it->second->config) continue;
-        std::string was, now;
-        const std::string key = first_changed_key(before, it->second->config, &was, &now);
-        why = "has " + key + " = " + now + " in the spec, but ran (or was registered) with " + key + " = " + was;
+  std::map<std::string, const RunSpec*> planned;
+  for (const auto& r : all) planned[r.id] = &r;
+  auto changed = [&](const RunRow& row) -> std::string {
+    auto it = planned.find(row.id);
+    if (it == planned.end()) return "is no longer in the spec";
+    std::string before = row.planned;
+    if (before.empty() && !row.config.empty()) {  // registered by an older attnlab: its config as run
+      try {
+        RunConfig c = parse_run_config(row.config, db + ": run " + row.id, {}, "");
+        c.train.threads = 0;
+        before = resolved_toml(c);
+      } catch (const UserError&) {
+        before = row.config;
       }
-      if (row.status == "running" && Store::owner_alive(row.owner))
-        throw UserError(db + ": run " + row.id + " " + why + ", and another sweep (pid " + row.owner.substr(0, row.owner.find(':')) +
-                        ") is running it now: wait for it, or stop it");
-      if (first.empty()) first = row.id + " " + why;
-      changed.push_back(row.id);
     }
-    if (!changed.empty() && !opt.rerun_changed)
-      throw UserError(db + ": " + std::to_string(changed.size()) + " stored run(s) differ from the spec; first: " + first +
-                      " (rerun with --rerun-changed to discard and rerun exactly those runs, or use another --out)");
-    if (!changed.empty()) {
-      store.discard(changed);
-      for (const auto& id : changed) fs::remove_all(fs::path(opt.out) / "runs" / run_dir_name(id), ec);
-      res.discarded = int(changed.size());
-    }
-  }
-  store.set_meta("experiment", spec.name);
-  store.set_meta("spec", fs::absolute(opt.spec_path).string());
-  store.set_meta("spec_text", spec.text);
-  store.set_meta("scale", opt.scale);
-  store.set_meta("title", spec.title);
-  store.set_meta("result", spec.result);
-  store.add_runs(spec.name, all);
+    if (before.empty() || before == it->second->config) return "";
+    std::string was, now;
+    const std::string key = first_changed_key(before, it->second->config, &was, &now);
+    return "has " + key + " = " + now + " in the spec, but ran (or was registered) with " + key + " = " + was;
+  };
+  const std::map<std::string, std::string> meta = {{"experiment", spec.name}, {"spec", fs::absolute(opt.spec_path).string()},
+                                                   {"spec_text", spec.text}, {"scale", opt.scale}, {"title", spec.title},
+                                                   {"result", spec.result}};
+  res.discarded = store.register_runs(spec.name, all, meta, opt.rerun_changed, changed, [&](const std::string& id) {
+    fs::remove_all(fs::path(opt.out) / "runs" / run_dir_name(id), ec);  // not in use: its owner is dead
+  });
   res.retried = store.retry_failed(opt.shard_i, opt.shard_n);
 
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -243,7 +222,8 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
                                               : "exit status " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1);
       error = log.empty() ? how : how + ": " + log.back();
     }
-    store.finish(r.id, status, summary, slurp(dir / "config.toml"), lines(slurp(dir / "metrics.jsonl")), error, wall);
+    if (!store.finish(r.id, status, summary, slurp(dir / "config.toml"), lines(slurp(dir / "metrics.jsonl")), error, wall, owner))
+      continue;  // discarded meanwhile by another sweep's --rerun-changed: not ours to record
     ++finished_here;
     if (status == "completed") ++res.completed;
     else if (status == "diverged") ++res.diverged;

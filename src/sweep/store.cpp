@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -15,12 +17,18 @@ namespace attnlab {
 
 namespace {
 
+// What went wrong in a store: a store may come from someone else (a missing column, a
+// corrupt file), so it is bad input naming the file, not a crash.
+[[noreturn]] void store_error(sqlite3* db, const std::string& what) {
+  const char* f = sqlite3_db_filename(db, "main");
+  throw UserError(std::string(f && *f ? f : "result store") + ": not a usable result store (" + what + ": " + sqlite3_errmsg(db) + ")");
+}
+
 // A prepared statement that finalizes itself.
 class Stmt {
  public:
   Stmt(sqlite3* db, const std::string& sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK)
-      throw std::runtime_error(std::string("sqlite prepare: ") + sqlite3_errmsg(db) + " in: " + sql);
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK) store_error(db, "sqlite prepare");
   }
   ~Stmt() { sqlite3_finalize(s_); }
   Stmt& bind(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.c_str(), int(v.size()), SQLITE_TRANSIENT); return *this; }
@@ -32,7 +40,7 @@ class Stmt {
       if (rc == SQLITE_ROW) return true;
       if (rc == SQLITE_DONE) return false;
       if (rc == SQLITE_BUSY) { std::this_thread::sleep_for(std::chrono::milliseconds(20)); continue; }
-      throw std::runtime_error(std::string("sqlite step: ") + sqlite3_errmsg(db_));
+      store_error(db_, "sqlite step");
     }
   }
   std::string text(int i) const {
@@ -91,8 +99,9 @@ bool Store::owner_alive(const std::string& owner) {
   return !st.empty() && st == owner.substr(c + 1);
 }
 
-Store::Store(const std::string& path) : path_(path) {
-  if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) {
+Store::Store(const std::string& path, bool read_only) : path_(path) {
+  const int flags = read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
     const std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
     db_ = nullptr;
@@ -100,25 +109,30 @@ Store::Store(const std::string& path) : path_(path) {
   }
   sqlite3_busy_timeout(db_, 30000);
   try {
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=NORMAL");
-    exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)");
-    exec("CREATE TABLE IF NOT EXISTS runs(id TEXT PRIMARY KEY, experiment TEXT, idx INTEGER, point TEXT, seed INTEGER,"
-         " overrides TEXT, status TEXT, owner TEXT, started REAL, finished REAL, wall_s REAL, summary TEXT,"
-         " config TEXT, error TEXT, attempts INTEGER DEFAULT 0)");
-    exec("CREATE TABLE IF NOT EXISTS metrics(run_id TEXT, step INTEGER, data TEXT, PRIMARY KEY(run_id, step))");
-    // Stores written before runs carried their planned config get the columns (empty).
-    bool has_hash = false;
+    if (!read_only) {
+      exec("PRAGMA journal_mode=WAL");
+      exec("PRAGMA synchronous=NORMAL");
+      exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)");
+      exec("CREATE TABLE IF NOT EXISTS runs(id TEXT PRIMARY KEY, experiment TEXT, idx INTEGER, point TEXT, seed INTEGER,"
+           " overrides TEXT, status TEXT, owner TEXT, started REAL, finished REAL, wall_s REAL, summary TEXT,"
+           " config TEXT, error TEXT, attempts INTEGER DEFAULT 0)");
+      exec("CREATE TABLE IF NOT EXISTS metrics(run_id TEXT, step INTEGER, data TEXT, PRIMARY KEY(run_id, step))");
+    }
     {
       Stmt s(db_, "PRAGMA table_info(runs)");
-      while (s.step()) has_hash = has_hash || s.text(1) == "config_hash";
+      while (s.step()) has_planned_ = has_planned_ || s.text(1) == "config_hash";
     }
-    if (!has_hash) {
+    // Stores written before runs carried their planned config get the columns (empty);
+    // read-only, they are read as empty.
+    if (!has_planned_ && !read_only) {
       exec("ALTER TABLE runs ADD COLUMN planned TEXT DEFAULT ''");
       exec("ALTER TABLE runs ADD COLUMN config_hash TEXT DEFAULT ''");
+      has_planned_ = true;
     }
-  } catch (const std::exception& e) {
-    throw UserError(path + ": not a usable result store (" + e.what() + ")");
+  } catch (...) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
   }
 }
 
@@ -132,7 +146,7 @@ void Store::exec(const std::string& sql) const {
     const std::string msg = err ? err : "error";
     sqlite3_free(err);
     if (rc == SQLITE_BUSY) { std::this_thread::sleep_for(std::chrono::milliseconds(20)); continue; }
-    throw std::runtime_error("sqlite: " + msg + " in: " + sql);
+    throw UserError(path_ + ": not a usable result store (sqlite: " + msg + ")");
   }
 }
 
@@ -146,18 +160,58 @@ std::string Store::meta(const std::string& key) const {
   return s.step() ? s.text(0) : "";
 }
 
+void Store::insert_runs(const std::string& experiment, const std::vector<RunSpec>& runs) {
+  for (size_t i = 0; i < runs.size(); ++i) {
+    Stmt one(db_, "INSERT INTO runs(id, experiment, idx, point, seed, overrides, status, planned, config_hash)"
+                  " VALUES(?,?,?,?,?,?,'pending',?,?) ON CONFLICT(id) DO UPDATE SET idx = excluded.idx,"
+                  " overrides = excluded.overrides, planned = excluded.planned, config_hash = excluded.config_hash");
+    one.bind(1, runs[i].id).bind(2, experiment).bind(3, int64_t(i)).bind(4, point_json(runs[i].point)).bind(5, runs[i].seed)
+        .bind(6, nlohmann::json(runs[i].overrides).dump()).bind(7, runs[i].config).bind(8, runs[i].config_hash);
+    one.step();
+  }
+}
+
 void Store::add_runs(const std::string& experiment, const std::vector<RunSpec>& runs) {
   exec("BEGIN IMMEDIATE");
   try {
-    for (size_t i = 0; i < runs.size(); ++i) {
-      Stmt one(db_, "INSERT INTO runs(id, experiment, idx, point, seed, overrides, status, planned, config_hash)"
-                    " VALUES(?,?,?,?,?,?,'pending',?,?) ON CONFLICT(id) DO UPDATE SET idx = excluded.idx,"
-                    " overrides = excluded.overrides, planned = excluded.planned, config_hash = excluded.config_hash");
-      one.bind(1, runs[i].id).bind(2, experiment).bind(3, int64_t(i)).bind(4, point_json(runs[i].point)).bind(5, runs[i].seed)
-          .bind(6, nlohmann::json(runs[i].overrides).dump()).bind(7, runs[i].config).bind(8, runs[i].config_hash);
-      one.step();
-    }
+    insert_runs(experiment, runs);
     exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
+int Store::register_runs(const std::string& experiment, const std::vector<RunSpec>& runs,
+                         const std::map<std::string, std::string>& meta_values, bool rerun_changed,
+                         const std::function<std::string(const RunRow&)>& changed,
+                         const std::function<void(const std::string&)>& on_discard) {
+  exec("BEGIN IMMEDIATE");  // no other sweep claims or finishes a run until this is done
+  try {
+    std::vector<std::string> ids;
+    std::string first;
+    for (const auto& row : this->runs(experiment)) {
+      const std::string why = changed(row);
+      if (why.empty()) continue;
+      if (row.status == "running" && owner_alive(row.owner))
+        throw UserError(path_ + ": run " + row.id + " " + why + ", and another sweep (pid " + row.owner.substr(0, row.owner.find(':')) +
+                        ") is running it now: wait for it, or stop it");
+      if (first.empty()) first = row.id + " " + why;
+      ids.push_back(row.id);
+    }
+    if (!ids.empty() && !rerun_changed)
+      throw UserError(path_ + ": " + std::to_string(ids.size()) + " stored run(s) differ from the spec; first: " + first +
+                      " (rerun with --rerun-changed to discard and rerun exactly those runs, or use another --out)");
+    for (const auto& id : ids) {
+      Stmt(db_, "DELETE FROM metrics WHERE run_id = ?").bind(1, id).step();
+      Stmt(db_, "DELETE FROM runs WHERE id = ?").bind(1, id).step();
+      if (on_discard) on_discard(id);
+    }
+    for (const auto& [k, v] : meta_values)
+      Stmt(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)").bind(1, k).bind(2, v).step();
+    insert_runs(experiment, runs);
+    exec("COMMIT");
+    return int(ids.size());
   } catch (...) {
     exec("ROLLBACK");
     throw;
@@ -197,7 +251,11 @@ std::optional<RunRow> Store::claim(const std::string& owner, int shard_i, int sh
       r.id = s.text(0);
       r.idx = s.integer(4);
       r.planned = s.text(5);
-      for (const auto& o : nlohmann::json::parse(s.text(3))) r.overrides.push_back(o.get<std::string>());
+      try {
+        for (const auto& o : nlohmann::json::parse(s.text(3))) r.overrides.push_back(o.get<std::string>());
+      } catch (const nlohmann::json::exception& e) {
+        throw UserError(path_ + ": run " + r.id + ": malformed overrides in the store (" + e.what() + ")");
+      }
       got = r;
       break;
     }
@@ -213,10 +271,18 @@ std::optional<RunRow> Store::claim(const std::string& owner, int shard_i, int sh
   }
 }
 
-void Store::finish(const std::string& id, const std::string& status, const std::string& summary, const std::string& config,
-                   const std::vector<std::string>& metrics, const std::string& error, double wall_s) {
+bool Store::finish(const std::string& id, const std::string& status, const std::string& summary, const std::string& config,
+                   const std::vector<std::string>& metrics, const std::string& error, double wall_s, const std::string& owner) {
   exec("BEGIN IMMEDIATE");
   try {
+    if (!owner.empty()) {  // the run is still ours (not discarded and registered anew meanwhile)
+      Stmt q(db_, "SELECT owner FROM runs WHERE id = ?");
+      q.bind(1, id);
+      if (!q.step() || q.text(0) != owner) {
+        exec("ROLLBACK");
+        return false;
+      }
+    }
     Stmt(db_, "DELETE FROM metrics WHERE run_id = ?").bind(1, id).step();
     for (const auto& line : metrics) {
       int64_t step = 0;
@@ -226,6 +292,7 @@ void Store::finish(const std::string& id, const std::string& status, const std::
     Stmt(db_, "UPDATE runs SET status=?, summary=?, config=?, error=?, wall_s=?, finished=?, owner='' WHERE id=?")
         .bind(1, status).bind(2, summary).bind(3, config).bind(4, error).bind(5, wall_s).bind(6, now_s()).bind(7, id).step();
     exec("COMMIT");
+    return true;
   } catch (...) {
     exec("ROLLBACK");
     throw;
@@ -234,8 +301,8 @@ void Store::finish(const std::string& id, const std::string& status, const std::
 
 std::vector<RunRow> Store::runs(const std::string& experiment) const {
   std::vector<RunRow> out;
-  Stmt s(db_, "SELECT id, experiment, idx, point, seed, overrides, status, owner, summary, config, error, wall_s, planned,"
-              " config_hash FROM runs"
+  Stmt s(db_, std::string("SELECT id, experiment, idx, point, seed, overrides, status, owner, summary, config, error, wall_s, ") +
+                  (has_planned_ ? "planned, config_hash" : "'', ''") + " FROM runs"
               " WHERE ? = '' OR experiment = ? ORDER BY experiment, idx");
   s.bind(1, experiment).bind(2, experiment);
   while (s.step()) {
@@ -265,7 +332,7 @@ std::vector<std::string> Store::metrics(const std::string& id) const {
 }
 
 int Store::merge_from(const std::string& other_path) {
-  Store other(other_path);
+  Store other(other_path, true);
   for (const char* key : {"experiment", "scale"}) {
     const std::string a = meta(key), b = other.meta(key);
     if (!a.empty() && !b.empty() && a != b)

@@ -4,6 +4,8 @@
 // processes may share it: claiming a run is one IMMEDIATE transaction, and a run held by a
 // process that no longer exists is claimable again (a killed sweep resumes).
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,7 +27,10 @@ struct RunRow {
 
 class Store {
  public:
-  explicit Store(const std::string& path);  // creates the file and tables if needed
+  // Creates the file and tables if needed; read_only opens an existing store without writing
+  // to it (a report of someone else's store). Any SQLite or schema error is a UserError
+  // naming the file.
+  explicit Store(const std::string& path, bool read_only = false);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -37,14 +42,26 @@ class Store {
   void add_runs(const std::string& experiment, const std::vector<RunSpec>& runs);
   // Deletes runs and their metrics (so that add_runs registers them anew).
   void discard(const std::vector<std::string>& ids);
+  // What a sweep does on start, in one IMMEDIATE transaction (no other sweep claims or
+  // finishes meanwhile): each stored run of `experiment` for which changed(row) gives a
+  // reason (" has train.steps = 7 in the spec, but ...") is discarded if rerun_changed
+  // (on_discard(id) runs inside the transaction), else it is a UserError naming the first;
+  // a changed run that a live process holds is always an error. Then the metadata is set
+  // and the runs registered as add_runs does. Returns how many runs were discarded.
+  int register_runs(const std::string& experiment, const std::vector<RunSpec>& runs,
+                    const std::map<std::string, std::string>& meta, bool rerun_changed,
+                    const std::function<std::string(const RunRow&)>& changed,
+                    const std::function<void(const std::string&)>& on_discard);
   // Makes the failed runs with idx % shard_n == shard_i pending again (a crash or a kill by
   // the machine is no result); returns how many.
   int retry_failed(int shard_i, int shard_n);
   // Atomically takes one pending run (or one whose owner is dead) with idx % shard_n == shard_i.
   std::optional<RunRow> claim(const std::string& owner, int shard_i, int shard_n);
   // Records the end of a run: status, summary JSON, resolved config, metrics lines, error.
-  void finish(const std::string& id, const std::string& status, const std::string& summary, const std::string& config,
-              const std::vector<std::string>& metrics, const std::string& error, double wall_s);
+  // With an owner, only if the run is still held by that owner (false otherwise: it was
+  // discarded and registered anew by `sweep --rerun-changed`, and this result is stale).
+  bool finish(const std::string& id, const std::string& status, const std::string& summary, const std::string& config,
+              const std::vector<std::string>& metrics, const std::string& error, double wall_s, const std::string& owner = "");
   std::vector<RunRow> runs(const std::string& experiment = "") const;
   std::vector<std::string> metrics(const std::string& id) const;
   // Copies every finished run (and its metrics) of `other` that this store lacks or has
@@ -60,7 +77,9 @@ class Store {
 
  private:
   void exec(const std::string& sql) const;
+  void insert_runs(const std::string& experiment, const std::vector<RunSpec>& runs);
   sqlite3* db_ = nullptr;
+  bool has_planned_ = false;  // the runs table has the planned and config_hash columns
   std::string path_;
 };
 
