@@ -39,13 +39,17 @@ p3configs=(
   "model.kind=indrnn model.activation=erf model.u_init=pm1.5"
   "model.kind=rnn model.activation=tanh"
   "model.kind=lstm"
-  "model.kind=shallow_attention task.kind=ar_forecast task.lag=5 task.time_channels=2"
+  "@p3_parity_ar.toml model.kind=shallow_attention"
 )
 for i in "${!p3configs[@]}"; do
   dir="$work/p3case$i"
   rm -rf "$dir"
+  p3b="$p3base"; args=${p3configs[$i]}
+  if [ "${args:0:1}" = "@" ]; then  # "@file.toml ...": another base config in tests/data
+    p3b="$src/tests/data/${args%% *}"; p3b="${p3b/@/}"; args=${args#* }
+  fi
   # shellcheck disable=SC2086
-  if ! "$dump" "$p3base" "$dir" --double ${p3configs[$i]}; then
+  if ! "$dump" "$p3b" "$dir" --double $args; then
     echo "p3 case $i: parity_dump failed: ${p3configs[$i]}"; fail=$((fail+1)); continue
   fi
   if /usr/bin/python3 "$src/tools/torch_p3.py" check "$dir" --rtol 1e-5 > "$dir/check.log" 2>&1; then

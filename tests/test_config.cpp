@@ -100,3 +100,52 @@ TEST(Config, TaskNWithNTrainOrNValIsAnError) {
   EXPECT_EQ(back.task.n_val, 20);
   EXPECT_EQ(resolved_toml(back), text);
 }
+
+// Each task family and model kind owns its keys: a key of another kind is an error naming
+// the kinds it belongs to and the keys that do belong; the resolved config holds the keys
+// of the chosen kinds only, reads back to itself, and an older resolved config (every
+// kind's keys) keeps loading.
+TEST(Config, EachKindOwnsItsKeys) {
+  EXPECT_EQ(error_of(kBase, {"model.kind=indrnn", "model.width=8"}),
+            "exp.toml: model.d_model: not a key of model.kind = \"indrnn\" but of transformer (the keys of indrnn: kind, "
+            "width, activation, init, u_init, d_in, d_out, vocab, max_len)");
+  EXPECT_EQ(error_of(kBase, {"task.anchors=3"}),
+            "command line: task.anchors: not a key of task.kind = \"sparse_memory\" but of teacher_student_ntk (the keys of "
+            "sparse_memory: kind, seq_len, n_train, n_val, n_test, seed, n, val_fraction, d_in, d_out, lags, readout, hidden)");
+  EXPECT_EQ(error_of("[task]\nkind = \"ar_forecast\"\nd_in = 3\n"),
+            "exp.toml: task.d_in: not a key of task.kind = \"ar_forecast\" but of sparse_memory, teacher_student_ntk, "
+            "teacher_student_model (the keys of ar_forecast: kind, seq_len, n_train, n_val, n_test, seed, n, val_fraction, lag, "
+            "ar_coef, noise, burn_in, time_channels)");
+
+  // Resolved configs: only the chosen kinds' keys, and a fixed point of read-then-write.
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {kBase, {}},
+      {"[task]\nkind = \"ar_forecast\"\nlag = 3\nn = 50\n[model]\nkind = \"indrnn\"\nwidth = 6\nu_init = \"pm1.5\"\n", {}},
+      {"[task]\nkind = \"teacher_student_ntk\"\nd = 3\nseq_len = 5\nn = 40\n[model]\nkind = \"shallow_attention\"\nwidth = 4\n", {}},
+      {"[task]\nkind = \"teacher_student_model\"\nd = 3\nn = 40\n[model]\nkind = \"lstm\"\nwidth = 4\n", {}},
+      {"[model]\nkind = \"rnn\"\nwidth = 4\nactivation = \"erf\"\n", {}}};
+  for (const auto& [text, ov] : cases) {
+    const RunConfig c = parse_run_config(text, "exp.toml", ov);
+    const std::string resolved = resolved_toml(c);
+    EXPECT_EQ(resolved_toml(parse_run_config(resolved, "resolved.toml", {})), resolved) << resolved;
+    if (c.model.kind != "transformer") {
+      for (const char* k : {"heads", "ffn", "rpe", "d_model", "norm"}) EXPECT_EQ(resolved.find("\n" + std::string(k) + " ="), std::string::npos) << k << "\n" << resolved;
+    } else {
+      for (const char* k : {"width", "u_init", "init"}) EXPECT_EQ(resolved.find("\n" + std::string(k) + " ="), std::string::npos) << k << "\n" << resolved;
+    }
+    if (c.task.kind != "teacher_student_ntk") EXPECT_EQ(resolved.find("\nanchors ="), std::string::npos) << resolved;
+    if (c.task.kind != "sparse_memory") EXPECT_EQ(resolved.find("\nlags ="), std::string::npos) << resolved;
+  }
+
+  // A resolved config written before kinds owned their keys (tests/data) still loads, with
+  // the values it had.
+  const RunConfig old = load_run_config(std::string(ATTNLAB_SOURCE_DIR) + "/tests/data/legacy_resolved_indrnn.toml", {});
+  EXPECT_EQ(old.model.kind, "indrnn");
+  EXPECT_EQ(old.model.width, 64);
+  EXPECT_EQ(old.task.kind, "ar_forecast");
+  EXPECT_EQ(old.task.lag, 16);
+  EXPECT_EQ(old.task.d_in, 9);
+  EXPECT_EQ(old.train.steps, 600);
+  // ... but a config that is not such a resolved one gets no such leniency.
+  EXPECT_NE(error_of("[task]\nkind = \"ar_forecast\"\nlags = [1]\n").find("not a key of task.kind"), std::string::npos);
+}

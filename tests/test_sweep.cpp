@@ -246,3 +246,27 @@ TEST(Spec, BareAndQuotedDottedKeysAreTheSame) {
   EXPECT_EQ(quick[0].size(), 2u);  // zip x rpe = ["log"] x seeds = [3]
   fs::remove_all(d);
 }
+
+// Every run of every built-in experiment, at every scale, has a valid config (each task
+// family and model kind accepts only its own keys).
+TEST(Spec, EveryBuiltInRunConfigLoads) {
+  int runs = 0;
+  for (const auto& e : fs::directory_iterator(std::string(ATTNLAB_SOURCE_DIR) + "/experiments")) {
+    if (e.path().extension() != ".toml") continue;
+    const std::string path = e.path().string();
+    std::ifstream f(path);
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (text.find("[experiment]") == std::string::npos) {
+      EXPECT_NO_THROW(load_run_config(path, {})) << path;
+      continue;
+    }
+    for (const std::string scale : {"", "quick", "full"}) {
+      if (!scale.empty() && text.find("[scale." + scale + "]") == std::string::npos) continue;
+      for (const auto& r : expand(load_spec(path, scale))) {
+        EXPECT_NO_THROW(load_run_config(path, r.overrides, scale)) << path << " " << scale << " " << r.id;
+        ++runs;
+      }
+    }
+  }
+  EXPECT_GT(runs, 100);
+}

@@ -118,7 +118,7 @@ def check(d, rtol):
     X = torch.tensor(batch["x"], dtype=torch.float64)
     y = torch.tensor(batch["y"], dtype=torch.float64).reshape(-1)
     mask = torch.tensor(batch["mask"], dtype=torch.float64).reshape(-1)
-    kind, act = mc["kind"], mc["activation"]
+    kind, act = mc["kind"], mc.get("activation", "tanh")  # the LSTM has no activation key
     if kind == "shallow_attention":
         f = shallow(P, X, act, mc["score_scale"] if mc["score_scale"] > 0 else 1.0)
     elif kind in ("indrnn", "rnn"):

@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
 #include <toml++/toml.h>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "models/model.h"
+#include "tasks/task.h"
 #include "io/toml_keys.h"
 
 namespace attnlab {
@@ -43,12 +46,14 @@ struct Source {
 };
 
 // Reads the keys of one table, recording which it consumed, so that unknown keys are errors.
-class Reader {
+class Reader final : public Keys {
  public:
   Reader(const toml::table* t, std::string section, const Source& src) : t_(t), sec_(std::move(section)), src_(src) {}
+  using Keys::integer;
 
+  bool reading() const override { return true; }
   std::string full(const std::string& key) const { return sec_.empty() ? key : sec_ + "." + key; }
-  [[noreturn]] void fail(const std::string& key, const std::string& msg) const {
+  [[noreturn]] void fail(const std::string& key, const std::string& msg) const override {
     const std::string k = full(key);
     const std::string where = src_.overridden.count(k) ? "command line" : src_.file;
     throw UserError(where + ": " + k + ": " + msg);
@@ -57,9 +62,9 @@ class Reader {
     keys_.push_back(key);
     return t_ ? t_->get(key) : nullptr;
   }
-  bool has(const std::string& key) const { return t_ && t_->get(key); }
+  bool has(const std::string& key) const override { return t_ && t_->get(key); }
 
-  void integer(const std::string& key, int64_t& out, int64_t lo, int64_t hi = INT64_MAX) {
+  void integer(const std::string& key, int64_t& out, int64_t lo, int64_t hi) override {
     const toml::node* n = node(key);
     if (!n) return;
     if (!n->is_integer()) fail(key, std::string("expected an integer, got ") + type_name(*n));
@@ -69,12 +74,7 @@ class Reader {
                     " (got " + std::to_string(v) + ")");
     out = v;
   }
-  void integer(const std::string& key, int& out, int64_t lo, int64_t hi = INT32_MAX) {
-    int64_t v = out;
-    integer(key, v, lo, hi);
-    out = int(v);
-  }
-  void number(const std::string& key, double& out, double lo, bool lo_open = false) {
+  void number(const std::string& key, double& out, double lo, bool lo_open = false) override {
     const toml::node* n = node(key);
     if (!n) return;
     if (!n->is_number()) fail(key, std::string("expected a number, got ") + type_name(*n));
@@ -86,23 +86,24 @@ class Reader {
     }
     out = v;
   }
-  void boolean(const std::string& key, bool& out) {
+  void boolean(const std::string& key, bool& out) override {
     const toml::node* n = node(key);
     if (!n) return;
     if (!n->is_boolean()) fail(key, std::string("expected true or false, got ") + type_name(*n));
     out = n->as_boolean()->get();
   }
-  std::string choice(const std::string& key, const std::string& current, const std::vector<std::string>& allowed) {
+  void choice(const std::string& key, std::string& out, const std::vector<std::string>& allowed) override {
     const toml::node* n = node(key);
-    if (!n) return current;
+    if (!n) return;
     if (!n->is_string()) fail(key, std::string("expected a string (one of: ") + join(allowed) + "), got " + type_name(*n));
     const std::string v = n->as_string()->get();
     if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
       fail(key, "'" + v + "' is not allowed (allowed: " + join(allowed) + ")");
-    return v;
+    out = v;
   }
+  void alias(const std::string& key, const std::string&, int& v, int64_t lo, int64_t hi) override { integer(key, v, lo, hi); }
   // An integer or a list of integers (per-layer keys); each >= lo.
-  bool int_or_list(const std::string& key, std::vector<int>& out, int lo, bool allow_scalar = true) {
+  bool ints(const std::string& key, std::vector<int>& out, int lo, bool allow_scalar = true) override {
     const toml::node* n = node(key);
     if (!n) return false;
     const std::string what = allow_scalar ? "an integer or a list of integers" : "a list of integers";
@@ -123,13 +124,22 @@ class Reader {
     out = v;
     return true;
   }
-  void finish() const {
+  // Every key of the table must have been read. For a [task] or [model] table, `kind` is
+  // the chosen kind and `owners` tells which kinds have a key; with `legacy`, keys of other
+  // kinds are ignored (a resolved config of an older attnlab, which wrote every kind's keys).
+  void finish(const std::string& kind = "", const std::map<std::string, std::vector<std::string>>& owners = {},
+              bool legacy = false) const {
     if (!t_) return;
     for (const auto& [k, v] : *t_) {
       const std::string key(k.str());
-      if (std::find(keys_.begin(), keys_.end(), key) == keys_.end())
+      if (std::find(keys_.begin(), keys_.end(), key) != keys_.end()) continue;
+      auto o = owners.find(key);
+      if (o == owners.end())
         fail(key, "unknown key (allowed in " + (sec_.empty() ? std::string("the top level") : "[" + sec_ + "]") + ": " +
                       join(keys_) + ")");
+      if (legacy) continue;
+      fail(key, "not a key of " + sec_ + ".kind = \"" + kind + "\" but of " + join(o->second) + " (the keys of " + kind +
+                    ": " + join(keys_) + ")");
     }
   }
 
@@ -139,6 +149,77 @@ class Reader {
   const Source& src_;
   std::vector<std::string> keys_;
 };
+
+// Writes the keys a kind declares into a table (the resolved config).
+class Writer final : public Keys {
+ public:
+  explicit Writer(toml::table& t) : t_(t) {}
+  using Keys::integer;
+  bool reading() const override { return false; }
+  bool has(const std::string&) const override { return false; }
+  void integer(const std::string& key, int64_t& v, int64_t, int64_t) override { add(key, v); }
+  void number(const std::string& key, double& v, double, bool) override { add(key, v); }
+  void boolean(const std::string& key, bool& v) override { add(key, v); }
+  void choice(const std::string& key, std::string& v, const std::vector<std::string>&) override { add(key, v); }
+  bool ints(const std::string& key, std::vector<int>& v, int, bool) override {
+    toml::array a;
+    for (int x : v) a.push_back(int64_t(x));
+    add(key, std::move(a));
+    return true;
+  }
+  void alias(const std::string&, const std::string&, int&, int64_t, int64_t) override {}
+  [[noreturn]] void fail(const std::string& key, const std::string& msg) const override { throw std::logic_error(key + ": " + msg); }
+  const std::vector<std::string>& keys() const { return keys_; }
+
+ private:
+  template <class V>
+  void add(const std::string& key, V&& v) {
+    t_.insert_or_assign(key, std::forward<V>(v));
+    keys_.push_back(key);
+  }
+  toml::table& t_;
+  std::vector<std::string> keys_;
+};
+
+// key -> the kinds of a registry that declare it, read off their declarations.
+template <class Config>
+std::map<std::string, std::vector<std::string>> key_owners(const std::vector<KindKeys<Config>>& kinds) {
+  std::map<std::string, std::vector<std::string>> owners;
+  for (const auto& kind : kinds) {
+    toml::table t;
+    Writer w(t);
+    Config c;
+    kind.declare(w, c);
+    for (const auto& k : w.keys()) owners[k].push_back(kind.name);
+  }
+  return owners;
+}
+
+template <class Config>
+const KindKeys<Config>& kind_named(const std::vector<KindKeys<Config>>& kinds, const std::string& name) {
+  for (const auto& k : kinds)
+    if (k.name == name) return k;
+  throw std::logic_error("no kind " + name);
+}
+
+template <class Config>
+std::vector<std::string> kind_names(const std::vector<KindKeys<Config>>& kinds) {
+  std::vector<std::string> names;
+  for (const auto& k : kinds) names.push_back(k.name);
+  return names;
+}
+
+// A resolved config written before kinds owned their keys holds every kind's keys: it is
+// recognized by all of these (no user writes them all), and its other kinds' keys are ignored.
+bool legacy_resolved(const toml::table* task, const toml::table* model) {
+  if (!task || !model) return false;
+  for (const char* k : {"lag", "ar_coef", "burn_in", "time_channels", "teacher_width", "anchors", "nu", "teacher_samples",
+                        "lags", "readout", "hidden"})
+    if (!task->get(k)) return false;
+  for (const char* k : {"d_model", "heads", "rpe_buckets", "width", "u_init", "vocab", "max_len"})
+    if (!model->get(k)) return false;
+  return true;
+}
 
 const toml::table* section(const toml::table& root, const std::string& name, const Source& src) {
   const toml::node* n = root.get(name);
@@ -185,19 +266,7 @@ void apply_override(toml::table& root, const std::string& ov, Source& src) {
   src.overridden.insert(key);
 }
 
-template <class E>
-E pick(const std::string& v, std::initializer_list<std::pair<const char*, E>> m) {
-  for (const auto& [name, e] : m)
-    if (v == name) return e;
-  return m.begin()->second;
-}
 
-void per_layer(Reader& r, const std::string& key, std::vector<int>& v, int layers) {
-  if (v.size() == 1) v.assign(size_t(layers), v[0]);
-  if (int(v.size()) != layers)
-    r.fail(key, "has " + std::to_string(v.size()) + " entries but model.layers = " + std::to_string(layers) +
-                    " (give one entry per layer, or a single integer)");
-}
 
 }  // namespace
 
@@ -267,21 +336,14 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   top.node("train");
   top.finish();
 
-  // [task]
-  Reader t(section(root, "task", src), "task", src);
+  // [task]: the keys every task has, then the chosen family's own (tasks/*.cpp).
+  const toml::table* task_table = section(root, "task", src);
+  const toml::table* model_table = section(root, "model", src);
+  const bool legacy = legacy_resolved(task_table, model_table);
+  Reader t(task_table, "task", src);
   TaskConfig& k = c.task;
-  k.kind = t.choice("kind", k.kind, {"sparse_memory", "teacher_student_ntk", "teacher_student_model", "ar_forecast"});
-  const bool ar = k.kind == "ar_forecast", teacher = k.kind.rfind("teacher_student", 0) == 0;
-  t.integer("lag", k.lag, 1, 1 << 20);
-  if (ar) k.seq_len = k.lag + 1;  // default window: exactly the lag plus the current value
-  t.integer("seq_len", k.seq_len, 1, 1 << 20);
-  t.integer("d_in", k.d_in, 1, 1 << 16);
-  if (t.has("d") && t.has("d_in")) t.fail("d", "give task.d or task.d_in, not both");
-  t.integer("d", k.d_in, 1, 1 << 16);
-  t.integer("d_out", k.d_out, 1, 1 << 16);
-  t.int_or_list("lags", k.lags, 0, false);
-  k.readout = t.choice("readout", k.readout, {"linear", "mlp"});
-  t.integer("hidden", k.hidden, 1, 1 << 16);
+  t.choice("kind", k.kind, kind_names(task_kinds()));
+  t.integer("seq_len", k.seq_len, 1, 1 << 20);  // T
   t.integer("n_train", k.n_train, 0);
   t.integer("n_val", k.n_val, 1);
   t.integer("n_test", k.n_test, 0);
@@ -289,15 +351,8 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   t.integer("n", k.n, 0);
   t.number("val_fraction", k.val_fraction, 0.0, true);
   if (k.val_fraction >= 1.0) t.fail("val_fraction", "must be < 1");
-  t.number("ar_coef", k.ar_coef, -1e9);
-  t.number("noise", k.noise, 0.0, true);
-  t.integer("burn_in", k.burn_in, 0);
-  t.integer("time_channels", k.time_channels, 0, 16);
-  t.integer("teacher_width", k.teacher_width, 2);
-  t.integer("anchors", k.anchors, 1);
-  t.number("nu", k.nu, 0.0, true);
-  t.integer("teacher_samples", k.teacher_samples, 1);
-  t.finish();
+  kind_named(task_kinds(), k.kind).declare(t, k);
+  t.finish(k.kind, key_owners(task_kinds()), legacy);
   if (t.has("n") && (t.has("n_train") || t.has("n_val")))
     t.fail("n", "give task.n (with task.val_fraction) or task.n_train/task.n_val, not both");
   if (k.n > 0) {  // n samples, split into training and validation sets
@@ -305,57 +360,12 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
     k.n_train = k.n - k.n_val;
     if (k.n_train < 1) t.fail("n", "leaves no training sample after the validation split");
   }
-  if (ar) {
-    k.d_in = 1 + 2 * k.time_channels;
-    if (k.lag >= k.seq_len) t.fail("lag", "must be < task.seq_len (" + std::to_string(k.seq_len) + ") so the window sees x_{t-L}");
-  }
-  if (teacher || ar) k.d_out = 1;
-  if (k.kind == "sparse_memory")
-    for (int lag : k.lags)
-      if (lag >= k.seq_len)
-        t.fail("lags", "lag " + std::to_string(lag) + " must be < task.seq_len (" + std::to_string(k.seq_len) + ")");
 
-  // [model]
-  Reader m(section(root, "model", src), "model", src);
+  // [model]: its kind, then the kind's own keys (models/*.cpp).
+  Reader m(model_table, "model", src);
   ModelConfig& mc = c.model;
-  mc.kind = m.choice("kind", mc.kind, {"transformer", "shallow_attention", "indrnn", "rnn", "lstm"});
-  m.integer("d_model", mc.d_model, 1, 1 << 16);
-  m.integer("layers", mc.layers, 1, 1024);
-  std::vector<int> heads = {4}, head_dim, value_dim, ffn;
-  m.int_or_list("heads", heads, 1);
-  per_layer(m, "heads", heads, mc.layers);
-  if (m.int_or_list("head_dim", head_dim, 1)) {
-    per_layer(m, "head_dim", head_dim, mc.layers);
-  } else {
-    for (int h : heads) head_dim.push_back(std::max(1, mc.d_model / h));
-  }
-  if (m.int_or_list("value_dim", value_dim, 1)) per_layer(m, "value_dim", value_dim, mc.layers);
-  else value_dim = head_dim;
-  ffn = {4 * mc.d_model};
-  m.int_or_list("ffn", ffn, 0);
-  per_layer(m, "ffn", ffn, mc.layers);
-  mc.heads = heads; mc.head_dim = head_dim; mc.value_dim = value_dim; mc.ffn = ffn;
-  mc.rpe = pick<Rpe>(m.choice("rpe", to_string(mc.rpe), {"none", "lin", "log", "t5"}),
-                     {{"none", Rpe::none}, {"lin", Rpe::lin}, {"log", Rpe::log}, {"t5", Rpe::t5}});
-  m.boolean("rpe_learnable", mc.rpe_learnable);
-  m.integer("rpe_buckets", mc.rpe_buckets, 2, 1 << 16);
-  m.integer("rpe_max_distance", mc.rpe_max_distance, 2);
-  if (mc.rpe_max_distance <= mc.rpe_buckets / 2)
-    m.fail("rpe_max_distance", "must be > rpe_buckets/2 (" + std::to_string(mc.rpe_buckets / 2) + ")");
-  mc.pos = pick<Pos>(m.choice("pos", to_string(mc.pos), {"none", "sinusoidal", "learned"}),
-                     {{"none", Pos::none}, {"sinusoidal", Pos::sinusoidal}, {"learned", Pos::learned}});
-  m.boolean("dot_product", mc.dot_product);
-  mc.norm = pick<Norm>(m.choice("norm", to_string(mc.norm), {"none", "layer", "rms"}),
-                       {{"none", Norm::none}, {"layer", Norm::layer}, {"rms", Norm::rms}});
-  m.number("score_scale", mc.score_scale, 0.0);
-  mc.ffn_activation = pick<Act>(m.choice("ffn_activation", to_string(mc.ffn_activation), {"gelu", "relu", "tanh"}),
-                                {{"gelu", Act::gelu}, {"relu", Act::relu}, {"tanh", Act::tanh}});
-  m.integer("width", mc.width, 1, 1 << 20);
-  mc.activation = m.choice("activation", mc.activation, {"tanh", "erf"});
-  mc.init = m.choice("init", mc.init, {"symmetric", "iid"});
-  mc.u_init = m.choice("u_init", mc.u_init, {"normal", "pm1.5"});
-  if (mc.kind != "transformer" && mc.init == "symmetric" && mc.width % 2)
-    m.fail("width", "must be even for init = \"symmetric\" (got " + std::to_string(mc.width) + ")");
+  m.choice("kind", mc.kind, kind_names(model_kinds()));
+  kind_named(model_kinds(), mc.kind).declare(m, mc);
   // Derived from the task; accepted (a resolved config is a valid input) but must agree.
   const int d_in = k.d_in, d_out = k.d_out, vocab = 0, max_len = k.seq_len;
   for (auto [key, want] : {std::pair<const char*, int>{"d_in", d_in}, {"d_out", d_out}, {"vocab", vocab}, {"max_len", max_len}}) {
@@ -365,21 +375,21 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
       m.fail(key, "is derived from the task and must be " + std::to_string(want) + " here (got " + std::to_string(got) + ")");
   }
   mc.d_in = d_in; mc.d_out = d_out; mc.vocab = vocab; mc.max_len = max_len;
-  m.finish();
+  m.finish(mc.kind, key_owners(model_kinds()), legacy);
 
   // [train]
   Reader r(section(root, "train", src), "train", src);
   TrainConfig& tc = c.train;
   r.integer("steps", tc.steps, 1);
   r.integer("batch", tc.batch, 1, 1 << 20);
-  tc.optimizer = r.choice("optimizer", tc.optimizer, {"sgd", "adamw", "gd", "projected_gd", "projected_sgd"});
+  r.choice("optimizer", tc.optimizer, {"sgd", "adamw", "gd", "projected_gd", "projected_sgd"});
   r.number("lr", tc.lr, 0.0, true);
   r.number("momentum", tc.momentum, 0.0);
   r.number("beta1", tc.beta1, 0.0);
   r.number("beta2", tc.beta2, 0.0);
   r.number("eps", tc.eps, 0.0, true);
   r.number("weight_decay", tc.weight_decay, 0.0);
-  tc.lr_schedule = r.choice("lr_schedule", tc.lr_schedule, {"constant", "cosine", "inv_sqrt_total"});
+  r.choice("lr_schedule", tc.lr_schedule, {"constant", "cosine", "inv_sqrt_total"});
   if (const toml::node* n = r.node("rho")) {
     const toml::array* a = n->as_array();
     if (!a || a->size() != 3) r.fail("rho", "expected a list of three numbers [rho_c, rho_u, rho_w]");
@@ -396,7 +406,8 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   r.integer("eval_every", tc.eval_every, 1);
   r.integer("eval_batch", tc.eval_batch, 1, 1 << 20);
   const std::string want_loss = vocab > 0 ? "ce" : "mse";
-  tc.loss = r.choice("loss", want_loss, {"mse", "half_mse", "ce"});
+  tc.loss = want_loss;
+  r.choice("loss", tc.loss, {"mse", "half_mse", "ce"});
   if ((tc.loss == "ce") != (vocab > 0)) r.fail("loss", vocab > 0 ? "must be 'ce' for a token task" : "must be 'mse' or 'half_mse' for task " + k.kind);
   r.integer("threads", tc.threads, 0, 1024);
   r.boolean("probe_errors", tc.probe_errors);
@@ -413,26 +424,19 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
 }
 
 std::string resolved_toml(const RunConfig& c) {
-  auto ints = [](const std::vector<int>& v) {
-    toml::array a;
-    for (int x : v) a.push_back(int64_t(x));
-    return a;
-  };
-  toml::table task{{"kind", c.task.kind}, {"seq_len", c.task.seq_len}, {"d_in", c.task.d_in}, {"d_out", c.task.d_out},
-                   {"lags", ints(c.task.lags)}, {"readout", c.task.readout}, {"hidden", c.task.hidden},
-                   {"n_train", c.task.n_train}, {"n_val", c.task.n_val}, {"n_test", c.task.n_test}, {"seed", c.task.seed},
-                   {"lag", c.task.lag}, {"ar_coef", c.task.ar_coef}, {"noise", c.task.noise}, {"burn_in", c.task.burn_in},
-                   {"time_channels", c.task.time_channels}, {"teacher_width", c.task.teacher_width},
-                   {"anchors", c.task.anchors}, {"nu", c.task.nu}, {"teacher_samples", c.task.teacher_samples}};
-  const ModelConfig& m = c.model;
-  toml::table model{{"kind", m.kind}, {"d_model", m.d_model}, {"layers", m.layers}, {"heads", ints(m.heads)},
-                    {"head_dim", ints(m.head_dim)}, {"value_dim", ints(m.value_dim)}, {"ffn", ints(m.ffn)},
-                    {"rpe", to_string(m.rpe)}, {"rpe_learnable", m.rpe_learnable}, {"rpe_buckets", m.rpe_buckets},
-                    {"rpe_max_distance", m.rpe_max_distance}, {"pos", to_string(m.pos)}, {"dot_product", m.dot_product},
-                    {"norm", to_string(m.norm)}, {"score_scale", m.score_scale},
-                    {"ffn_activation", to_string(m.ffn_activation)}, {"width", m.width}, {"activation", m.activation},
-                    {"init", m.init}, {"u_init", m.u_init}, {"d_in", m.d_in}, {"d_out", m.d_out},
-                    {"vocab", m.vocab}, {"max_len", m.max_len}};
+  // The keys every task has, then the family's own; the model's kind and own keys, then
+  // the values derived from the task.
+  TaskConfig tk = c.task;
+  toml::table task{{"kind", tk.kind}, {"seq_len", tk.seq_len}, {"n_train", tk.n_train}, {"n_val", tk.n_val},
+                   {"n_test", tk.n_test}, {"seed", tk.seed}};
+  Writer tw(task);
+  kind_named(task_kinds(), tk.kind).declare(tw, tk);
+  ModelConfig m = c.model;
+  toml::table model{{"kind", m.kind}};
+  Writer mw(model);
+  kind_named(model_kinds(), m.kind).declare(mw, m);
+  for (auto [key, v] : {std::pair<const char*, int>{"d_in", m.d_in}, {"d_out", m.d_out}, {"vocab", m.vocab}, {"max_len", m.max_len}})
+    model.insert_or_assign(key, v);
   const TrainConfig& t = c.train;
   toml::table train{{"steps", t.steps}, {"batch", t.batch}, {"optimizer", t.optimizer}, {"lr", t.lr},
                     {"momentum", t.momentum}, {"beta1", t.beta1}, {"beta2", t.beta2}, {"eps", t.eps},

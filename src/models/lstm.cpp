@@ -156,4 +156,6 @@ void Lstm<T>::backward(const T* dy) {
 template class Lstm<float>;
 template class Lstm<double>;
 
+void lstm_keys(Keys& k, ModelConfig& m) { width_keys(k, m, false); }
+
 }  // namespace attnlab

@@ -7,6 +7,7 @@
 // i >= m/2 copy unit i - m/2 with c negated, so f = 0 at initialization. Projection per unit:
 // its four W_in rows (group w), its four W_hh rows (group u), c_i (group c); b is not projected.
 #include "models/model.h"
+#include "io/config_keys.h"
 
 namespace attnlab {
 
@@ -36,5 +37,8 @@ class Lstm : public Model<T> {
 
 extern template class Lstm<float>;
 extern template class Lstm<double>;
+
+// Its own config keys (model.width, init).
+void lstm_keys(Keys& k, ModelConfig& m);
 
 }  // namespace attnlab

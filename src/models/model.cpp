@@ -21,4 +21,19 @@ std::unique_ptr<Model<T>> make_model(const ModelConfig& cfg, int max_batch) {
 template std::unique_ptr<Model<float>> make_model(const ModelConfig&, int);
 template std::unique_ptr<Model<double>> make_model(const ModelConfig&, int);
 
+const std::vector<KindKeys<ModelConfig>>& model_kinds() {
+  static const std::vector<KindKeys<ModelConfig>> kinds = {
+      {"transformer", transformer_keys}, {"shallow_attention", shallow_attention_keys}, {"indrnn", indrnn_keys},
+      {"rnn", rnn_keys}, {"lstm", lstm_keys}};
+  return kinds;
+}
+
+void width_keys(Keys& k, ModelConfig& m, bool activation) {
+  k.integer("width", m.width, 1, 1 << 20);  // m: heads (shallow) or hidden units (RNNs)
+  if (activation) k.choice("activation", m.activation, {"tanh", "erf"});  // sigma: tanh | erf(x / sqrt 2)
+  k.choice("init", m.init, {"symmetric", "iid"});  // symmetric: f = 0 at init (m even) | iid
+  if (k.reading() && m.init == "symmetric" && m.width % 2)
+    k.fail("width", "must be even for init = \"symmetric\" (got " + std::to_string(m.width) + ")");
+}
+
 }  // namespace attnlab

@@ -10,6 +10,7 @@
 #include "core/arena.h"
 #include "core/rng.h"
 #include "core/run_config.h"
+#include "io/config_keys.h"
 
 namespace attnlab {
 
@@ -59,5 +60,11 @@ inline double symmetric_readout(uint64_t seed, int i, int half) {
 // Builds the model named by cfg.kind. max_batch bounds the batch of every forward.
 template <class T>
 std::unique_ptr<Model<T>> make_model(const ModelConfig& cfg, int max_batch);
+
+// The registry of model kinds and their keys (model.kind selects one).
+const std::vector<KindKeys<ModelConfig>>& model_kinds();
+// Keys shared by the shallow model and the RNNs: model.width, activation (if it has one),
+// init; width must be even for the symmetric initialization.
+void width_keys(Keys& k, ModelConfig& m, bool activation);
 
 }  // namespace attnlab

@@ -247,4 +247,11 @@ void Rnn<T>::backward_ind(const T* dy) {
 template class Rnn<float>;
 template class Rnn<double>;
 
+void indrnn_keys(Keys& k, ModelConfig& m) {
+  width_keys(k, m, true);
+  k.choice("u_init", m.u_init, {"normal", "pm1.5"});  // recurrent weights: N(0, 1) or +-1.5
+}
+
+void rnn_keys(Keys& k, ModelConfig& m) { width_keys(k, m, true); }
+
 }  // namespace attnlab

@@ -9,6 +9,7 @@
 // negated, so f = 0 at initialization. "iid": every unit drawn independently (Elman: W_hh
 // entries N(0, 1/m)). Parameters "W_in", "u" or "W_hh", "c".
 #include "models/model.h"
+#include "io/config_keys.h"
 
 namespace attnlab {
 
@@ -40,5 +41,9 @@ class Rnn : public Model<T> {
 
 extern template class Rnn<float>;
 extern template class Rnn<double>;
+
+// Their own config keys: model.width, activation, init, and u_init (indrnn).
+void indrnn_keys(Keys& k, ModelConfig& m);
+void rnn_keys(Keys& k, ModelConfig& m);
 
 }  // namespace attnlab

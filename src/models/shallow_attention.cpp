@@ -348,4 +348,9 @@ void ShallowAttention<T>::backward(const T* dy) {
 template class ShallowAttention<float>;
 template class ShallowAttention<double>;
 
+void shallow_attention_keys(Keys& k, ModelConfig& m) {
+  width_keys(k, m, true);
+  k.number("score_scale", m.score_scale, 0.0);  // the scores' scale; <= 0: 1
+}
+
 }  // namespace attnlab

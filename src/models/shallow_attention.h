@@ -8,6 +8,7 @@
 // c_i = +-1; heads i >= m/2 copy head i - m/2 with c negated, so f = 0 at initialization.
 // One output per sequence: forward returns [B, 1, 1].
 #include "models/model.h"
+#include "io/config_keys.h"
 
 namespace attnlab {
 
@@ -49,5 +50,8 @@ class ShallowAttention : public Model<T> {
 
 extern template class ShallowAttention<float>;
 extern template class ShallowAttention<double>;
+
+// Its own config keys (model.width, activation, init, score_scale).
+void shallow_attention_keys(Keys& k, ModelConfig& m);
 
 }  // namespace attnlab

@@ -342,4 +342,47 @@ void Transformer<T>::backward(const T* dyhat) {
 template class Transformer<float>;
 template class Transformer<double>;
 
+void transformer_keys(Keys& k, ModelConfig& m) {
+  k.integer("d_model", m.d_model, 1, 1 << 16);
+  k.integer("layers", m.layers, 1, 1024);
+  if (!k.reading()) {
+    k.ints("heads", m.heads, 1);
+    k.ints("head_dim", m.head_dim, 1);
+    k.ints("value_dim", m.value_dim, 1);
+    k.ints("ffn", m.ffn, 0);
+  } else {
+    // An integer for every layer, or one entry per layer.
+    auto per_layer = [&](const char* key, std::vector<int>& v) {
+      if (v.size() == 1) v.assign(size_t(m.layers), v[0]);
+      if (int(v.size()) != m.layers)
+        k.fail(key, "has " + std::to_string(v.size()) + " entries but model.layers = " + std::to_string(m.layers) +
+                        " (give one entry per layer, or a single integer)");
+    };
+    std::vector<int> heads = {4}, head_dim, value_dim, ffn = {4 * m.d_model};
+    k.ints("heads", heads, 1);  // H_l
+    per_layer("heads", heads);
+    if (k.ints("head_dim", head_dim, 1)) per_layer("head_dim", head_dim);  // d_l; default d_model / H_l
+    else for (int h : heads) head_dim.push_back(std::max(1, m.d_model / h));
+    if (k.ints("value_dim", value_dim, 1)) per_layer("value_dim", value_dim);  // default head_dim
+    else value_dim = head_dim;
+    k.ints("ffn", ffn, 0);  // FFN width per layer; 0 = no FFN
+    per_layer("ffn", ffn);
+    m.heads = heads;
+    m.head_dim = head_dim;
+    m.value_dim = value_dim;
+    m.ffn = ffn;
+  }
+  enum_choice(k, "rpe", m.rpe, {{"none", Rpe::none}, {"lin", Rpe::lin}, {"log", Rpe::log}, {"t5", Rpe::t5}});
+  k.boolean("rpe_learnable", m.rpe_learnable);  // lin: learn p_h, or keep the ALiBi slopes
+  k.integer("rpe_buckets", m.rpe_buckets, 2, 1 << 16);
+  k.integer("rpe_max_distance", m.rpe_max_distance, 2);
+  if (k.reading() && m.rpe_max_distance <= m.rpe_buckets / 2)
+    k.fail("rpe_max_distance", "must be > rpe_buckets/2 (" + std::to_string(m.rpe_buckets / 2) + ")");
+  enum_choice(k, "pos", m.pos, {{"none", Pos::none}, {"sinusoidal", Pos::sinusoidal}, {"learned", Pos::learned}});
+  k.boolean("dot_product", m.dot_product);  // false: DP-free, the scores are the positional bias alone
+  enum_choice(k, "norm", m.norm, {{"none", Norm::none}, {"layer", Norm::layer}, {"rms", Norm::rms}});
+  k.number("score_scale", m.score_scale, 0.0);  // <= 0: 1/sqrt(head_dim)
+  enum_choice(k, "ffn_activation", m.ffn_activation, {{"gelu", Act::gelu}, {"relu", Act::relu}, {"tanh", Act::tanh}});
+}
+
 }  // namespace attnlab

@@ -6,6 +6,7 @@
 //   yhat = NormF(h) W_head^T + b_head
 // All parameters live in one Arena; forward() keeps the activations that backward() needs.
 #include <cstdint>
+#include "io/config_keys.h"
 #include <string>
 #include <vector>
 
@@ -71,5 +72,9 @@ class Transformer : public Model<T> {
 
 extern template class Transformer<float>;
 extern template class Transformer<double>;
+
+// Its own config keys (model.d_model, layers, heads, head_dim, value_dim, ffn, rpe...,
+// pos, dot_product, norm, score_scale, ffn_activation); per-layer keys resolve to lists.
+void transformer_keys(Keys& k, ModelConfig& m);
 
 }  // namespace attnlab

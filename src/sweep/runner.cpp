@@ -120,17 +120,18 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
   auto changed = [&](const RunRow& row) -> std::string {
     auto it = planned.find(row.id);
     if (it == planned.end()) return "is no longer in the spec";
-    std::string before = row.planned;
-    if (before.empty() && !row.config.empty()) {  // registered by an older attnlab: its config as run
-      try {
-        RunConfig c = parse_run_config(row.config, db + ": run " + row.id, {}, "");
-        c.train.threads = 0;
-        before = resolved_toml(c);
-      } catch (const UserError&) {
-        before = row.config;
-      }
-    }
+    // Registered config, or for a store of an older attnlab the config the run ran with;
+    // both read back and written anew, so that a change of the resolved format alone (a
+    // newer attnlab) is no change.
+    std::string before = !row.planned.empty() ? row.planned : row.config;
     if (before.empty() || before == it->second->config) return "";
+    try {
+      RunConfig c = parse_run_config(before, db + ": run " + row.id, {}, "");
+      c.train.threads = 0;
+      before = resolved_toml(c);
+    } catch (const UserError&) {
+    }
+    if (before == it->second->config) return "";
     std::string was, now;
     const std::string key = first_changed_key(before, it->second->config, &was, &now);
     return "has " + key + " = " + now + " in the spec, but ran (or was registered) with " + key + " = " + was;

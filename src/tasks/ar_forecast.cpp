@@ -46,4 +46,17 @@ void ArForecastTask::fill(Split split, const int64_t* indices, int B, Batch& bat
   }
 }
 
+void ar_forecast_keys(Keys& k, TaskConfig& c) {
+  k.integer("lag", c.lag, 1, 1 << 20);  // L in x_t = a x_{t-L} + eps_t
+  if (k.reading() && !k.has("seq_len")) c.seq_len = c.lag + 1;  // default window: the lag plus the current value
+  k.number("ar_coef", c.ar_coef, -1e9);               // a
+  k.number("noise", c.noise, 0.0, true);              // sigma of eps_t
+  k.integer("burn_in", c.burn_in, 0);                 // steps discarded before the first window
+  k.integer("time_channels", c.time_channels, 0, 16); // pairs of sin/cos channels, periods 32 * 2^k
+  if (!k.reading()) return;
+  c.d_in = 1 + 2 * c.time_channels;
+  c.d_out = 1;
+  if (c.lag >= c.seq_len) k.fail("lag", "must be < task.seq_len (" + std::to_string(c.seq_len) + ") so the window sees x_{t-L}");
+}
+
 }  // namespace attnlab

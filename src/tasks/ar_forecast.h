@@ -6,6 +6,7 @@
 // (a separate random stream), so no value is shared between splits. Optional time channels:
 // k = 0..K-1 pairs sin(2 pi t / P_k), cos(2 pi t / P_k), P_k = 32 * 2^k, t the series index.
 #include "tasks/task.h"
+#include "io/config_keys.h"
 
 namespace attnlab {
 
@@ -22,5 +23,9 @@ class ArForecastTask : public Task {
   TaskConfig cfg_;
   std::vector<double> series_[3];
 };
+
+// Its own config keys (task.lag, ar_coef, noise, burn_in, time_channels); d_in and d_out
+// follow from them.
+void ar_forecast_keys(Keys& k, TaskConfig& c);
 
 }  // namespace attnlab

@@ -75,4 +75,16 @@ void SparseMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
   }
 }
 
+void sparse_memory_keys(Keys& k, TaskConfig& c) {
+  k.integer("d_in", c.d_in, 1, 1 << 16);       // input dimension
+  k.integer("d_out", c.d_out, 1, 1 << 16);     // target dimension
+  k.ints("lags", c.lags, 0, false);            // T_1..T_M, each in [0, seq_len)
+  k.choice("readout", c.readout, {"linear", "mlp"});  // linear: y = A z | mlp: y = a^T tanh(W z + c)
+  k.integer("hidden", c.hidden, 1, 1 << 16);   // width of the mlp readout
+  if (k.reading())
+    for (int lag : c.lags)
+      if (lag >= c.seq_len)
+        k.fail("lags", "lag " + std::to_string(lag) + " must be < task.seq_len (" + std::to_string(c.seq_len) + ")");
+}
+
 }  // namespace attnlab

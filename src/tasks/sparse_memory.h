@@ -4,6 +4,7 @@
 // A ~ N(0, 1/(M d_in)) (so Var y_j is about 1); `mlp`: y = a^T tanh(W z + c), a fixed random
 // 2-layer tanh network of width `hidden`. The loss counts only positions t >= max lag.
 #include "tasks/task.h"
+#include "io/config_keys.h"
 
 namespace attnlab {
 
@@ -24,5 +25,8 @@ class SparseMemoryTask : public Task {
   std::vector<float> W_, c_;   // mlp: [hidden, M*d_in], [hidden]
   std::vector<float> a_;       // mlp: [d_out, hidden]
 };
+
+// Its own config keys (task.d_in, d_out, lags, readout, hidden).
+void sparse_memory_keys(Keys& k, TaskConfig& c);
 
 }  // namespace attnlab

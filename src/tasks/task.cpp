@@ -16,4 +16,12 @@ std::unique_ptr<Task> make_task(const TaskConfig& cfg, uint64_t seed) {
   throw UserError("task.kind: unknown task '" + cfg.kind + "'");
 }
 
+const std::vector<KindKeys<TaskConfig>>& task_kinds() {
+  static const std::vector<KindKeys<TaskConfig>> kinds = {{"sparse_memory", sparse_memory_keys},
+                                                          {"teacher_student_ntk", teacher_student_ntk_keys},
+                                                          {"teacher_student_model", teacher_student_model_keys},
+                                                          {"ar_forecast", ar_forecast_keys}};
+  return kinds;
+}
+
 }  // namespace attnlab

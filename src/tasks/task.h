@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/run_config.h"
+#include "io/config_keys.h"
 
 namespace attnlab {
 
@@ -47,5 +48,7 @@ class Task {
 
 // Builds the task named by cfg.kind (the config was validated before).
 std::unique_ptr<Task> make_task(const TaskConfig& cfg, uint64_t seed);
+// The registry of task families and their keys (task.kind selects one).
+const std::vector<KindKeys<TaskConfig>>& task_kinds();
 
 }  // namespace attnlab

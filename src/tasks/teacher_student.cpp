@@ -213,4 +213,25 @@ void TeacherStudentTask::fill(Split split, const int64_t* indices, int B, Batch&
   }
 }
 
+namespace {
+void teacher_dims(Keys& k, TaskConfig& c) {
+  if (k.reading() && k.has("d") && k.has("d_in")) k.fail("d", "give task.d or task.d_in, not both");
+  k.integer("d_in", c.d_in, 1, 1 << 16);         // d, the token dimension
+  k.alias("d", "d_in", c.d_in, 1, 1 << 16);      // the paper's name for it
+  if (k.reading()) c.d_out = 1;
+}
+}  // namespace
+
+void teacher_student_ntk_keys(Keys& k, TaskConfig& c) {
+  teacher_dims(k, c);
+  k.integer("anchors", c.anchors, 1);                  // R anchor sequences
+  k.number("nu", c.nu, 0.0, true);                     // bound on the transport map's norms
+  k.integer("teacher_samples", c.teacher_samples, 1);  // M_teacher Monte Carlo draws
+}
+
+void teacher_student_model_keys(Keys& k, TaskConfig& c) {
+  teacher_dims(k, c);
+  k.integer("teacher_width", c.teacher_width, 2);  // heads of the random teacher
+}
+
 }  // namespace attnlab

@@ -12,6 +12,7 @@
 //    teacher_samples draws. sigma = tanh.
 // The targets of all splits are computed once, at construction.
 #include "tasks/task.h"
+#include "io/config_keys.h"
 
 namespace attnlab {
 
@@ -43,5 +44,10 @@ class TeacherStudentTask : public Task {
   std::vector<double> W_, U_, vc_, vu_, vw_, beta_;
   std::vector<float> anchors_;
 };
+
+// Their own config keys: task.d_in (or task.d), and anchors, nu, teacher_samples (ntk) or
+// teacher_width (model); d_out = 1.
+void teacher_student_ntk_keys(Keys& k, TaskConfig& c);
+void teacher_student_model_keys(Keys& k, TaskConfig& c);
 
 }  // namespace attnlab
