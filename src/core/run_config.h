@@ -19,8 +19,20 @@ struct TaskConfig {
   int d_in = 4;
   int d_out = 1;
   std::vector<int> lags = {1, 8, 32};
-  std::string readout = "linear";  // linear | mlp
-  int hidden = 32;                 // width of the mlp readout
+  std::string readout = "linear";  // linear | mlp | deep_mlp | parity | majority (tasks/readout.h)
+  int hidden = 32;                 // width of the mlp and deep_mlp readouts
+  std::string inputs = "gaussian"; // sparse_memory, kernel_memory, adaptive_memory values: gaussian | sign (+-1)
+  int vocab = 0;                   // derived: > 0 for token tasks (text_lm: 256)
+  // adaptive_memory: tokens carry a value z_t and a pointer k_t in {1..max_pointer}
+  int max_pointer = 8;
+  int hops = 1;                    // 1: y_t = f(z_{t-k_t}); 2: also z at the pointer found there
+  int value_dim = 1;               // dimension of z_t
+  // kernel_memory: y_t = f((x * rho_1)(t), ..., (x * rho_M)(t))
+  int memories = 2;                // M
+  std::string decay = "poly";      // exp: rho(s) = e^{-beta s} | poly: rho(s) = (1 + s)^{-beta}
+  std::vector<double> beta = {1.0};  // one, or one per memory
+  // text_lm: byte-level next-token prediction on a text file
+  std::string path = "../shared/data/tinyshakespeare.txt";  // relative: against the project root
   int64_t n_train = 8192;          // 0 = a fresh stream of samples
   int64_t n_val = 1024;
   int64_t n_test = 0;

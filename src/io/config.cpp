@@ -102,6 +102,34 @@ class Reader final : public Keys {
     out = v;
   }
   void alias(const std::string& key, const std::string&, int& v, int64_t lo, int64_t hi) override { integer(key, v, lo, hi); }
+  void numbers(const std::string& key, std::vector<double>& out, double lo, bool lo_open) override {
+    const toml::node* n = node(key);
+    if (!n) return;
+    std::vector<double> v;
+    auto take = [&](const toml::node& e) {
+      if (!e.is_number()) fail(key, std::string("expected a number or a list of numbers, found ") + type_name(e));
+      const double x = e.is_integer() ? double(e.as_integer()->get()) : e.as_floating_point()->get();
+      if (!(lo_open ? x > lo : x >= lo) || !std::isfinite(x)) {
+        std::ostringstream m;
+        m << "every value must be a finite number " << (lo_open ? "> " : ">= ") << lo << " (got " << x << ")";
+        fail(key, m.str());
+      }
+      v.push_back(x);
+    };
+    if (const toml::array* a = n->as_array()) {
+      for (const auto& e : *a) take(e);
+      if (v.empty()) fail(key, "the list is empty");
+    } else {
+      take(*n);
+    }
+    out = v;
+  }
+  void text(const std::string& key, std::string& out) override {
+    const toml::node* n = node(key);
+    if (!n) return;
+    if (!n->is_string()) fail(key, std::string("expected a string, got ") + type_name(*n));
+    out = n->as_string()->get();
+  }
   // An integer or a list of integers (per-layer keys); each >= lo.
   bool ints(const std::string& key, std::vector<int>& out, int lo, bool allow_scalar = true) override {
     const toml::node* n = node(key);
@@ -168,6 +196,12 @@ class Writer final : public Keys {
     return true;
   }
   void alias(const std::string&, const std::string&, int&, int64_t, int64_t) override {}
+  void numbers(const std::string& key, std::vector<double>& v, double, bool) override {
+    toml::array a;
+    for (double x : v) a.push_back(x);
+    add(key, std::move(a));
+  }
+  void text(const std::string& key, std::string& v) override { add(key, v); }
   [[noreturn]] void fail(const std::string& key, const std::string& msg) const override { throw std::logic_error(key + ": " + msg); }
   const std::vector<std::string>& keys() const { return keys_; }
 
@@ -367,7 +401,9 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   m.choice("kind", mc.kind, kind_names(model_kinds()));
   kind_named(model_kinds(), mc.kind).declare(m, mc);
   // Derived from the task; accepted (a resolved config is a valid input) but must agree.
-  const int d_in = k.d_in, d_out = k.d_out, vocab = 0, max_len = k.seq_len;
+  const int d_in = k.d_in, d_out = k.d_out, vocab = k.vocab, max_len = k.seq_len;
+  if (vocab > 0 && mc.kind != "transformer")
+    m.fail("kind", "'" + mc.kind + "' takes real inputs; task " + k.kind + " gives tokens (use model.kind = \"transformer\")");
   for (auto [key, want] : {std::pair<const char*, int>{"d_in", d_in}, {"d_out", d_out}, {"vocab", vocab}, {"max_len", max_len}}) {
     int got = want;
     m.integer(key, got, 0);

@@ -37,6 +37,10 @@ class Keys {
   // An integer or a list of integers (allow_scalar), each >= lo; a list when written.
   // Reading: false if the config does not give the key.
   virtual bool ints(const std::string& key, std::vector<int>& v, int lo, bool allow_scalar = true) = 0;
+  // A number or a list of numbers, each > lo (lo_open) or >= lo; a list when written.
+  virtual void numbers(const std::string& key, std::vector<double>& v, double lo, bool lo_open) = 0;
+  // A string (a file name, ...): any text.
+  virtual void text(const std::string& key, std::string& v) = 0;
   // An alias read into another key's value, never written (e.g. task.d for task.d_in).
   virtual void alias(const std::string& key, const std::string& of, int& v, int64_t lo, int64_t hi) = 0;
   // Bad input at this key: a UserError naming the source, the key and the message.

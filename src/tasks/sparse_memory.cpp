@@ -7,48 +7,13 @@
 
 namespace attnlab {
 
-namespace {
-std::vector<float> normal_vec(size_t n, uint64_t seed, const char* name, double std) {
-  std::vector<float> v(n);
-  const uint64_t s = stream_id(name);
-  for (size_t i = 0; i < n; ++i) v[i] = float(std * rng_normal(seed, s, i));
-  return v;
+float memory_input(bool sign, uint64_t seed, uint64_t stream, uint64_t index) {
+  return sign ? (rng_uniform(seed, stream, index) < 0.5 ? -1.f : 1.f) : float(rng_normal(seed, stream, index));
 }
-}  // namespace
 
-SparseMemoryTask::SparseMemoryTask(const TaskConfig& cfg, uint64_t seed) : cfg_(cfg), seed_(seed) {
+SparseMemoryTask::SparseMemoryTask(const TaskConfig& cfg, uint64_t seed)
+    : cfg_(cfg), seed_(seed), f_(cfg.readout, int(cfg.lags.size()) * cfg.d_in, cfg.d_out, cfg.hidden, seed, "sparse_memory") {
   for (int lag : cfg.lags) max_lag_ = std::max(max_lag_, lag);
-  const size_t z = cfg.lags.size() * size_t(cfg.d_in);
-  if (cfg.readout == "linear") {
-    A_ = normal_vec(size_t(cfg.d_out) * z, seed, "sparse_memory/A", 1.0 / std::sqrt(double(z)));
-  } else {
-    W_ = normal_vec(size_t(cfg.hidden) * z, seed, "sparse_memory/W", 1.0 / std::sqrt(double(z)));
-    c_ = normal_vec(size_t(cfg.hidden), seed, "sparse_memory/c", 0.1);
-    a_ = normal_vec(size_t(cfg.d_out) * cfg.hidden, seed, "sparse_memory/a", 1.0 / std::sqrt(double(cfg.hidden)));
-  }
-}
-
-void SparseMemoryTask::readout(const float* z, float* y) const {
-  const int Z = int(cfg_.lags.size()) * cfg_.d_in;
-  if (!A_.empty()) {
-    for (int j = 0; j < cfg_.d_out; ++j) {
-      double s = 0;
-      for (int i = 0; i < Z; ++i) s += double(A_[size_t(j) * Z + i]) * z[i];
-      y[j] = float(s);
-    }
-    return;
-  }
-  std::vector<double> h(size_t(cfg_.hidden));
-  for (int k = 0; k < cfg_.hidden; ++k) {
-    double s = c_[k];
-    for (int i = 0; i < Z; ++i) s += double(W_[size_t(k) * Z + i]) * z[i];
-    h[k] = std::tanh(s);
-  }
-  for (int j = 0; j < cfg_.d_out; ++j) {
-    double s = 0;
-    for (int k = 0; k < cfg_.hidden; ++k) s += a_[size_t(j) * cfg_.hidden + k] * h[k];
-    y[j] = float(s);
-  }
 }
 
 void SparseMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& batch) const {
@@ -61,7 +26,8 @@ void SparseMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
   for (int b = 0; b < B; ++b) {
     float* x = batch.x.data() + size_t(b) * T * D;
     const uint64_t base = uint64_t(indices[b]) * uint64_t(T) * uint64_t(D);
-    for (int i = 0; i < T * D; ++i) x[i] = float(rng_normal(seed_, stream, base + uint64_t(i)));
+    const bool sign = cfg_.inputs == "sign";
+    for (int i = 0; i < T * D; ++i) x[i] = memory_input(sign, seed_, stream, base + uint64_t(i));
     static thread_local std::vector<float> z;  // kept per thread: filling a batch allocates nothing
     z.resize(size_t(M) * D);
     for (int t = 0; t < T; ++t) {
@@ -79,12 +45,19 @@ void sparse_memory_keys(Keys& k, TaskConfig& c) {
   k.integer("d_in", c.d_in, 1, 1 << 16);       // input dimension
   k.integer("d_out", c.d_out, 1, 1 << 16);     // target dimension
   k.ints("lags", c.lags, 0, false);            // T_1..T_M, each in [0, seq_len)
-  k.choice("readout", c.readout, {"linear", "mlp"});  // linear: y = A z | mlp: y = a^T tanh(W z + c)
-  k.integer("hidden", c.hidden, 1, 1 << 16);   // width of the mlp readout
+  readout_keys(k, c);
   if (k.reading())
     for (int lag : c.lags)
       if (lag >= c.seq_len)
         k.fail("lags", "lag " + std::to_string(lag) + " must be < task.seq_len (" + std::to_string(c.seq_len) + ")");
+}
+
+void readout_keys(Keys& k, TaskConfig& c) {
+  k.choice("inputs", c.inputs, {"gaussian", "sign"});  // x_t ~ N(0, I) | uniform +-1
+  k.choice("readout", c.readout, Readout::kinds());    // f (tasks/readout.h)
+  k.integer("hidden", c.hidden, 1, 1 << 16);          // width of the mlp and deep_mlp readouts
+  if (k.reading() && (c.readout == "parity" || c.readout == "majority") && c.d_out != 1)
+    k.fail("readout", "'" + c.readout + "' has one output: task.d_out must be 1 (got " + std::to_string(c.d_out) + ")");
 }
 
 }  // namespace attnlab

@@ -1,8 +1,9 @@
 #pragma once
-// Task `sparse_memory`: x_t ~ N(0, I_{d_in}) i.i.d., y_t = f(x_{t-T_1}, ..., x_{t-T_M}) for
-// fixed lags T_m. Readout `linear`: y = A z with z the concatenated lagged inputs and fixed
-// A ~ N(0, 1/(M d_in)) (so Var y_j is about 1); `mlp`: y = a^T tanh(W z + c), a fixed random
-// 2-layer tanh network of width `hidden`. The loss counts only positions t >= max lag.
+// Task `sparse_memory`: x_t i.i.d., N(0, I_{d_in}) (inputs = "gaussian") or uniform +-1
+// signs (inputs = "sign"); y_t = f(x_{t-T_1}, ..., x_{t-T_M}) for fixed lags T_m, with f a
+// readout of tasks/readout.h (linear, mlp, deep_mlp, parity, majority) of the concatenated
+// lagged inputs. The loss counts only positions t >= max lag.
+#include "tasks/readout.h"
 #include "tasks/task.h"
 #include "io/config_keys.h"
 
@@ -15,18 +16,23 @@ class SparseMemoryTask : public Task {
   int d_out() const override { return cfg_.d_out; }
   void fill(Split split, const int64_t* indices, int B, Batch& batch) const override;
   // The target of one position, from the concatenated lagged inputs z [M*d_in].
-  void readout(const float* z, float* y) const;
+  void readout(const float* z, float* y) const { f_.apply(z, y); }
 
  private:
   TaskConfig cfg_;
   uint64_t seed_;
   int max_lag_ = 0;
-  std::vector<float> A_;       // linear: [d_out, M*d_in]
-  std::vector<float> W_, c_;   // mlp: [hidden, M*d_in], [hidden]
-  std::vector<float> a_;       // mlp: [d_out, hidden]
+  Readout f_;
 };
 
-// Its own config keys (task.d_in, d_out, lags, readout, hidden).
+// The input values of the memory tasks: N(0, 1) (gaussian) or uniform +-1 (sign), a pure
+// function of (seed, stream, index).
+float memory_input(bool sign, uint64_t seed, uint64_t stream, uint64_t index);
+
+// Its own config keys (task.d_in, d_out, lags, and the readout's).
 void sparse_memory_keys(Keys& k, TaskConfig& c);
+// The keys of the inputs and the readout, shared by the memory tasks: task.inputs, readout,
+// hidden.
+void readout_keys(Keys& k, TaskConfig& c);
 
 }  // namespace attnlab

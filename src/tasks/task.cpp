@@ -2,15 +2,21 @@
 #include "tasks/task.h"
 
 #include "core/error.h"
+#include "tasks/adaptive_memory.h"
 #include "tasks/ar_forecast.h"
+#include "tasks/kernel_memory.h"
 #include "tasks/sparse_memory.h"
 #include "tasks/teacher_student.h"
+#include "tasks/text_lm.h"
 
 namespace attnlab {
 
 std::unique_ptr<Task> make_task(const TaskConfig& cfg, uint64_t seed) {
   if (cfg.kind == "sparse_memory") return std::make_unique<SparseMemoryTask>(cfg, seed);
   if (cfg.kind == "ar_forecast") return std::make_unique<ArForecastTask>(cfg, seed);
+  if (cfg.kind == "adaptive_memory") return std::make_unique<AdaptiveMemoryTask>(cfg, seed);
+  if (cfg.kind == "kernel_memory") return std::make_unique<KernelMemoryTask>(cfg, seed);
+  if (cfg.kind == "text_lm") return std::make_unique<TextLmTask>(cfg, seed);
   if (cfg.kind == "teacher_student_ntk" || cfg.kind == "teacher_student_model")
     return std::make_unique<TeacherStudentTask>(cfg, seed);
   throw UserError("task.kind: unknown task '" + cfg.kind + "'");
@@ -20,7 +26,10 @@ const std::vector<KindKeys<TaskConfig>>& task_kinds() {
   static const std::vector<KindKeys<TaskConfig>> kinds = {{"sparse_memory", sparse_memory_keys},
                                                           {"teacher_student_ntk", teacher_student_ntk_keys},
                                                           {"teacher_student_model", teacher_student_model_keys},
-                                                          {"ar_forecast", ar_forecast_keys}};
+                                                          {"ar_forecast", ar_forecast_keys},
+                                                          {"adaptive_memory", adaptive_memory_keys},
+                                                          {"kernel_memory", kernel_memory_keys},
+                                                          {"text_lm", text_lm_keys}};
   return kinds;
 }
 

@@ -294,6 +294,10 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   s["final_val_loss"] = num(last_val);
   s["min_val_loss"] = num(min_val);
   s["min_train_loss"] = num(min_train);
+  if (tc.loss == "ce") {  // token tasks: cross-entropy in nats, and in bits per token (byte for text_lm)
+    s["final_val_bits_per_byte"] = num(last_val / std::log(2.0));
+    s["min_val_bits_per_byte"] = num(min_val / std::log(2.0));
+  }
   if (tc.loss != "ce" && target_var > 0 && std::isfinite(last_val)) {
     s["val_target_var"] = target_var;
     s["final_val_rel"] = last_val / target_var;  // fraction of the target's variance left unexplained

@@ -1,0 +1,34 @@
+#pragma once
+// Task `kernel_memory` (paper 2: essentially sparse memory). x_t i.i.d. in R^{d_in}, N(0, 1)
+// or +-1 by task.inputs; y_t = f((x * rho_1)(t), ..., (x * rho_M)(t)) with
+// (x * rho)(t) = sum_{s=0}^{t} rho(s) x_{t-s} (truncated at the sequence start) and
+// rho_m(s) = e^{-beta_m s} (decay = "exp", light tail) or (1 + s)^{-beta_m} ("poly", heavy
+// tail), each normalized to unit L2 norm over s = 0..seq_len-1, so that (x * rho)(t) has
+// unit variance per coordinate at the last position. f is a readout of tasks/readout.h. The
+// loss counts every position.
+#include "io/config_keys.h"
+#include "tasks/readout.h"
+#include "tasks/task.h"
+
+namespace attnlab {
+
+class KernelMemoryTask : public Task {
+ public:
+  KernelMemoryTask(const TaskConfig& cfg, uint64_t seed);
+  int d_in() const override { return cfg_.d_in; }
+  int d_out() const override { return cfg_.d_out; }
+  void fill(Split split, const int64_t* indices, int B, Batch& batch) const override;
+  // rho_m(s), s = 0..seq_len-1, normalized (m-th memory).
+  const std::vector<double>& kernel(int m) const { return rho_[size_t(m)]; }
+
+ private:
+  TaskConfig cfg_;
+  uint64_t seed_;
+  std::vector<std::vector<double>> rho_;
+  Readout f_;
+};
+
+// Its own config keys (task.d_in, d_out, memories, decay, beta, and the readout's).
+void kernel_memory_keys(Keys& k, TaskConfig& c);
+
+}  // namespace attnlab
