@@ -111,7 +111,7 @@ TEST(Config, EachKindOwnsItsKeys) {
             "width, activation, init, u_init, d_in, d_out, vocab, max_len)");
   EXPECT_EQ(error_of(kBase, {"task.anchors=3"}),
             "command line: task.anchors: not a key of task.kind = \"sparse_memory\" but of teacher_student_ntk (the keys of "
-            "sparse_memory: kind, seq_len, n_train, n_val, n_test, seed, n, val_fraction, d_in, d_out, lags, inputs, readout, hidden)");
+            "sparse_memory: kind, seq_len, n_train, n_val, n_test, seed, n, val_fraction, d_in, d_out, lags, positions, inputs, readout, hidden)");
   EXPECT_EQ(error_of("[task]\nkind = \"ar_forecast\"\nd_in = 3\n"),
             "exp.toml: task.d_in: not a key of task.kind = \"ar_forecast\" but of sparse_memory, teacher_student_ntk, "
             "teacher_student_model, kernel_memory (the keys of ar_forecast: kind, seq_len, n_train, n_val, n_test, seed, n, val_fraction, lag, "

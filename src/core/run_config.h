@@ -22,6 +22,7 @@ struct TaskConfig {
   std::string readout = "linear";  // linear | mlp | deep_mlp | parity | majority (tasks/readout.h)
   int hidden = 32;                 // width of the mlp and deep_mlp readouts
   std::string inputs = "gaussian"; // sparse_memory, kernel_memory, adaptive_memory values: gaussian | sign (+-1)
+  std::string positions = "all";   // sparse_memory: a target at every position t >= max lag | the last only
   int vocab = 0;                   // derived: > 0 for token tasks (text_lm: 256)
   // adaptive_memory: tokens carry a value z_t and a pointer k_t in {1..max_pointer}
   int max_pointer = 8;

@@ -255,6 +255,36 @@ bool legacy_resolved(const toml::table* task, const toml::table* model) {
   return true;
 }
 
+// A table named after a kind inside [task] or [model] holds keys for that kind only: with
+// `[model.lstm] width = 128`, width is set when model.kind = "lstm" and ignored otherwise, so
+// one spec can sweep over kinds whose keys differ. Returns the section with the chosen
+// kind's table merged in and the other kinds' tables dropped.
+toml::table kind_scoped(const toml::table* t, const std::string& sec, const std::string& default_kind,
+                        const std::vector<std::string>& kinds, const Source& src) {
+  toml::table out;
+  if (!t) return out;
+  std::string kind = default_kind;
+  if (const toml::node* k = t->get("kind"); k && k->is_string()) kind = k->as_string()->get();
+  for (const auto& [k, v] : *t) {
+    const std::string key(k.str());
+    if (!v.is_table() || std::find(kinds.begin(), kinds.end(), key) == kinds.end()) {
+      out.insert_or_assign(key, v);
+      continue;
+    }
+    if (key != kind) continue;
+    for (const auto& [k2, v2] : *v.as_table()) {
+      const std::string key2(k2.str());
+      if (t->get(key2)) {
+        const std::string full = sec + "." + key + "." + key2;
+        const std::string where = src.overridden.count(full) || src.overridden.count(sec + "." + key2) ? "command line" : src.file;
+        throw UserError(where + ": " + full + ": also given as " + sec + "." + key2 + " (give it once)");
+      }
+      out.insert_or_assign(key2, v2);
+    }
+  }
+  return out;
+}
+
 const toml::table* section(const toml::table& root, const std::string& name, const Source& src) {
   const toml::node* n = root.get(name);
   if (!n) return nullptr;
@@ -371,8 +401,10 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   top.finish();
 
   // [task]: the keys every task has, then the chosen family's own (tasks/*.cpp).
-  const toml::table* task_table = section(root, "task", src);
-  const toml::table* model_table = section(root, "model", src);
+  const toml::table task_scoped = kind_scoped(section(root, "task", src), "task", "sparse_memory", kind_names(task_kinds()), src);
+  const toml::table model_scoped = kind_scoped(section(root, "model", src), "model", "transformer", kind_names(model_kinds()), src);
+  const toml::table* task_table = root.get("task") ? &task_scoped : nullptr;
+  const toml::table* model_table = root.get("model") ? &model_scoped : nullptr;
   const bool legacy = legacy_resolved(task_table, model_table);
   Reader t(task_table, "task", src);
   TaskConfig& k = c.task;

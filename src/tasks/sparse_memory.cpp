@@ -18,7 +18,9 @@ SparseMemoryTask::SparseMemoryTask(const TaskConfig& cfg, uint64_t seed)
 
 void SparseMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& batch) const {
   const int T = cfg_.seq_len, D = cfg_.d_in, M = int(cfg_.lags.size());
-  batch.shape_real(B, T, D, size_t(B) * T * cfg_.d_out, size_t(B) * T, 0.f);  // mask set per position below
+  const bool last = cfg_.positions == "last";  // one target per sequence: y [B, 1, d_out], mask [B, 1]
+  const int P = last ? 1 : T;
+  batch.shape_real(B, T, D, size_t(B) * P * cfg_.d_out, size_t(B) * P, 0.f);  // mask set per position below
   static const uint64_t streams[3] = {stream_id("sparse_memory/train"), stream_id("sparse_memory/val"),
                                       stream_id("sparse_memory/test")};
   const uint64_t stream = streams[int(split)];
@@ -30,13 +32,14 @@ void SparseMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
     for (int i = 0; i < T * D; ++i) x[i] = memory_input(sign, seed_, stream, base + uint64_t(i));
     static thread_local std::vector<float> z;  // kept per thread: filling a batch allocates nothing
     z.resize(size_t(M) * D);
-    for (int t = 0; t < T; ++t) {
+    for (int t = last ? T - 1 : 0; t < T; ++t) {
       const bool ok = t >= max_lag_;
-      batch.mask[size_t(b) * T + t] = ok ? 1.f : 0.f;
+      const size_t at = size_t(b) * P + (last ? 0 : size_t(t));
+      batch.mask[at] = ok ? 1.f : 0.f;
       if (!ok) continue;
       for (int m = 0; m < M; ++m)
         std::copy_n(x + size_t(t - cfg_.lags[m]) * D, D, z.data() + size_t(m) * D);
-      readout(z.data(), batch.y.data() + (size_t(b) * T + t) * cfg_.d_out);
+      readout(z.data(), batch.y.data() + at * cfg_.d_out);
     }
   }
 }
@@ -45,6 +48,7 @@ void sparse_memory_keys(Keys& k, TaskConfig& c) {
   k.integer("d_in", c.d_in, 1, 1 << 16);       // input dimension
   k.integer("d_out", c.d_out, 1, 1 << 16);     // target dimension
   k.ints("lags", c.lags, 0, false);            // T_1..T_M, each in [0, seq_len)
+  k.choice("positions", c.positions, {"all", "last"});  // targets at every position t >= max lag | the last only
   readout_keys(k, c);
   if (k.reading())
     for (int lag : c.lags)

@@ -2,7 +2,8 @@
 // Task `sparse_memory`: x_t i.i.d., N(0, I_{d_in}) (inputs = "gaussian") or uniform +-1
 // signs (inputs = "sign"); y_t = f(x_{t-T_1}, ..., x_{t-T_M}) for fixed lags T_m, with f a
 // readout of tasks/readout.h (linear, mlp, deep_mlp, parity, majority) of the concatenated
-// lagged inputs. The loss counts only positions t >= max lag.
+// lagged inputs. The loss counts only positions t >= max lag; with positions = "last", only
+// the last position has a target (one per sequence: the RNN family can learn it too).
 #include "tasks/readout.h"
 #include "tasks/task.h"
 #include "io/config_keys.h"
@@ -14,6 +15,7 @@ class SparseMemoryTask : public Task {
   SparseMemoryTask(const TaskConfig& cfg, uint64_t seed);
   int d_in() const override { return cfg_.d_in; }
   int d_out() const override { return cfg_.d_out; }
+  bool last_only() const override { return cfg_.positions == "last"; }
   void fill(Split split, const int64_t* indices, int B, Batch& batch) const override;
   // The target of one position, from the concatenated lagged inputs z [M*d_in].
   void readout(const float* z, float* y) const { f_.apply(z, y); }
