@@ -69,8 +69,9 @@ FigureFiles render_figure(const FigureSpec& f, const std::vector<Axis>& axes, co
       if (std::find(ax.keys.begin(), ax.keys.end(), f.x) != ax.keys.end()) with_x.insert(ax.keys.begin(), ax.keys.end());
     std::map<std::string, std::set<std::string>> values;
     for (const auto& o : obs)
-      for (const auto& [k, v] : o.point)
-        if (!with_x.count(k)) values[k].insert(v);
+      if (point_matches(o.point, f.where))
+        for (const auto& [k, v] : o.point)
+          if (!with_x.count(k)) values[k].insert(v);
     for (const auto& [k, vs] : values) {
       if (vs.size() < 2) continue;
       std::string list;
@@ -84,6 +85,7 @@ FigureFiles render_figure(const FigureSpec& f, const std::vector<Axis>& axes, co
   std::map<std::string, std::map<std::string, Cell>> data;
   bool numeric = true;
   for (const auto& o : obs) {
+    if (!point_matches(o.point, f.where)) continue;
     auto xi = o.point.find(f.x);
     if (xi == o.point.end()) continue;
     std::string series = "all";

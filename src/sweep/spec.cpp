@@ -230,11 +230,13 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
         if (key == "x" || key == "y" || key == "series" || key == "title") {
           if (!v.is_string()) throw UserError(where + "." + key + ": expected a string");
           (key == "x" ? f.x : key == "y" ? f.y : key == "series" ? f.series : f.title) = v.as_string()->get();
+        } else if (key == "where") {
+          f.where = read_point(&v, where + ".where");
         } else if (key == "logx" || key == "logy") {
           if (!v.is_boolean()) throw UserError(where + "." + key + ": expected true or false");
           (key == "logx" ? f.logx : f.logy) = v.as_boolean()->get();
         } else {
-          throw UserError(where + "." + key + ": unknown key (allowed: x, y, series, logx, logy, title)");
+          throw UserError(where + "." + key + ": unknown key (allowed: x, y, series, where, logx, logy, title)");
         }
       }
       if (f.x.empty() || f.y.empty()) throw UserError(where + ": needs x and y");

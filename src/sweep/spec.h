@@ -20,6 +20,7 @@ struct Axis {
 
 struct FigureSpec {
   std::string x, y, series, title;
+  Point where;  // only these runs (as a claim's where)
   bool logx = false, logy = false;
 };
 

@@ -12,12 +12,7 @@ KernelMemoryTask::KernelMemoryTask(const TaskConfig& cfg, uint64_t seed)
   for (int m = 0; m < cfg.memories; ++m) {
     const double beta = cfg.beta.size() == 1 ? cfg.beta[0] : cfg.beta[size_t(m)];
     std::vector<double> r(size_t(cfg.seq_len));
-    double norm2 = 0;
-    for (int s = 0; s < cfg.seq_len; ++s) {
-      r[size_t(s)] = cfg.decay == "exp" ? std::exp(-beta * s) : std::pow(1.0 + s, -beta);
-      norm2 += r[size_t(s)] * r[size_t(s)];
-    }
-    for (double& v : r) v /= std::sqrt(norm2);
+    for (int s = 0; s < cfg.seq_len; ++s) r[size_t(s)] = cfg.decay == "exp" ? std::exp(-beta * s) : std::pow(1.0 + s, -beta);
     rho_.push_back(std::move(r));
   }
 }
@@ -41,9 +36,12 @@ void KernelMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
       for (int m = 0; m < M; ++m) {
         std::fill(acc.begin(), acc.end(), 0.0);
         const std::vector<double>& r = rho_[size_t(m)];
-        for (int s = 0; s <= t; ++s)
+        double mass = 0;
+        for (int s = 0; s <= t; ++s) {
+          mass += r[size_t(s)];
           for (int d = 0; d < D; ++d) acc[size_t(d)] += r[size_t(s)] * x[size_t(t - s) * D + d];
-        for (int d = 0; d < D; ++d) z[size_t(m) * D + d] = float(acc[size_t(d)]);
+        }
+        for (int d = 0; d < D; ++d) z[size_t(m) * D + d] = float(acc[size_t(d)] / mass);
       }
       f_.apply(z.data(), batch.y.data() + (size_t(b) * T + t) * cfg_.d_out);
     }

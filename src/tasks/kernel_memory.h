@@ -1,11 +1,13 @@
 #pragma once
 // Task `kernel_memory` (paper 2: essentially sparse memory). x_t i.i.d. in R^{d_in}, N(0, 1)
 // or +-1 by task.inputs; y_t = f((x * rho_1)(t), ..., (x * rho_M)(t)) with
-// (x * rho)(t) = sum_{s=0}^{t} rho(s) x_{t-s} (truncated at the sequence start) and
+// (x * rho)(t) = sum_{s=0}^{t} rho(s) x_{t-s} / sum_{s=0}^{t} rho(s): the kernel
 // rho_m(s) = e^{-beta_m s} (decay = "exp", light tail) or (1 + s)^{-beta_m} ("poly", heavy
-// tail), each normalized to unit L2 norm over s = 0..seq_len-1, so that (x * rho)(t) has
-// unit variance per coordinate at the last position. f is a readout of tasks/readout.h. The
-// loss counts every position.
+// tail), truncated at the sequence start and normalized to unit mass over what remains. (A
+// DP-free attention head with the matching bias, lin-type -p s or log-type -p log(1 + s),
+// computes exactly this weighted mean at every t; normalizing over all s instead would give
+// early positions a scale no softmax has.) f is a readout of tasks/readout.h. The loss
+// counts every position.
 #include "io/config_keys.h"
 #include "tasks/readout.h"
 #include "tasks/task.h"
@@ -18,7 +20,7 @@ class KernelMemoryTask : public Task {
   int d_in() const override { return cfg_.d_in; }
   int d_out() const override { return cfg_.d_out; }
   void fill(Split split, const int64_t* indices, int B, Batch& batch) const override;
-  // rho_m(s), s = 0..seq_len-1, normalized (m-th memory).
+  // rho_m(s), s = 0..seq_len-1, before normalization (m-th memory).
   const std::vector<double>& kernel(int m) const { return rho_[size_t(m)]; }
 
  private:
