@@ -31,8 +31,9 @@ double transformer_forward_flops(const ModelConfig& m, int T) {
   double f = 2.0 * m.d_in * C + 2.0 * C * m.d_out;
   for (int l = 0; l < m.layers; ++l) {
     const double H = m.heads[l], dk = m.head_dim[l], dv = m.value_dim[l], F = m.ffn[l];
-    f += 2.0 * C * (2 * H * dk + H * dv) + 2.0 * H * dv * C;  // q, k, v, o projections
-    f += 2.0 * Te * H * (dk + dv);                           // scores and P V
+    const double qk = m.dot_product ? dk : 0.0;              // DP-free: no queries, keys or q.k
+    f += 2.0 * C * (2 * H * qk + H * dv) + 2.0 * H * dv * C;  // q, k, v, o projections
+    f += 2.0 * Te * H * (qk + dv);                           // scores and P V
     f += 4.0 * C * F;                                        // FFN
   }
   return f * T;
@@ -81,6 +82,15 @@ std::vector<BenchCase> reference_benchmarks() {
   v.push_back(transformer_case("medium", 256, 4, {8, 8, 8, 8}, {32, 32, 32, 32}, 256, 16));
   v.push_back(transformer_case("long", 128, 2, {4, 4}, {32, 32}, 1024, 8));
   v.push_back(transformer_case("hetero", 128, 4, {8, 8, 4, 2}, {16, 16, 8, 8}, 256, 32));
+  {  // paper 2's shape: one DP-free layer, log-type bias, 8 heads of dimension 4, no FFN
+    BenchCase p = transformer_case("p2", 32, 1, {8}, {4}, 256, 64);
+    p.cfg.model.ffn = {0};
+    p.cfg.model.dot_product = false;
+    p.cfg.model.rpe = Rpe::log;
+    p.cfg.model.pos = Pos::none;
+    p.flops_per_step = 3.0 * transformer_forward_flops(p.cfg.model, 256) * 64;
+    v.push_back(p);
+  }
   BenchCase s;
   s.name = "shallow";
   RunConfig& c = s.cfg;
