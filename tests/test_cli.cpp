@@ -10,40 +10,17 @@
 #include <regex>
 #include <sstream>
 
+#include "cli_run.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
-
-Result run(const std::string& args) {
-  const fs::path tmp = fs::temp_directory_path() / ("attnlab_cli_" + std::to_string(::getpid()));
-  fs::create_directories(tmp);
-  const std::string out = (tmp / "out.txt").string(), err = (tmp / "err.txt").string();
-  const std::string cmd = std::string(ATTNLAB_BINARY) + " " + args + " >" + out + " 2>" + err + " </dev/null";
-  const int st = std::system(cmd.c_str());
-  Result r;
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  auto slurp = [](const std::string& p) { std::ifstream f(p); std::stringstream s; s << f.rdbuf(); return s.str(); };
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+using cli_test::Result;
+using cli_test::expect_bad_input;
+using cli_test::run;
 
 std::string example() { return std::string(ATTNLAB_SOURCE_DIR) + "/experiments/sparse_memory.toml"; }
-
-void expect_bad_input(const std::string& args, const std::string& needle) {
-  const Result r = run(args);
-  EXPECT_EQ(r.status, 2) << args << "\n" << r.err;
-  // exactly one non-empty line on stderr (a leading blank line clears a progress line)
-  std::string e = r.err;
-  while (!e.empty() && e.front() == '\n') e.erase(e.begin());
-  EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << r.err;
-  EXPECT_NE(e.find(needle), std::string::npos) << "stderr: " << r.err << "\nexpected to contain: " << needle;
-}
 
 std::string without_wall(const std::string& path) {
   std::ifstream f(path);

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_run.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/config.h"
@@ -30,6 +31,10 @@ using namespace attnlab;
 namespace fs = std::filesystem;
 
 namespace {
+
+using cli_test::Result;
+using cli_test::expect_bad_input;
+using cli_test::run;
 
 // A run config from a [task] table (and overrides); the model and train sections keep their
 // defaults, so the task's own validation runs as it does for `attnlab train`.
@@ -60,37 +65,10 @@ double sgn(double v) { return v > 0 ? 1.0 : v < 0 ? -1.0 : 0.0; }
 }
 
 // ---- the attnlab binary (as tests/test_cli.cpp runs it) ----
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
-
 fs::path scratch(const std::string& name) {
   const fs::path d = fs::temp_directory_path() / ("attnlab_memtasks_" + std::to_string(::getpid())) / name;
   fs::create_directories(d);
   return d;
-}
-
-Result run(const std::string& args) {
-  const fs::path tmp = scratch("cli");
-  const std::string out = (tmp / "out.txt").string(), err = (tmp / "err.txt").string();
-  const std::string cmd = std::string(ATTNLAB_BINARY) + " " + args + " >" + out + " 2>" + err + " </dev/null";
-  const int st = std::system(cmd.c_str());
-  Result r;
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  auto slurp = [](const std::string& p) { std::ifstream f(p); std::stringstream s; s << f.rdbuf(); return s.str(); };
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
-void expect_bad_input(const std::string& args, const std::string& needle) {
-  const Result r = run(args);
-  EXPECT_EQ(r.status, 2) << args << "\n" << r.err;
-  std::string e = r.err;  // exactly one non-empty line (a leading blank line clears a progress line)
-  while (!e.empty() && e.front() == '\n') e.erase(e.begin());
-  EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << r.err;
-  EXPECT_NE(e.find(needle), std::string::npos) << "stderr: " << r.err << "\nexpected to contain: " << needle;
 }
 
 // ---- sparse_memory helpers ----

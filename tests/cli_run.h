@@ -1,0 +1,47 @@
+#pragma once
+// Running the attnlab binary from a test: its exit status, stdout and stderr; and the check
+// that bad input exits 2 with one line on stderr naming what and where.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace cli_test {
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+// `attnlab ARGS` (a shell word list written by the test itself), stdin from /dev/null.
+inline Result run(const std::string& args) {
+  const std::filesystem::path tmp = std::filesystem::temp_directory_path() / ("attnlab_cli_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(tmp);
+  const std::string out = (tmp / "out.txt").string(), err = (tmp / "err.txt").string();
+  const std::string cmd = std::string(ATTNLAB_BINARY) + " " + args + " >" + out + " 2>" + err + " </dev/null";
+  const int st = std::system(cmd.c_str());
+  Result r;
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  auto slurp = [](const std::string& p) { std::ifstream f(p); std::stringstream s; s << f.rdbuf(); return s.str(); };
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+inline void expect_bad_input(const std::string& args, const std::string& needle) {
+  const Result r = run(args);
+  EXPECT_EQ(r.status, 2) << args << "\n" << r.err;
+  // exactly one non-empty line on stderr (a leading blank line clears a progress line)
+  std::string e = r.err;
+  while (!e.empty() && e.front() == '\n') e.erase(e.begin());
+  EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << r.err;
+  EXPECT_NE(e.find(needle), std::string::npos) << "stderr: " << r.err << "\nexpected to contain: " << needle;
+}
+
+}  // namespace cli_test
