@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/attention_shared.h"
 #include "kernels/fast_math.h"
 #include "kernels/gemm.h"
 
@@ -83,6 +84,10 @@ inline void write_rows(T* dst, int ld, const T* src, int rows, int cols, GradMod
 template <class T>
 void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T* bias, const AttnDims& d,
                        std::vector<T>& work) {
+  if (!d.dot_product && d.T <= detail::kSharedMaxT) {  // the weights are the batch's: compute them once
+    detail::attention_forward_shared(o, lse, v, bias, d, work);
+    return;
+  }
   const int Tn = d.T, H = d.H, dv = d.dv, BT = kAttnTile;
   const int qs = d.q_stride(), vin = d.v_stride(), vs = H * dv;  // vs: stride of o
   const size_t per = size_t(BT) * BT + 2 * size_t(BT) + size_t(d.dk) * Tn + size_t(BT) * dv + 16;
@@ -151,6 +156,10 @@ void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T
 template <class T>
 void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T* o, const T* lse, const T* q, const T* k,
                         const T* v, const T* bias, const AttnDims& d, std::vector<T>& work, GradMode mode) {
+  if (!d.dot_product && d.T <= detail::kSharedMaxT) {
+    detail::attention_backward_shared(dvv, dbias, dout, o, v, bias, d, work, mode);
+    return;
+  }
   const int Tn = d.T, H = d.H, dv = d.dv, dk = d.dk, BT = kAttnTile;
   const int qs = d.q_stride(), vin = d.v_stride(), vs = H * dv;  // vs: stride of o and dout
   const size_t nb = size_t(d.B) * H * Tn;

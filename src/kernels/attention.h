@@ -1,3 +1,4 @@
+#pragma once
 // Causal multi-head attention over projected q, k, v, tiled with an online softmax so that
 // memory is O(T) per head (FlashAttention, Dao et al. 2022):
 //   q, k: [B, T, H*dk]  v: [B, T, H*dv]  o: [B, T, H*dv]   head h = columns h*d .. (h+1)*d-1
