@@ -110,6 +110,14 @@ TEST(Spec, BadSpecsAreUserErrors) {
             (d / "s.toml").string() + ": experiment.result: 'p4' is not allowed (allowed: p1, p2, p3)");
   EXPECT_EQ(error_of(head + "[[claim]]\nkind = \"steep\"\nx = \"a\"\ny = \"b\"\nexpect = 1\n"),
             (d / "s.toml").string() + ": claim[0].kind: 'steep' is not allowed (allowed: slope, flat, monotone, compare, plateau)");
+  // A claim or figure selecting a value the scale does not run: caught before any run.
+  const std::string grid = head + "[sweep]\n\"model.ffn\" = [4, 16]\n[scale.quick]\n\"model.ffn\" = [4, 128]\n";
+  const std::string cmp = "[[claim]]\nkind = \"compare\"\ny = \"e\"\na = { \"model.ffn\" = 4 }\nb = { \"model.ffn\" = 128 }\nexpect = 0\n";
+  EXPECT_EQ(error_of(grid + cmp), (d / "s.toml").string() + ": claim[0].b: model.ffn = 128 is not a value of the sweep (its values: 4, 16)");
+  { std::ofstream f(d / "s.toml"); f << grid + cmp; }
+  EXPECT_NO_THROW(load_spec((d / "s.toml").string(), "quick"));
+  EXPECT_EQ(error_of(grid + "[[figure]]\nx = \"model.ffn\"\ny = \"e\"\nwhere = { \"model.ffn\" = 5 }\n"),
+            (d / "s.toml").string() + ": figure[0].where: model.ffn = 5 is not a value of the sweep (its values: 4, 16)");
 }
 
 TEST(Sweep, SurvivesSigkillAndMatchesAnUninterruptedSweep) {
@@ -220,7 +228,7 @@ TEST(Spec, BareAndQuotedDottedKeysAreTheSame) {
     auto k = [&](const std::string& key) { return quoted ? "\"" + key + "\"" : key; };
     return head + "[sweep]\n" + k("model.heads") + " = [1, 2]\n" + k("model.head_dim") + " = [8, 4]\n" + k("model.rpe") +
            " = [\"none\", \"t5\"]\nzip = [[\"model.heads\", \"model.head_dim\"]]\nseeds = [1, 2]\n"
-           "[scale.quick]\n" + k("train.steps") + " = 7\n" + k("model.rpe") + " = [\"log\"]\nseeds = [3]\n"
+           "[scale.quick]\n" + k("train.steps") + " = 7\n" + k("model.rpe") + " = [\"none\", \"t5\", \"log\"]\nseeds = [3]\n"
            "[[claim]]\nkind = \"compare\"\ny = \"min_val_loss\"\na = { " + k("model.rpe") + " = \"t5\" }\nb = { " + k("model.rpe") +
            " = \"none\" }\nwhere = { " + k("model.heads") + " = 2 }\nexpect = 0.0\n";
   };
@@ -243,7 +251,7 @@ TEST(Spec, BareAndQuotedDottedKeysAreTheSame) {
   EXPECT_EQ(ids[0].size(), 2u * 2u * 2u);
   EXPECT_EQ(ids[0], ids[1]);
   EXPECT_EQ(quick[0], quick[1]);
-  EXPECT_EQ(quick[0].size(), 2u);  // zip x rpe = ["log"] x seeds = [3]
+  EXPECT_EQ(quick[0].size(), 6u);  // zip x rpe = ["none", "t5", "log"] x seeds = [3]
   fs::remove_all(d);
 }
 

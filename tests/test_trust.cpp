@@ -425,6 +425,26 @@ TEST(Trust, CsvFieldsAreQuoted) {
   fs::remove_all(d);
 }
 
+// Numeric series (FFN widths) come in numeric order, in the CSV and so in the legend.
+TEST(Trust, NumericSeriesAreInNumericOrder) {
+  const fs::path d = fresh("series_order");
+  const std::string spec = kHead +
+      "[sweep]\n\"model.heads\" = [1, 8]\n\"model.ffn\" = [256, 4, 16]\nseeds = [1]\n"
+      "[[figure]]\nx = \"model.heads\"\ny = \"err\"\nseries = \"model.ffn\"\n";
+  make_store(d / "store", spec, [](const RunSpec&, std::string& st, json& s) {
+    st = "completed";
+    s = {{"err", 1.0}};
+  });
+  ASSERT_EQ(run_cli({"report", (d / "store").string(), "-o", (d / "rep").string()}, d).status, 0);
+  const auto rows = parse_csv(slurp(d / "rep" / "synthetic" / "fig1.csv"));
+  ASSERT_EQ(rows.size(), 7u);
+  std::vector<std::string> order;
+  for (size_t i = 1; i < rows.size(); ++i)
+    if (order.empty() || order.back() != rows[i][0]) order.push_back(rows[i][0]);
+  EXPECT_EQ(order, (std::vector<std::string>{"4", "16", "256"}));
+  fs::remove_all(d);
+}
+
 // Defect 8: run directory names never collide and stay within the file-name limit.
 TEST(Trust, RunDirectoryNamesAreDistinctAndShort) {
   EXPECT_NE(run_dir_name("x/model.rpe=\"a b\"/seed=1"), run_dir_name("x/model.rpe=\"a_b\"/seed=1"));

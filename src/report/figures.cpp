@@ -102,13 +102,24 @@ FigureFiles render_figure(const FigureSpec& f, const std::vector<Axis>& axes, co
   std::ostringstream csv;
   csv << "series," << csv_field(f.x) << ",mean," << csv_field(f.y + "_min") << "," << csv_field(f.y + "_max")
       << ",n,runs,diverged,failed,not_run,no_value\n";
+  // Series in numeric order when every name is a number (m = 4, 16, 64, 256), else by name.
+  std::vector<std::string> names;
+  bool numeric_series = true;
+  for (auto& [series, xs] : data) {
+    names.push_back(series);
+    numeric_series = numeric_series && std::isfinite(point_number(series));
+  }
+  if (numeric_series)
+    std::stable_sort(names.begin(), names.end(),
+                     [](const std::string& a, const std::string& b) { return point_number(a) < point_number(b); });
   std::vector<std::string> cats;  // categorical x: order of first appearance
-  for (auto& [series, xs] : data)
-    for (auto& [x, cell] : xs)
+  for (const auto& series : names)
+    for (auto& [x, cell] : data[series])
       if (std::find(cats.begin(), cats.end(), x) == cats.end()) cats.push_back(x);
   std::ostringstream plot, inline_data, labels;
   int n_series = 0;
-  for (auto& [series, xs] : data) {
+  for (const auto& series : names) {
+    auto& xs = data[series];
     // numeric x sorted by value
     std::vector<std::pair<double, std::string>> order;
     for (auto& [x, cell] : xs) order.push_back({numeric ? point_number(x) : double(std::find(cats.begin(), cats.end(), x) - cats.begin()), x});

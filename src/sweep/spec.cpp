@@ -305,6 +305,34 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
       s.claims.push_back(c);
     }
   }
+  // A selector naming a value the sweep does not run (at this scale) would leave its figure
+  // empty or its claim n/a after the whole sweep; say so before anything runs. Stored specs
+  // (check_base = false) are read as they were run.
+  if (check_base) {
+    auto check = [&](const Point& sel, const std::string& where) {
+      for (const auto& [k, v] : sel)
+        for (const auto& ax : s.axes)
+          for (size_t j = 0; j < ax.keys.size(); ++j) {
+            if (ax.keys[j] != k) continue;
+            std::string values;
+            bool found = false;
+            for (const auto& tuple : ax.values) {
+              found = found || tuple[j] == v;
+              values += (values.empty() ? "" : ", ") + tuple[j];
+            }
+            if (!found)
+              throw UserError(where + ": " + k + " = " + v + " is not a value of the sweep" +
+                              (scale.empty() ? "" : " at scale " + scale) + " (its values: " + values + ")");
+          }
+    };
+    for (size_t i = 0; i < s.figures.size(); ++i) check(s.figures[i].where, path + ": figure[" + std::to_string(i) + "].where");
+    for (size_t i = 0; i < s.claims.size(); ++i) {
+      const std::string where = path + ": claim[" + std::to_string(i) + "]";
+      check(s.claims[i].where, where + ".where");
+      check(s.claims[i].a, where + ".a");
+      check(s.claims[i].b, where + ".b");
+    }
+  }
   return s;
 }
 
