@@ -17,5 +17,7 @@ std::function<int()> add_reproduce(CLI::App& app);
 std::function<int()> add_bench(CLI::App& app);
 // Registers `errors` (paper 3's approximation and linearization errors against m).
 std::function<int()> add_errors(CLI::App& app);
+// Registers `eval` (a checkpoint on its task's validation and test sets).
+std::function<int()> add_eval(CLI::App& app);
 
 }  // namespace attnlab::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   auto report = attnlab::cli::add_report(app);
   auto reproduce = attnlab::cli::add_reproduce(app);
   auto bench = attnlab::cli::add_bench(app);
+  auto eval = attnlab::cli::add_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("report")) return report();
     if (app.got_subcommand("reproduce")) return reproduce();
     if (app.got_subcommand("bench")) return bench();
+    if (app.got_subcommand("eval")) return eval();
   } catch (const attnlab::UserError& e) {
     std::cerr << "\nattnlab: error: " << e.what() << "\n";
     return attnlab::kExitBadInput;

@@ -24,6 +24,8 @@ struct TaskConfig {
   std::string inputs = "gaussian"; // sparse_memory, kernel_memory, adaptive_memory values: gaussian | sign (+-1)
   std::string positions = "all";   // sparse_memory: a target at every position t >= max lag | the last only
   int vocab = 0;                   // derived: > 0 for token tasks (text_lm: 256)
+  int model_in = 0;                // derived: the model's input width where it is not d_in (retrieval)
+  int n_gram = 4;                  // ngram_noise: y_t = f(x_t, ..., x_{t-n+1})
   // adaptive_memory: tokens carry a value z_t and a pointer k_t in {1..max_pointer}
   int max_pointer = 8;
   int hops = 1;                    // 1: y_t = f(z_{t-k_t}); 2: also z at the pointer found there

@@ -433,7 +433,7 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   m.choice("kind", mc.kind, kind_names(model_kinds()));
   kind_named(model_kinds(), mc.kind).declare(m, mc);
   // Derived from the task; accepted (a resolved config is a valid input) but must agree.
-  const int d_in = k.d_in, d_out = k.d_out, vocab = k.vocab, max_len = k.seq_len;
+  const int d_in = k.model_in > 0 ? k.model_in : k.d_in, d_out = k.d_out, vocab = k.vocab, max_len = k.seq_len;
   if (vocab > 0 && mc.kind != "transformer")
     m.fail("kind", "'" + mc.kind + "' takes real inputs; task " + k.kind + " gives tokens (use model.kind = \"transformer\")");
   for (auto [key, want] : {std::pair<const char*, int>{"d_in", d_in}, {"d_out", d_out}, {"vocab", vocab}, {"max_len", max_len}}) {

@@ -28,6 +28,16 @@ struct HeadSlice {
   std::vector<std::pair<size_t, size_t>> ranges;  // (offset, size) in the arena
 };
 
+// Attention probes of one head over the last forward (paper 1's saturation diagnostics).
+struct HeadProbe {
+  int layer = 0, head = 0;
+  double max_abs_logit = 0;   // max |s[t, s']| over the probed rows, s' <= t (bias included)
+  double mean_abs_logit = 0;  // mean |s[t, s']| over the same entries
+  double entropy = 0;         // mean entropy (nats) of the softmax rows
+  double entropy_ratio = 0;   // mean of entropy / log(t + 1) over rows t >= 1: 1 = uniform (saturated)
+  double qk_eff_rank = NAN;   // effective rank of W_Q,h^T W_K,h (NaN without the dot product)
+};
+
 template <class T>
 class Model {
  public:
@@ -45,6 +55,9 @@ class Model {
   virtual std::vector<HeadSlice> head_slices() const { return {}; }
   // Mean entropy of the attention rows in the last forward (NaN if not an attention model).
   virtual double attention_entropy() const { return NAN; }
+  // Per layer and head, over the first max_seqs sequences of the last forward (empty: not a
+  // multi-layer attention model).
+  virtual std::vector<HeadProbe> head_probes(int max_seqs) const { (void)max_seqs; return {}; }
 
   Arena<T> arena;
 };

@@ -31,6 +31,8 @@ class Transformer : public Model<T> {
   // dyhat: gradient of the loss w.r.t. the last forward's output; accumulates into arena grads.
   void backward(const T* dyhat) override;
 
+  std::vector<HeadProbe> head_probes(int max_seqs) const override;  // transformer_probes.cpp
+
   const ModelConfig& config() const { return cfg_; }
   int out_dim() const override { return cfg_.vocab > 0 ? cfg_.vocab : cfg_.d_out; }
 

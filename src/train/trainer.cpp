@@ -17,6 +17,7 @@
 #include "models/model.h"
 #include "tasks/task.h"
 #include "train/error_probe.h"
+#include "train/evaluate.h"
 #include "train/optimizer.h"
 #include "train/projection.h"
 
@@ -68,78 +69,6 @@ class BatchOrder {
   int64_t epoch_ = -1;
   std::vector<int64_t> perm_;
 };
-
-// Runs the model on a batch and returns the loss; with grad, also runs backward (arena grads
-// are zeroed first). Per-sequence tasks read the model's output at the last position.
-class LossRunner {
- public:
-  LossRunner(Model<float>& m, const Task& task, const std::string& loss) : m_(m), task_(task), loss_(loss) {}
-  double run(const Batch& b, bool grad) {
-    const int B = b.B, Tn = b.T, D = m_.out_dim();
-    const float* out = m_.forward(b.x.empty() ? nullptr : b.x.data(), b.tokens.empty() ? nullptr : b.tokens.data(), B, Tn);
-    const bool pick_last = task_.last_only() && !m_.last_only();
-    const int P = task_.last_only() ? 1 : Tn;  // positions with targets
-    const float* yhat = out;
-    if (pick_last) {
-      last_.resize(size_t(B) * D);
-      for (int b2 = 0; b2 < B; ++b2)
-        std::copy_n(out + (size_t(b2) * Tn + Tn - 1) * D, D, last_.data() + size_t(b2) * D);
-      yhat = last_.data();
-    }
-    const int N = B * P;
-    float* dy = nullptr;
-    if (grad) { dy_.resize(size_t(N) * D); dy = dy_.data(); }
-    double l = loss_ == "ce" ? ce_forward_backward(dy, yhat, b.targets.data(), b.mask.data(), N, D)
-                             : mse_forward_backward(dy, yhat, b.y.data(), b.mask.data(), N, D);
-    if (!grad) return l;
-    if (loss_ == "half_mse") for (float& g : dy_) g *= 0.5f;  // optimize MSE/2, report MSE
-    m_.arena.zero_grad();
-    if (pick_last) {
-      full_.assign(size_t(B) * Tn * D, 0.f);
-      for (int b2 = 0; b2 < B; ++b2)
-        std::copy_n(dy_.data() + size_t(b2) * D, D, full_.data() + (size_t(b2) * Tn + Tn - 1) * D);
-      m_.backward(full_.data());
-    } else {
-      m_.backward(dy_.data());
-    }
-    return l;
-  }
-
- private:
-  Model<float>& m_;
-  const Task& task_;
-  std::string loss_;
-  std::vector<float> last_, dy_, full_;
-};
-
-struct EvalResult { double loss = 0, target_var = 0; };
-
-// Mean loss over a whole split, in chunks of eval_batch; also the targets' variance.
-EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch) {
-  Batch b;
-  std::vector<int64_t> idx;
-  double loss_sum = 0, weight = 0, ysum = 0, y2sum = 0, ycount = 0;
-  for (int64_t start = 0; start < n; start += eval_batch) {
-    const int B = int(std::min<int64_t>(eval_batch, n - start));
-    idx.resize(size_t(B));
-    std::iota(idx.begin(), idx.end(), start);
-    task.fill(split, idx.data(), B, b);
-    const double w = std::accumulate(b.mask.begin(), b.mask.end(), 0.0);
-    loss_sum += runner.run(b, false) * w;
-    weight += w;
-    const size_t P = b.mask.size(), D = P ? b.y.size() / P : 0;
-    for (size_t i = 0; i < P; ++i)
-      if (b.mask[i] > 0)
-        for (size_t j = 0; j < D; ++j) {
-          const double y = b.y[i * D + j];
-          ysum += y; y2sum += y * y; ycount += 1;
-        }
-  }
-  EvalResult r;
-  r.loss = weight > 0 ? loss_sum / weight : 0;
-  if (ycount > 0) r.target_var = y2sum / ycount - (ysum / ycount) * (ysum / ycount);
-  return r;
-}
 
 nlohmann::ordered_json num(double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); }
 
@@ -193,6 +122,8 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   std::vector<int64_t> idx;
   Progress prog;
   prog.steps = tc.steps;
+  std::vector<HeadProbe> probes;  // of the last evaluation
+  constexpr int kProbeSeqs = 8;
   if (full) {  // the whole training set is one batch: make it once
     order.indices(0, batch, true, idx);
     task->fill(Split::train, idx.data(), batch, b);
@@ -261,6 +192,8 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
         line["grad_norm_max." + groups[g].first] = gmax_window[g];
       }
       if (const double h = model->attention_entropy(); std::isfinite(h)) line["attn_entropy"] = h;
+      probes = model->head_probes(kProbeSeqs);  // over the last validation chunk's first sequences
+      add_probes(line, probes);
       line["wall_s"] = seconds_since(t0);
       metrics << line.dump() << "\n" << std::flush;
       std::fill(gmax_window.begin(), gmax_window.end(), 0.0);  // windows of eval_every steps
@@ -311,6 +244,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     std::copy(last.begin(), last.end(), arena.data().begin());
     if (cfg.task.n_test > 0) s["test_loss"] = num(evaluate(runner, *task, Split::test, cfg.task.n_test, eval_batch).loss);
   }
+  add_probes(s, probes);
   s["max_grad_norm"] = max_gnorm;  // global norm, over every step
   for (size_t g = 0; g < groups.size(); ++g) s["max_grad_norm." + groups[g].first] = gmax_all[g];
   s["params_total"] = pc.total;

@@ -1,0 +1,81 @@
+// Attention probes of the Transformer (paper 1): logit sizes, softmax entropy and the
+// effective rank of each head's bilinear form W_Q,h^T W_K,h. They recompute the logits of the
+// last forward from its saved q, k and bias table (the forward keeps only row log-sum-exps),
+// in double, for a few sequences: a diagnostic, not a hot path.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/svd.h"
+#include "models/transformer.h"
+
+namespace attnlab {
+
+template <class T>
+std::vector<HeadProbe> Transformer<T>::head_probes(int max_seqs) const {
+  std::vector<HeadProbe> out;
+  const int B = std::min(B_, std::max(0, max_seqs)), Tn = T_, C = cfg_.d_model;
+  if (B == 0 || Tn == 0) return out;
+  for (int l = 0; l < cfg_.layers; ++l) {
+    const LayerActs& a = acts_[l];
+    const AttnDims d = dims(l, B_, Tn);
+    const int qd = d.H * d.dk;
+    const bool has_bias = cfg_.rpe != Rpe::none;
+    for (int h = 0; h < d.H; ++h) {
+      HeadProbe p;
+      p.layer = l;
+      p.head = h;
+      double sum_abs = 0, count = 0, ent = 0, ratio = 0, rows = 0, ratio_rows = 0;
+      std::vector<double> s(static_cast<size_t>(Tn));
+      for (int b = 0; b < B; ++b)
+        for (int t = 0; t < Tn; ++t) {
+          const T* q = a.qkv.data() + (size_t(b) * Tn + t) * d.qkv_ld + size_t(h) * d.dk;
+          double mx = -INFINITY;
+          for (int j = 0; j <= t; ++j) {
+            double v = has_bias ? double(a.bias[size_t(h) * Tn + size_t(t - j)]) : 0.0;
+            if (d.dot_product) {
+              const T* k = a.qkv.data() + (size_t(b) * Tn + j) * d.qkv_ld + qd + size_t(h) * d.dk;
+              double dot = 0;
+              for (int c = 0; c < d.dk; ++c) dot += double(q[c]) * double(k[c]);
+              v += d.scale * dot;
+            }
+            s[size_t(j)] = v;
+            mx = std::max(mx, v);
+            p.max_abs_logit = std::max(p.max_abs_logit, std::abs(v));
+            sum_abs += std::abs(v);
+            count += 1;
+          }
+          double z = 0;
+          for (int j = 0; j <= t; ++j) z += std::exp(s[size_t(j)] - mx);
+          double e = 0;
+          for (int j = 0; j <= t; ++j) {
+            const double pj = std::exp(s[size_t(j)] - mx) / z;
+            if (pj > 0) e -= pj * std::log(pj);
+          }
+          ent += e;
+          rows += 1;
+          if (t >= 1) { ratio += e / std::log(double(t + 1)); ratio_rows += 1; }
+        }
+      p.mean_abs_logit = count > 0 ? sum_abs / count : 0;
+      p.entropy = rows > 0 ? ent / rows : 0;
+      p.entropy_ratio = ratio_rows > 0 ? ratio / ratio_rows : 1.0;
+      if (cfg_.dot_product) {  // M = W_q,h^T W_k,h (C x C), the head's bilinear form on its input
+        const T* wq = arena.p(L_[l].qw) + size_t(h) * d.dk * C;
+        const T* wk = arena.p(L_[l].kw) + size_t(h) * d.dk * C;
+        std::vector<double> m(size_t(C) * C, 0.0);
+        for (int c = 0; c < d.dk; ++c)
+          for (int i = 0; i < C; ++i) {
+            const double qi = double(wq[size_t(c) * C + i]);
+            for (int j = 0; j < C; ++j) m[size_t(i) * C + j] += qi * double(wk[size_t(c) * C + j]);
+          }
+        p.qk_eff_rank = effective_rank(svd(m, C, C).s);
+      }
+      out.push_back(p);
+    }
+  }
+  return out;
+}
+
+template std::vector<HeadProbe> Transformer<float>::head_probes(int) const;
+template std::vector<HeadProbe> Transformer<double>::head_probes(int) const;
+
+}  // namespace attnlab

@@ -1,0 +1,126 @@
+#include "train/evaluate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.h"
+#include "io/checkpoint.h"
+#include "io/config.h"
+#include "io/safetensors.h"
+#include "train/trainer.h"
+
+namespace attnlab {
+
+void add_probes(nlohmann::ordered_json& j, const std::vector<HeadProbe>& ps) {
+  if (ps.empty()) return;
+  double mx = 0, mean = 0, ent = 0, ratio = 0, rank = 0;
+  int ranked = 0, layers = 0;
+  for (const HeadProbe& p : ps) {
+    mx = std::max(mx, p.max_abs_logit);
+    mean += p.mean_abs_logit;
+    ent += p.entropy;
+    ratio += p.entropy_ratio;
+    if (std::isfinite(p.qk_eff_rank)) { rank += p.qk_eff_rank; ++ranked; }
+    layers = std::max(layers, p.layer + 1);
+  }
+  const double n = double(ps.size());
+  j["max_abs_logit"] = mx;
+  j["mean_abs_logit"] = mean / n;
+  j["attn_entropy"] = ent / n;
+  j["attn_entropy_ratio"] = ratio / n;
+  if (ranked > 0) j["qk_eff_rank"] = rank / ranked;
+  for (int l = 0; l < layers; ++l) {
+    double lmx = 0, lratio = 0, cnt = 0;
+    for (const HeadProbe& p : ps)
+      if (p.layer == l) { lmx = std::max(lmx, p.max_abs_logit); lratio += p.entropy_ratio; cnt += 1; }
+    j["max_abs_logit.l" + std::to_string(l)] = lmx;
+    j["attn_entropy_ratio.l" + std::to_string(l)] = cnt > 0 ? lratio / cnt : 0.0;
+  }
+  nlohmann::ordered_json heads = nlohmann::ordered_json::array();
+  for (const HeadProbe& p : ps) {
+    nlohmann::ordered_json h{{"layer", p.layer}, {"head", p.head}, {"max_abs_logit", p.max_abs_logit},
+                             {"mean_abs_logit", p.mean_abs_logit}, {"entropy", p.entropy}, {"entropy_ratio", p.entropy_ratio}};
+    if (std::isfinite(p.qk_eff_rank)) h["qk_eff_rank"] = p.qk_eff_rank;
+    heads.push_back(h);
+  }
+  j["heads"] = heads;
+}
+
+
+// Mean loss over a whole split, in chunks of eval_batch; also the targets' variance.
+EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch) {
+  Batch b;
+  std::vector<int64_t> idx;
+  double loss_sum = 0, weight = 0, ysum = 0, y2sum = 0, ycount = 0;
+  for (int64_t start = 0; start < n; start += eval_batch) {
+    const int B = int(std::min<int64_t>(eval_batch, n - start));
+    idx.resize(size_t(B));
+    std::iota(idx.begin(), idx.end(), start);
+    task.fill(split, idx.data(), B, b);
+    const double w = std::accumulate(b.mask.begin(), b.mask.end(), 0.0);
+    loss_sum += runner.run(b, false) * w;
+    weight += w;
+    const size_t P = b.mask.size(), D = P ? b.y.size() / P : 0;
+    for (size_t i = 0; i < P; ++i)
+      if (b.mask[i] > 0)
+        for (size_t j = 0; j < D; ++j) {
+          const double y = b.y[i * D + j];
+          ysum += y; y2sum += y * y; ycount += 1;
+        }
+  }
+  EvalResult r;
+  r.loss = weight > 0 ? loss_sum / weight : 0;
+  if (ycount > 0) r.target_var = y2sum / ycount - (ysum / ycount) * (ysum / ycount);
+  return r;
+}
+
+
+RunConfig checkpoint_config(const std::string& path, const std::vector<std::string>& overrides) {
+  const TensorFile f = read_safetensors(path);
+  auto it = f.metadata.find("config");
+  if (it == f.metadata.end() || f.metadata.count("format") == 0 || f.metadata.at("format") != "attnlab")
+    throw UserError(path + ": not an attnlab checkpoint (its metadata has no attnlab \"config\")");
+  const std::string source = path + " (its config)";
+  const RunConfig stored = parse_run_config(it->second, source, {});
+  // Another task.seq_len carries model.max_len with it (derived from the task), unless the
+  // positions are learned: their table has the trained length.
+  std::vector<std::string> ov = overrides;
+  bool has_max_len = false;
+  for (const auto& o : overrides) has_max_len = has_max_len || o.rfind("model.max_len=", 0) == 0;
+  RunConfig probe = parse_run_config(it->second, source, {});
+  for (const auto& o : overrides)
+    if (o.rfind("task.seq_len=", 0) == 0 && !has_max_len) {
+      probe = parse_run_config(it->second, source, {o, "model.max_len=" + o.substr(13)});
+      ov.push_back("model.max_len=" + o.substr(13));
+    }
+  if (probe.task.seq_len != stored.task.seq_len && stored.model.pos == Pos::learned)
+    throw UserError(source + ": task.seq_len: the model learned absolute positions up to " +
+                    std::to_string(stored.model.max_len) + "; it cannot be evaluated at seq_len " + std::to_string(probe.task.seq_len));
+  return parse_run_config(it->second, source, ov);
+}
+
+nlohmann::ordered_json evaluate_checkpoint(const RunConfig& cfg, const std::string& path) {
+  configure_threads(cfg.train.threads);
+  const uint64_t task_seed = uint64_t(cfg.task.seed >= 0 ? cfg.task.seed : cfg.seed);
+  auto task = make_task(cfg.task, task_seed);
+  const int eval_batch = int(std::min<int64_t>(cfg.train.eval_batch, std::max(cfg.task.n_val, cfg.task.n_test)));
+  auto model = make_model<float>(cfg.model, eval_batch);
+  if (!task->last_only() && model->last_only())
+    throw UserError("model.kind: '" + cfg.model.kind + "' predicts one value per sequence, but task '" + cfg.task.kind +
+                    "' has a target at every position");
+  load_checkpoint(path, model->arena);
+  LossRunner runner(*model, *task, cfg.train.loss);
+  nlohmann::ordered_json j;
+  const EvalResult v = evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch);
+  j["val_loss"] = v.loss;
+  if (cfg.train.loss != "ce" && v.target_var > 0) j["val_rel"] = v.loss / v.target_var;
+  if (cfg.train.loss == "ce") j["val_bits_per_byte"] = v.loss / std::log(2.0);
+  add_probes(j, model->head_probes(8));
+  if (cfg.task.n_test > 0) j["test_loss"] = evaluate(runner, *task, Split::test, cfg.task.n_test, eval_batch).loss;
+  j["params_total"] = model->counts().total;
+  j["attention_budget"] = model->counts().attention_budget;
+  return j;
+}
+
+}  // namespace attnlab

@@ -1,0 +1,76 @@
+#pragma once
+// Evaluation: the loss of a model on a batch or a whole split, paper 1's attention probes as
+// JSON, and `attnlab eval` (a checkpoint evaluated with the config in its metadata).
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/run_config.h"
+#include "kernels/loss.h"
+#include "models/model.h"
+#include "tasks/task.h"
+
+namespace attnlab {
+
+// Runs the model on a batch and returns the loss; with grad, also runs backward (arena grads
+// are zeroed first). Per-sequence tasks read the model's output at the last position.
+class LossRunner {
+ public:
+  LossRunner(Model<float>& m, const Task& task, const std::string& loss) : m_(m), task_(task), loss_(loss) {}
+  double run(const Batch& b, bool grad) {
+    const int B = b.B, Tn = b.T, D = m_.out_dim();
+    const float* out = m_.forward(b.x.empty() ? nullptr : b.x.data(), b.tokens.empty() ? nullptr : b.tokens.data(), B, Tn);
+    const bool pick_last = task_.last_only() && !m_.last_only();
+    const int P = task_.last_only() ? 1 : Tn;  // positions with targets
+    const float* yhat = out;
+    if (pick_last) {
+      last_.resize(size_t(B) * D);
+      for (int b2 = 0; b2 < B; ++b2)
+        std::copy_n(out + (size_t(b2) * Tn + Tn - 1) * D, D, last_.data() + size_t(b2) * D);
+      yhat = last_.data();
+    }
+    const int N = B * P;
+    float* dy = nullptr;
+    if (grad) { dy_.resize(size_t(N) * D); dy = dy_.data(); }
+    double l = loss_ == "ce" ? ce_forward_backward(dy, yhat, b.targets.data(), b.mask.data(), N, D)
+                             : mse_forward_backward(dy, yhat, b.y.data(), b.mask.data(), N, D);
+    if (!grad) return l;
+    if (loss_ == "half_mse") for (float& g : dy_) g *= 0.5f;  // optimize MSE/2, report MSE
+    m_.arena.zero_grad();
+    if (pick_last) {
+      full_.assign(size_t(B) * Tn * D, 0.f);
+      for (int b2 = 0; b2 < B; ++b2)
+        std::copy_n(dy_.data() + size_t(b2) * D, D, full_.data() + (size_t(b2) * Tn + Tn - 1) * D);
+      m_.backward(full_.data());
+    } else {
+      m_.backward(dy_.data());
+    }
+    return l;
+  }
+
+ private:
+  Model<float>& m_;
+  const Task& task_;
+  std::string loss_;
+  std::vector<float> last_, dy_, full_;
+};
+
+struct EvalResult { double loss = 0, target_var = 0; };
+
+// Mean loss over a whole split, in chunks of eval_batch; also the targets' variance.
+EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch);
+
+// Paper 1's attention probes (models/model.h HeadProbe) as JSON: aggregates over every head
+// (max |logit| is the max, the others are means), per-layer max |logit| and mean entropy
+// ratio ("max_abs_logit.l0", ...), and every head under "heads".
+void add_probes(nlohmann::ordered_json& j, const std::vector<HeadProbe>& ps);
+
+// The config a checkpoint was trained with (its "config" metadata), with overrides applied.
+RunConfig checkpoint_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// Loads the checkpoint into the model of cfg and evaluates it on the validation set (and the
+// test set if task.n_test > 0): {"val_loss", ["val_rel"], ["val_bits_per_byte"], ["test_loss"],
+// the probes, "params_total"}.
+nlohmann::ordered_json evaluate_checkpoint(const RunConfig& cfg, const std::string& path);
+
+}  // namespace attnlab

@@ -1,0 +1,65 @@
+// `attnlab eval`: a checkpoint evaluated with the config in its metadata gives the training
+// run's own final validation loss and probes; other sequence lengths; bad input.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli_run.h"
+
+namespace fs = std::filesystem;
+using cli_test::expect_bad_input;
+using cli_test::run;
+
+namespace {
+fs::path scratch(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_eval_" + std::to_string(::getpid())) / name;
+  fs::create_directories(d);
+  return d;
+}
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream f(p);
+  return nlohmann::json::parse(f);
+}
+void write(const fs::path& p, const std::string& text) { std::ofstream(p) << text; }
+const char* kRetrieval =
+    "seed = 3\n[task]\nkind = \"retrieval\"\nseq_len = 16\nd_in = 8\nn_train = 0\nn_val = 96\n"
+    "[model]\nd_model = 16\nlayers = 1\nheads = 2\nhead_dim = 4\nffn = 0\npos = \"none\"\nrpe = \"none\"\n"
+    "[train]\nsteps = 30\nbatch = 16\nlr = 3e-3\neval_every = 30\nthreads = 1\n";
+}  // namespace
+
+TEST(EvalCli, ReproducesTheRunsFinalValidationLossAndProbes) {
+  const fs::path d = scratch("same");
+  write(d / "c.toml", kRetrieval);
+  ASSERT_EQ(run("train " + (d / "c.toml").string() + " --out " + (d / "run").string()).status, 0);
+  const auto r = run("eval " + (d / "run" / "model.safetensors").string() + " train.threads=1 --json " + (d / "e.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto s = read_json(d / "run" / "summary.json"), e = read_json(d / "e.json");
+  EXPECT_DOUBLE_EQ(e["val_loss"].get<double>(), s["final_val_loss"].get<double>());
+  EXPECT_DOUBLE_EQ(e["val_rel"].get<double>(), s["final_val_rel"].get<double>());
+  EXPECT_DOUBLE_EQ(e["max_abs_logit"].get<double>(), s["max_abs_logit"].get<double>());
+  EXPECT_EQ(e["heads"].size(), 2u);
+  EXPECT_EQ(e["params_total"], s["params_total"]);
+  EXPECT_NE(r.out.find("val_loss"), std::string::npos);
+  // Another sequence length: more keys to tell apart.
+  ASSERT_EQ(run("eval " + (d / "run" / "model.safetensors").string() + " task.seq_len=64 --json " + (d / "e64.json").string()).status, 0);
+  EXPECT_NE(read_json(d / "e64.json")["val_loss"].get<double>(), e["val_loss"].get<double>());
+  fs::remove_all(d);
+}
+
+TEST(EvalCli, BadInputIsOneLineAndExitTwo) {
+  const fs::path d = scratch("bad");
+  write(d / "c.toml", std::string(kRetrieval) + "");
+  std::string learned = kRetrieval;
+  learned.replace(learned.find("pos = \"none\""), 12, "pos = \"learned\"");
+  write(d / "l.toml", learned);
+  ASSERT_EQ(run("train " + (d / "l.toml").string() + " --out " + (d / "l").string()).status, 0);
+  const std::string ck = (d / "l" / "model.safetensors").string();
+  expect_bad_input("eval " + ck + " task.seq_len=32",
+                   ck + " (its config): task.seq_len: the model learned absolute positions up to 16; it cannot be evaluated at seq_len 32");
+  expect_bad_input("eval " + (d / "c.toml").string(), (d / "c.toml").string() + ": not a valid safetensors file");
+  expect_bad_input("eval " + (d / "missing.safetensors").string(), (d / "missing.safetensors").string());
+  expect_bad_input("eval " + ck + " model.heads=3", ck + ": tensor 'layers.0.attn.q.weight' has the wrong shape");
+  fs::remove_all(d);
+}
