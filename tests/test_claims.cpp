@@ -120,6 +120,46 @@ TEST(Claims, CompareAndPlateau) {
   EXPECT_FALSE(evaluate_claims(spec_with(p), sat)[0].holds);
 }
 
+// A U-shaped loss against x: the arg-min and its bootstrap interval. Clear minimum at x = 8
+// (seeds agree): the interval is the point; two near-equal minima (8 and 16, seed noise
+// larger than their gap): the interval spans both, so [8, 8] is not settled but [4, 32] is.
+TEST(Claims, OptimumIsTheArgMinWithItsSeedInterval) {
+  auto u = [](double x, double depth16, int seed, uint64_t k) {
+    const double base = std::pow(std::log2(x) - 3.0, 2) + 1.0;  // minimum 1 at x = 8
+    const double y = x == 16 ? 1.0 + depth16 : base;
+    return y * (1 + 0.05 * rng_normal(11, uint64_t(seed), k));
+  };
+  for (double depth16 : {1.0, 0.0}) {
+    std::vector<Observation> obs;
+    uint64_t k = 0;
+    for (int x : {1, 2, 4, 8, 16, 32, 64})
+      for (int sd = 1; sd <= 6; ++sd) {
+        Observation o;
+        o.point["model.width"] = std::to_string(x);
+        o.seed = sd;
+        o.summary["err"] = u(x, depth16, sd, k++);
+        obs.push_back(o);
+      }
+    auto c = claim("optimum");
+    c.lo = 8; c.hi = 8;
+    const auto r = evaluate_claims(spec_with(c), obs)[0];
+    ASSERT_TRUE(r.evaluated) << r.note;
+    if (depth16 > 0) {  // y(16) = 2: the minimum is at 8 in every resample
+      EXPECT_EQ(r.measured, 8.0);
+      EXPECT_EQ(r.ci_low, 8.0);
+      EXPECT_EQ(r.ci_high, 8.0);
+      EXPECT_TRUE(r.holds);
+      EXPECT_EQ(r.expected, "arg-min over model.width in [8, 8]");
+    } else {  // y(8) = y(16) = 1 up to noise: resamples pick either
+      EXPECT_EQ(r.ci_low, 8.0);
+      EXPECT_EQ(r.ci_high, 16.0);
+      EXPECT_FALSE(r.holds);
+      c.lo = 4; c.hi = 32;
+      EXPECT_TRUE(evaluate_claims(spec_with(c), obs)[0].holds);
+    }
+  }
+}
+
 TEST(Claims, TooFewPointsIsNotEvaluated) {
   auto c = claim("slope");
   c.lo = -1; c.hi = 1;

@@ -218,6 +218,7 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
   else if (c.kind == "flat") r.expected = "|slope| <= " + fmt_num(c.value);
   else if (c.kind == "monotone") r.expected = c.direction + " along " + c.x + " (every step, relative)";
   else if (c.kind == "plateau") r.expected = "gain per doubling of " + c.x + " <= " + fmt_num(c.value) + " beyond " + fmt_num(c.after);
+  else if (c.kind == "optimum") r.expected = "arg-min over " + c.x + " in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]";
 
   std::vector<const Observation*> sel;
   for (const auto& o : obs)
@@ -296,6 +297,14 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
       return std::isfinite(worst) ? worst : NAN;
     }, r, seed);
     r.holds = r.evaluated && r.ci_high <= c.value;
+  } else if (c.kind == "optimum") {  // the x of the lowest mean y (the first, on a tie)
+    bootstrap(d, [&xs](const std::vector<double>& m) {
+      size_t best = 0;
+      for (size_t i = 1; i < m.size(); ++i)
+        if (m[i] < m[best]) best = i;
+      return xs[best];
+    }, r, seed);
+    r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
   }
   if (r.evaluated && !partial.empty()) add_note(r, "missing seeds: " + partial);
   return r;

@@ -19,5 +19,7 @@ std::function<int()> add_bench(CLI::App& app);
 std::function<int()> add_errors(CLI::App& app);
 // Registers `eval` (a checkpoint on its task's validation and test sets).
 std::function<int()> add_eval(CLI::App& app);
+// Registers `compress` (truncated-SVD head compression of a checkpoint).
+std::function<int()> add_compress(CLI::App& app);
 
 }  // namespace attnlab::cli

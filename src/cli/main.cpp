@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   auto reproduce = attnlab::cli::add_reproduce(app);
   auto bench = attnlab::cli::add_bench(app);
   auto eval = attnlab::cli::add_eval(app);
+  auto compress = attnlab::cli::add_compress(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("reproduce")) return reproduce();
     if (app.got_subcommand("bench")) return bench();
     if (app.got_subcommand("eval")) return eval();
+    if (app.got_subcommand("compress")) return compress();
   } catch (const attnlab::UserError& e) {
     std::cerr << "\nattnlab: error: " << e.what() << "\n";
     return attnlab::kExitBadInput;

@@ -277,9 +277,9 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
       }
       const toml::node* e = t->get("expect");
       if (!e) throw UserError(where + ".expect: missing");
-      if (c.kind == "slope") {
+      if (c.kind == "slope" || c.kind == "optimum") {
         const toml::array* ea = e->as_array();
-        if (!ea || ea->size() != 2) throw UserError(where + ".expect: slope needs [lo, hi]");
+        if (!ea || ea->size() != 2) throw UserError(where + ".expect: " + c.kind + " needs [lo, hi]");
         c.lo = number(*ea->get(0), where + ".expect");
         c.hi = number(*ea->get(1), where + ".expect");
         if (c.lo > c.hi) throw UserError(where + ".expect: lo > hi");
@@ -300,7 +300,7 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
           throw UserError(where + ".expect: monotone needs \"decreasing\" or \"increasing\"");
         c.direction = e->as_string()->get();
       } else {
-        throw UserError(where + ".kind: '" + c.kind + "' is not allowed (allowed: slope, flat, monotone, compare, plateau)");
+        throw UserError(where + ".kind: '" + c.kind + "' is not allowed (allowed: slope, flat, monotone, compare, plateau, optimum)");
       }
       s.claims.push_back(c);
     }

@@ -1,0 +1,42 @@
+#pragma once
+// Head compression (paper 1): each selected head's bilinear forms are replaced by their best
+// rank-r approximations (truncated SVD, Eckart-Young in the Frobenius norm):
+//   QK: M_h = s [W_q,h | b_q,h]^T [W_k,h | b_k,h]  ((C+1) x (C+1), s the score scale), so
+//       the logits are x~_t^T M_h x~_s with x~ = [x; 1];
+//   OV: N_h = W_o,h [W_v,h | b_v,h]  (C x (C+1)), the head's contribution to the residual.
+// M_h ~ U_r S_r V_r^T gives W_q' = sqrt(S_r / s') U_r^T and W_k' = sqrt(S_r / s') V_r^T (s' the
+// new scale); N_h likewise. At full rank the model computes the same function.
+// When every head of a layer is compressed, the layer's head (value) dimension becomes r:
+// that is the saving. When only some heads are, they keep the layer's dimension, padded
+// with zeros (exactly rank r, no parameter saved).
+#include <string>
+#include <vector>
+
+#include "core/run_config.h"
+
+namespace attnlab {
+
+struct CompressOptions {
+  int qk_rank = 0;          // 0: leave W_Q W_K^T
+  int ov_rank = 0;          // 0: leave W_V W_O
+  std::vector<int> layers;  // empty: every layer
+  std::vector<int> heads;   // empty: every head of the selected layers
+};
+
+struct HeadCompression {
+  int layer = 0, head = 0;
+  double qk_rel_error = 0;  // ||M - M_r||_F / ||M||_F (0 if QK is left)
+  double ov_rel_error = 0;  // ||N - N_r||_F / ||N||_F
+};
+
+struct CompressResult {
+  RunConfig config;  // the compressed model's config
+  std::vector<HeadCompression> heads;
+  int64_t params_before = 0, params_after = 0;
+};
+
+// Reads the checkpoint, compresses, writes `out` (an attnlab checkpoint with the new config in
+// its metadata). UserError on bad options (naming them) or a model that is not a Transformer.
+CompressResult compress_checkpoint(const std::string& ckpt, const CompressOptions& o, const std::string& out);
+
+}  // namespace attnlab

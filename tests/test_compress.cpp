@@ -1,0 +1,173 @@
+// Head compression: full rank reproduces the model, the parameter count is the predicted one,
+// a rank-r head's bilinear form has rank r and is the truncated SVD of the original, heads
+// not selected are untouched, and bad options are one-line errors.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "analysis/compress.h"
+#include "cli_run.h"
+#include "core/error.h"
+#include "io/checkpoint.h"
+#include "io/config.h"
+#include "kernels/svd.h"
+#include "models/model.h"
+#include "train/evaluate.h"
+
+using namespace attnlab;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kConfig =
+    "seed = 2\n[task]\nkind = \"retrieval\"\nseq_len = 12\nd_in = 6\n"
+    "[model]\nd_model = 16\nlayers = 2\nheads = [3, 2]\nhead_dim = [5, 4]\nvalue_dim = [4, 6]\nffn = 8\nrpe = \"t5\"\n";
+
+fs::path scratch() {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_compress_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  return d;
+}
+
+// A checkpoint of the config with generic (perturbed) weights; returns its path.
+std::string make_checkpoint(const std::string& toml, const std::string& name) {
+  const RunConfig c = parse_run_config(toml, "compress.toml", {});
+  auto m = make_model<float>(c.model, 4);
+  m->init(3);
+  std::mt19937 g(5);
+  std::normal_distribution<float> nd;
+  for (float& v : m->arena.data()) v += 0.2f * nd(g);
+  const std::string path = (scratch() / name).string();
+  save_checkpoint(path, m->arena, resolved_toml(c));
+  return path;
+}
+
+// The model of a checkpoint, loaded, and its outputs on a fixed random batch.
+std::vector<float> outputs(const std::string& ckpt) {
+  const RunConfig c = checkpoint_config(ckpt, {});
+  auto m = make_model<float>(c.model, 4);
+  load_checkpoint(ckpt, m->arena);
+  std::mt19937 g(8);
+  std::normal_distribution<float> nd;
+  std::vector<float> x(size_t(4) * 12 * c.model.d_in);
+  for (float& v : x) v = nd(g);
+  const float* y = m->forward(x.data(), nullptr, 4, 12);
+  return std::vector<float>(y, y + size_t(4) * 12 * m->out_dim());
+}
+
+double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) { diff = std::max(diff, double(std::fabs(a[i] - b[i]))); scale = std::max(scale, double(std::fabs(a[i]))); }
+  return diff / scale;
+}
+
+}  // namespace
+
+TEST(Compress, FullRankReproducesTheModel) {
+  const std::string ck = make_checkpoint(kConfig, "orig.safetensors");
+  const std::string out = (scratch() / "full.safetensors").string();
+  CompressOptions o;
+  o.qk_rank = 5;  // >= every head dimension: nothing is dropped
+  o.ov_rank = 6;
+  const CompressResult r = compress_checkpoint(ck, o, out);
+  EXPECT_EQ(r.params_after, r.params_before);
+  EXPECT_EQ(r.heads.size(), 5u);
+  for (const auto& h : r.heads) { EXPECT_LT(h.qk_rel_error, 1e-12); EXPECT_LT(h.ov_rel_error, 1e-12); }
+  EXPECT_LT(max_rel_diff(outputs(ck), outputs(out)), 1e-5);
+}
+
+TEST(Compress, RankRHeadsShrinkTheLayersByThePredictedCount) {
+  const std::string ck = make_checkpoint(kConfig, "orig2.safetensors");
+  const std::string out = (scratch() / "r2.safetensors").string();
+  CompressOptions o;
+  o.qk_rank = 2;
+  o.ov_rank = 3;
+  o.layers = {0};
+  const CompressResult r = compress_checkpoint(ck, o, out);
+  // Layer 0: H = 3, C = 16; q and k lose 3 (dk 5 -> 2) rows of C weights + 1 bias each; v loses
+  // 1 (dv 4 -> 3) row of C + 1 per head, o loses 1 column of C per head.
+  const int64_t predicted = r.params_before - 2 * 3 * 3 * (16 + 1) - 3 * 1 * (16 + 1) - 3 * 1 * 16;
+  EXPECT_EQ(r.params_after, predicted);
+  EXPECT_EQ(r.config.model.head_dim, (std::vector<int>{2, 4}));
+  EXPECT_EQ(r.config.model.value_dim, (std::vector<int>{3, 6}));
+  const RunConfig c = checkpoint_config(out, {});
+  auto m = make_model<float>(c.model, 1);
+  load_checkpoint(out, m->arena);
+  EXPECT_EQ(int64_t(m->arena.size()), predicted);
+  // Head 1 of layer 0: the new M' = s' A_q'^T A_k' is the rank-2 truncation of the old M.
+  auto orig = make_model<float>(checkpoint_config(ck, {}).model, 1);
+  load_checkpoint(ck, orig->arena);
+  auto form = [](const Arena<float>& a, int h, int dk, double s) {
+    const int C = 16;
+    auto P = [&](const std::string& n) { return a.data().data() + a.info(a.find(n)).offset; };
+    std::vector<double> m((C + 1) * (C + 1), 0.0);
+    for (int c = 0; c < dk; ++c)
+      for (int i = 0; i <= C; ++i)
+        for (int j = 0; j <= C; ++j) {
+          const int row = h * dk + c;
+          const double q = i < C ? P("layers.0.attn.q.weight")[row * C + i] : P("layers.0.attn.q.bias")[row];
+          const double k = j < C ? P("layers.0.attn.k.weight")[row * C + j] : P("layers.0.attn.k.bias")[row];
+          m[size_t(i) * (C + 1) + j] += s * q * k;
+        }
+    return m;
+  };
+  const auto before = form(orig->arena, 1, 5, 1 / std::sqrt(5.0)), after = form(m->arena, 1, 2, 1 / std::sqrt(2.0));
+  const Svd d = svd(before, 17, 17);
+  const auto sa = svd(after, 17, 17).s;
+  EXPECT_LT(sa[2], 1e-5 * sa[0]) << "rank 2";
+  double err = 0, norm = 0;
+  for (int i = 0; i < 17; ++i)
+    for (int j = 0; j < 17; ++j) {
+      double t = 0;
+      for (int c = 0; c < 2; ++c) t += d.u[size_t(i) * d.k + c] * d.s[size_t(c)] * d.vt[size_t(c) * 17 + j];
+      err = std::max(err, std::fabs(t - after[size_t(i) * 17 + j]));
+      norm = std::max(norm, std::fabs(t));
+    }
+  EXPECT_LT(err, 1e-5 * norm) << "the truncated SVD";
+  EXPECT_NEAR(r.heads[1].qk_rel_error, std::sqrt((d.s[2] * d.s[2] + d.s[3] * d.s[3] + d.s[4] * d.s[4]) /
+                                                 (d.s[0] * d.s[0] + d.s[1] * d.s[1] + d.s[2] * d.s[2] + d.s[3] * d.s[3] + d.s[4] * d.s[4])),
+              1e-9);
+}
+
+TEST(Compress, HeadsAloneKeepTheLayerShapeAndTheOthersUntouched) {
+  const std::string ck = make_checkpoint(kConfig, "orig3.safetensors");
+  const std::string out = (scratch() / "h1.safetensors").string();
+  CompressOptions o;
+  o.qk_rank = 1;
+  o.heads = {1};
+  o.layers = {0};
+  const CompressResult r = compress_checkpoint(ck, o, out);
+  EXPECT_EQ(r.params_after, r.params_before);
+  ASSERT_EQ(r.heads.size(), 1u);
+  const RunConfig c = checkpoint_config(out, {});
+  auto a = make_model<float>(c.model, 1), b = make_model<float>(c.model, 1);
+  load_checkpoint(ck, a->arena);
+  load_checkpoint(out, b->arena);
+  auto P = [](const Arena<float>& ar, const std::string& n) { return ar.data().data() + ar.info(ar.find(n)).offset; };
+  for (int row = 0; row < 15; ++row) {
+    const bool head1 = row / 5 == 1;
+    for (int i = 0; i < 16; ++i) {
+      const float x = P(a->arena, "layers.0.attn.q.weight")[row * 16 + i], y = P(b->arena, "layers.0.attn.q.weight")[row * 16 + i];
+      if (!head1) EXPECT_EQ(x, y) << "row " << row;
+      else if (row % 5 >= 1) EXPECT_EQ(y, 0.f) << "padding row " << row;
+    }
+  }
+  EXPECT_EQ(std::vector<float>(P(a->arena, "layers.1.attn.q.weight"), P(a->arena, "layers.1.attn.q.weight") + 2 * 4 * 16),
+            std::vector<float>(P(b->arena, "layers.1.attn.q.weight"), P(b->arena, "layers.1.attn.q.weight") + 2 * 4 * 16));
+}
+
+TEST(Compress, BadOptionsAreOneLineErrors) {
+  const std::string ck = make_checkpoint(kConfig, "orig4.safetensors");
+  const std::string out = (scratch() / "x.safetensors").string();
+  cli_test::expect_bad_input("compress " + ck + " --qk-rank 2 --layers 5 -o " + out, "--layers: 5 is out of range (0..1)");
+  cli_test::expect_bad_input("compress " + ck + " --qk-rank 2 --heads 3 -o " + out, "--heads: 3 is out of range (the selected layers have 3 heads)");
+  cli_test::expect_bad_input("compress " + ck + " -o " + out, "compress: give --qk-rank and/or --ov-rank");
+  std::string dpfree = kConfig;
+  dpfree += "dot_product = false\n";
+  const std::string ck2 = make_checkpoint(dpfree, "dpfree.safetensors");
+  cli_test::expect_bad_input("compress " + ck2 + " --qk-rank 2 -o " + out, "--qk-rank: " + ck2 + " has no dot product");
+  EXPECT_FALSE(fs::exists(out));
+}
