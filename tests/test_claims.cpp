@@ -160,6 +160,39 @@ TEST(Claims, OptimumIsTheArgMinWithItsSeedInterval) {
   }
 }
 
+// a and b name one key of a zip group (model.heads zipped with model.head_dim): the partner
+// moves with it and is no "other coordinate", so the runs pair by seed.
+TEST(Claims, CompareAcrossAZipGroupPairsBySeed) {
+  ExperimentSpec s;
+  s.name = "synthetic";
+  s.result = "p1";
+  Axis ax;
+  ax.keys = {"model.heads", "model.head_dim"};
+  ax.values = {{"[4, 4]", "[16, 16]"}, {"[8, 4]", "[12, 8]"}};
+  s.axes = {ax};
+  std::vector<Observation> obs;
+  for (int sd = 1; sd <= 4; ++sd)
+    for (const auto& t : ax.values) {
+      Observation o;
+      o.point = {{"model.heads", t[0]}, {"model.head_dim", t[1]}};
+      o.seed = sd;
+      o.id = "x";
+      o.summary["err"] = (t[0] == "[8, 4]" ? 0.8 : 1.0) * (1 + 0.01 * sd);
+      obs.push_back(o);
+    }
+  ClaimSpec c;
+  c.kind = "compare";
+  c.y = "err";
+  c.a = {{"model.heads", "[8, 4]"}};
+  c.b = {{"model.heads", "[4, 4]"}};
+  c.value = 0.1;
+  s.claims = {c};
+  const auto r = evaluate_claims(s, obs)[0];
+  ASSERT_TRUE(r.evaluated) << r.note;
+  EXPECT_NEAR(r.measured, 0.2, 1e-9);
+  EXPECT_TRUE(r.holds);
+}
+
 TEST(Claims, TooFewPointsIsNotEvaluated) {
   auto c = claim("slope");
   c.lo = -1; c.hi = 1;

@@ -142,8 +142,8 @@ double slope_of(const std::vector<double>& x, const std::vector<double>& m) {
   return (n * sxy - sx * sy) / (n * sxx - sx * sx);
 }
 
-ClaimResult evaluate_compare(ClaimResult r, const ClaimSpec& c, const std::vector<Observation>& obs, const Point& filter,
-                             uint64_t seed) {
+ClaimResult evaluate_compare(const ExperimentSpec& spec, ClaimResult r, const ClaimSpec& c, const std::vector<Observation>& obs,
+                             const Point& filter, uint64_t seed) {
   std::string a, b;
   for (const auto& [k, v] : c.a) a += (a.empty() ? "" : ", ") + k + " = " + v;
   for (const auto& [k, v] : c.b) b += (b.empty() ? "" : ", ") + k + " = " + v;
@@ -153,9 +153,17 @@ ClaimResult evaluate_compare(ClaimResult r, const ClaimSpec& c, const std::vecto
   for (const auto& [k, v] : c.b) fb[k] = v;
   // Paired: each run of a with the run of b at the same other coordinates and seed; the
   // statistic is the mean relative improvement (y_b - y_a) / y_b over the pairs.
+  // The keys a and b set, and the keys zipped with them (they move together), are not
+  // "other coordinates".
+  std::set<std::string> sides;
+  for (const Point* p : {&c.a, &c.b})
+    for (const auto& [k, v] : *p) {
+      sides.insert(k);
+      for (const auto& ax : spec.axes)
+        if (std::find(ax.keys.begin(), ax.keys.end(), k) != ax.keys.end()) sides.insert(ax.keys.begin(), ax.keys.end());
+    }
   auto strip = [&](Point p) {
-    for (const auto& [k, v] : c.a) p.erase(k);
-    for (const auto& [k, v] : c.b) p.erase(k);
+    for (const auto& k : sides) p.erase(k);
     return p;
   };
   // side (0 = a, 1 = b) and other coordinates -> runs
@@ -212,7 +220,7 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
   r.series = series_label;
   const std::string where = point_text(filter);
   r.claim = !c.text.empty() ? c.text : c.kind + " of " + c.y + (c.x.empty() ? "" : " against " + c.x) + (where.empty() ? "" : " (" + where + ")");
-  if (c.kind == "compare") return evaluate_compare(r, c, obs, filter, seed);
+  if (c.kind == "compare") return evaluate_compare(spec, r, c, obs, filter, seed);
 
   if (c.kind == "slope") r.expected = "slope in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]";
   else if (c.kind == "flat") r.expected = "|slope| <= " + fmt_num(c.value);
