@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const char* kConfig =
-    "seed = 2\n[task]\nkind = \"retrieval\"\nseq_len = 12\nd_in = 6\n"
+    "seed = 2\n[task]\nkind = \"retrieval\"\nseq_len = 12\nd_in = 6\nn_val = 64\n"
     "[model]\nd_model = 16\nlayers = 2\nheads = [3, 2]\nhead_dim = [5, 4]\nvalue_dim = [4, 6]\nffn = 8\nrpe = \"t5\"\n";
 
 fs::path scratch() {
@@ -170,4 +170,25 @@ TEST(Compress, BadOptionsAreOneLineErrors) {
   const std::string ck2 = make_checkpoint(dpfree, "dpfree.safetensors");
   cli_test::expect_bad_input("compress " + ck2 + " --qk-rank 2 -o " + out, "--qk-rank: " + ck2 + " has no dot product");
   EXPECT_FALSE(fs::exists(out));
+}
+
+// The curve: one row per rank and scope (model, each layer, each head); at full rank nothing
+// changes; the model's saving is the sum of its layers'; a head's is 2 (C + 1) (d - r) for QK.
+TEST(Compress, CurveRowsAndFullRankIsFree) {
+  const std::string ck = make_checkpoint(kConfig, "curve.safetensors");
+  const CompressionCurve c = compression_curve(ck, {2, 5}, "qk", {}, true, nullptr);
+  ASSERT_EQ(c.rows.size(), 2u * (1 + 2 + 5));
+  EXPECT_TRUE(std::isfinite(c.base_val_loss));
+  for (const auto& r : c.rows) {
+    if (r.rank == 5) {
+      EXPECT_NEAR(r.delta, 0.0, 1e-5 * c.base_val_loss) << r.scope << " " << r.layer << "." << r.head;
+      EXPECT_EQ(r.params_removed, 0);
+    }
+    if (r.scope == "head" && r.rank == 2) EXPECT_EQ(r.params_removed, 2 * 17 * ((r.layer == 0 ? 5 : 4) - 2));
+  }
+  EXPECT_EQ(c.rows[0].scope, "model");
+  EXPECT_EQ(c.rows[0].params_removed, c.rows[1].params_removed + c.rows[2].params_removed);
+  EXPECT_EQ(c.rows[1].params_removed, 2 * 3 * 3 * 17);  // layer 0: H 3, dk 5 -> 2
+  cli_test::expect_bad_input("compress " + ck + " --curve 0", "--curve: ranks must be >= 1 (got 0)");
+  cli_test::expect_bad_input("compress " + ck + " --curve 2 --forms kq", "--forms: 'kq' is not allowed (qk, ov, both)");
 }

@@ -54,12 +54,21 @@ CompressResult compress_checkpoint(const std::string& ckpt, const CompressOption
   const RunConfig cfg = checkpoint_config(ckpt, {});
   const ModelConfig& mc = cfg.model;
   if (mc.kind != "transformer") throw UserError(ckpt + ": model.kind is '" + mc.kind + "': only Transformer heads can be compressed");
-  if (o.qk_rank < 0 || o.ov_rank < 0) throw UserError("--qk-rank/--ov-rank: ranks must be >= 1");
-  if (o.qk_rank == 0 && o.ov_rank == 0) throw UserError("compress: give --qk-rank and/or --ov-rank");
   if (o.qk_rank > 0 && !mc.dot_product) throw UserError("--qk-rank: " + ckpt + " has no dot product (model.dot_product = false)");
   auto old_model = make_model<float>(mc, 1);
   load_checkpoint(ckpt, old_model->arena);
-  const Arena<float>& A = old_model->arena;
+  CompressResult res = compress_arena(cfg, old_model->arena, o);
+  auto new_model = make_model<float>(res.config.model, 1);
+  std::copy(res.params.begin(), res.params.end(), new_model->arena.data().begin());
+  save_checkpoint(out, new_model->arena, resolved_toml(res.config));
+  return res;
+}
+
+CompressResult compress_arena(const RunConfig& cfg, const Arena<float>& A, const CompressOptions& o) {
+  const ModelConfig& mc = cfg.model;
+  if (o.qk_rank < 0 || o.ov_rank < 0) throw UserError("--qk-rank/--ov-rank: ranks must be >= 1");
+  if (o.qk_rank == 0 && o.ov_rank == 0) throw UserError("compress: give --qk-rank and/or --ov-rank");
+  if (o.qk_rank > 0 && !mc.dot_product) throw UserError("--qk-rank: the model has no dot product (model.dot_product = false)");
   const int C = mc.d_model;
   const std::vector<int> layers = parse_selection(o.layers, mc.layers, "--layers");
   int max_heads = 0;
@@ -153,8 +162,75 @@ CompressResult compress_checkpoint(const std::string& ckpt, const CompressOption
   }
   res.params_before = int64_t(A.size());
   res.params_after = int64_t(B.size());
-  save_checkpoint(out, B, resolved_toml(res.config));
+  res.params.assign(B.data().begin(), B.data().end());
   return res;
+}
+
+}  // namespace attnlab
+
+namespace attnlab {
+
+CompressionCurve compression_curve(const std::string& ckpt, const std::vector<int>& ranks, const std::string& forms,
+                                   const std::vector<int>& layers_in, bool heads_too,
+                                   const std::function<void(const std::string&)>& progress) {
+  if (forms != "qk" && forms != "ov" && forms != "both") throw UserError("--forms: '" + forms + "' is not allowed (qk, ov, both)");
+  if (ranks.empty()) throw UserError("--curve: give at least one rank");
+  for (int r : ranks)
+    if (r < 1) throw UserError("--curve: ranks must be >= 1 (got " + std::to_string(r) + ")");
+  const RunConfig cfg = checkpoint_config(ckpt, {});
+  const ModelConfig& mc = cfg.model;
+  if (mc.kind != "transformer") throw UserError(ckpt + ": model.kind is '" + mc.kind + "': only Transformer heads can be compressed");
+  if (forms != "ov" && !mc.dot_product) throw UserError("--forms: " + ckpt + " has no dot product; use --forms ov");
+  auto model = make_model<float>(mc, 1);
+  load_checkpoint(ckpt, model->arena);
+  const Arena<float>& A = model->arena;
+  auto fill_with = [](const std::vector<float>& p) {
+    return [&p](Arena<float>& a) { std::copy(p.begin(), p.end(), a.data().begin()); };
+  };
+  CompressionCurve out;
+  const std::vector<float> orig(A.data().begin(), A.data().end());
+  out.base_val_loss = evaluate_with(cfg, fill_with(orig))["val_loss"].get<double>();
+  out.params_total = int64_t(A.size());
+  const std::vector<int> layers = parse_selection(layers_in, mc.layers, "--layers");
+  const int C = mc.d_model;
+  for (int r : ranks) {
+    struct Scope { std::string name; std::vector<int> layers, heads; int layer = -1, head = -1; };
+    std::vector<Scope> scopes = {{"model", layers, {}}};
+    for (int l : layers) scopes.push_back({"layer", {l}, {}, l});
+    if (heads_too)
+      for (int l : layers)
+        for (int h = 0; h < mc.heads[size_t(l)]; ++h) scopes.push_back({"head", {l}, {h}, l, h});
+    for (const Scope& sc : scopes) {
+      CompressOptions o;
+      o.qk_rank = forms != "ov" ? r : 0;
+      o.ov_rank = forms != "qk" ? r : 0;
+      o.layers = sc.layers;
+      o.heads = sc.heads;
+      const CompressResult res = compress_arena(cfg, A, o);
+      CurveRow row;
+      row.scope = sc.name;
+      row.layer = sc.layer;
+      row.head = sc.head;
+      row.rank = r;
+      if (sc.name == "head") {
+        const int l = sc.layer, dk = mc.head_dim[size_t(l)], dv = mc.value_dim[size_t(l)];
+        if (o.qk_rank > 0) row.params_removed += int64_t(2) * (C + 1) * std::max(0, dk - r);
+        if (o.ov_rank > 0) row.params_removed += int64_t(2 * C + 1) * std::max(0, dv - r);
+      } else {
+        row.params_removed = res.params_before - res.params_after;
+      }
+      double err = 0;
+      for (const auto& h : res.heads) err += (o.qk_rank > 0 ? h.qk_rel_error : 0) + (o.ov_rank > 0 ? h.ov_rel_error : 0);
+      row.rel_error = res.heads.empty() ? 0 : err / double(res.heads.size()) / (forms == "both" ? 2.0 : 1.0);
+      row.val_loss = evaluate_with(res.config, fill_with(res.params))["val_loss"].get<double>();
+      row.delta = row.val_loss - out.base_val_loss;
+      out.rows.push_back(row);
+      if (progress)
+        progress("rank " + std::to_string(r) + " " + sc.name + (sc.layer >= 0 ? " " + std::to_string(sc.layer) : "") +
+                 (sc.head >= 0 ? "." + std::to_string(sc.head) : ""));
+    }
+  }
+  return out;
 }
 
 }  // namespace attnlab

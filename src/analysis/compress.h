@@ -9,9 +9,11 @@
 // When every head of a layer is compressed, the layer's head (value) dimension becomes r:
 // that is the saving. When only some heads are, they keep the layer's dimension, padded
 // with zeros (exactly rank r, no parameter saved).
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "core/arena.h"
 #include "core/run_config.h"
 
 namespace attnlab {
@@ -33,10 +35,40 @@ struct CompressResult {
   RunConfig config;  // the compressed model's config
   std::vector<HeadCompression> heads;
   int64_t params_before = 0, params_after = 0;
+  std::vector<float> params;  // the compressed model's arena, in its order
 };
+
+// Compresses the Transformer of cfg with parameters A (its arena).
+CompressResult compress_arena(const RunConfig& cfg, const Arena<float>& A, const CompressOptions& o);
 
 // Reads the checkpoint, compresses, writes `out` (an attnlab checkpoint with the new config in
 // its metadata). UserError on bad options (naming them) or a model that is not a Transformer.
 CompressResult compress_checkpoint(const std::string& ckpt, const CompressOptions& o, const std::string& out);
+
+}  // namespace attnlab
+
+namespace attnlab {
+
+// The compression curve of a trained model (paper 1's Figs. 4 and 6, and what its reviewers
+// asked for): for each rank r, the validation loss with one head, one layer or the whole
+// model compressed to rank r, against the original.
+struct CurveRow {
+  std::string scope;  // "model", "layer", "head"
+  int layer = -1, head = -1;
+  int rank = 0;
+  int64_t params_removed = 0;  // model and layer: the checkpoint's saving; head: the rows a rank-r head no longer needs
+  double val_loss = 0, delta = 0;  // and its increase over the original's
+  double rel_error = 0;           // mean relative Frobenius error of the compressed forms
+};
+struct CompressionCurve {
+  double base_val_loss = 0;
+  int64_t params_total = 0;
+  std::vector<CurveRow> rows;
+};
+// forms: "qk", "ov" or "both". Scopes restricted to `layers`/`heads` when given; `heads_too`
+// adds one row per head (one at a time).
+CompressionCurve compression_curve(const std::string& ckpt, const std::vector<int>& ranks, const std::string& forms,
+                                   const std::vector<int>& layers, bool heads_too,
+                                   const std::function<void(const std::string&)>& progress);
 
 }  // namespace attnlab

@@ -101,6 +101,10 @@ RunConfig checkpoint_config(const std::string& path, const std::vector<std::stri
 }
 
 nlohmann::ordered_json evaluate_checkpoint(const RunConfig& cfg, const std::string& path) {
+  return evaluate_with(cfg, [&](Arena<float>& a) { load_checkpoint(path, a); });
+}
+
+nlohmann::ordered_json evaluate_with(const RunConfig& cfg, const std::function<void(Arena<float>&)>& fill) {
   configure_threads(cfg.train.threads);
   const uint64_t task_seed = uint64_t(cfg.task.seed >= 0 ? cfg.task.seed : cfg.seed);
   auto task = make_task(cfg.task, task_seed);
@@ -109,7 +113,7 @@ nlohmann::ordered_json evaluate_checkpoint(const RunConfig& cfg, const std::stri
   if (!task->last_only() && model->last_only())
     throw UserError("model.kind: '" + cfg.model.kind + "' predicts one value per sequence, but task '" + cfg.task.kind +
                     "' has a target at every position");
-  load_checkpoint(path, model->arena);
+  fill(model->arena);
   LossRunner runner(*model, *task, cfg.train.loss);
   nlohmann::ordered_json j;
   const EvalResult v = evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch);

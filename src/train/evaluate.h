@@ -1,6 +1,7 @@
 #pragma once
 // Evaluation: the loss of a model on a batch or a whole split, paper 1's attention probes as
 // JSON, and `attnlab eval` (a checkpoint evaluated with the config in its metadata).
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -72,5 +73,7 @@ RunConfig checkpoint_config(const std::string& path, const std::vector<std::stri
 // test set if task.n_test > 0): {"val_loss", ["val_rel"], ["val_bits_per_byte"], ["test_loss"],
 // the probes, "params_total"}.
 nlohmann::ordered_json evaluate_checkpoint(const RunConfig& cfg, const std::string& path);
+// The same for the model of cfg whose parameters `fill` writes into its arena.
+nlohmann::ordered_json evaluate_with(const RunConfig& cfg, const std::function<void(Arena<float>&)>& fill);
 
 }  // namespace attnlab
