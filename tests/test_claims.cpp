@@ -193,6 +193,34 @@ TEST(Claims, CompareAcrossAZipGroupPairsBySeed) {
   EXPECT_TRUE(r.holds);
 }
 
+// level: the seed mean of y lies in [lo, hi]; runs of two configurations are refused.
+TEST(Claims, LevelIsTheSeedMeanInItsInterval) {
+  std::vector<Observation> obs;
+  for (int sd = 1; sd <= 6; ++sd)
+    for (const char* kind : {"\"a\"", "\"b\""}) {
+      Observation o;
+      o.point["model.kind"] = kind;
+      o.seed = sd;
+      o.id = "x";
+      o.summary["err"] = (std::string(kind) == "\"a\"" ? -0.5 : 0.5) + 0.01 * (sd - 3.5);
+      obs.push_back(o);
+    }
+  auto c = claim("level");
+  c.lo = -INFINITY;
+  c.hi = 0;
+  c.where["model.kind"] = "\"a\"";
+  auto r = evaluate_claims(spec_with(c), obs)[0];
+  ASSERT_TRUE(r.evaluated) << r.note;
+  EXPECT_NEAR(r.measured, -0.5, 1e-12);
+  EXPECT_TRUE(r.holds);
+  c.where["model.kind"] = "\"b\"";
+  EXPECT_FALSE(evaluate_claims(spec_with(c), obs)[0].holds);
+  c.where.clear();
+  r = evaluate_claims(spec_with(c), obs)[0];
+  EXPECT_FALSE(r.evaluated);
+  EXPECT_NE(r.note.find("not one configuration"), std::string::npos) << r.note;
+}
+
 TEST(Claims, TooFewPointsIsNotEvaluated) {
   auto c = claim("slope");
   c.lo = -1; c.hi = 1;

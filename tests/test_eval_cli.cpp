@@ -63,3 +63,31 @@ TEST(EvalCli, BadInputIsOneLineAndExitTwo) {
   expect_bad_input("eval " + ck + " model.heads=3", ck + ": tensor 'layers.0.attn.q.weight' has the wrong shape");
   fs::remove_all(d);
 }
+
+// train.compress_ranks: the run's summary gets its compression curve; at full rank (4 =
+// head_dim) nothing is lost or saved, at rank 1 parameters are saved.
+TEST(EvalCli, TrainCompressRanksAddsTheCurveToTheSummary) {
+  const fs::path d = scratch("curve");
+  std::string cfg = kRetrieval;
+  cfg.replace(cfg.find("layers = 1"), 10, "layers = 2");
+  write(d / "c.toml", cfg + "compress_ranks = [1, 4]\n");
+  const auto r = run("train " + (d / "c.toml").string() + " --out " + (d / "run").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto s = read_json(d / "run" / "summary.json");
+  for (const char* scope : {"model", "early", "late", "l0", "l1"}) {
+    SCOPED_TRACE(scope);
+    ASSERT_TRUE(s.contains(std::string("compress_delta.") + scope + ".r4")) << s.dump();
+    EXPECT_NEAR(s[std::string("compress_delta.") + scope + ".r4"].get<double>(), 0.0, 1e-5);
+    EXPECT_EQ(s[std::string("compress_saved.") + scope + ".r4"].get<int64_t>(), 0);
+    EXPECT_GT(s[std::string("compress_saved.") + scope + ".r1"].get<int64_t>(), 0);
+  }
+  EXPECT_DOUBLE_EQ(s["compress_late_minus_early.r1"].get<double>(),
+                   s["compress_delta.late.r1"].get<double>() - s["compress_delta.early.r1"].get<double>());
+  EXPECT_TRUE(fs::exists(d / "run" / "compression.json"));
+  std::string dpfree = cfg + "compress_ranks = [2]\n";
+  dpfree.replace(dpfree.find("[train]"), 7, "dot_product = false\n[train]");
+  write(d / "bad.toml", dpfree);
+  expect_bad_input("train " + (d / "bad.toml").string() + " --out " + (d / "bad").string(),
+                   "train.compress_ranks: needs model.kind = \"transformer\" with the dot product");
+  fs::remove_all(d);
+}

@@ -211,6 +211,40 @@ ClaimResult evaluate_compare(const ExperimentSpec& spec, ClaimResult r, const Cl
   return r;
 }
 
+// level: the mean of y over the selected runs (one configuration: they may differ only in
+// the seed) lies in [lo, hi].
+ClaimResult evaluate_level(ClaimResult r, const ClaimSpec& c, const std::vector<Observation>& obs, const Point& filter,
+                           uint64_t seed) {
+  r.expected = "mean " + c.y + " in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]";
+  std::vector<const Observation*> sel;
+  for (const auto& o : obs)
+    if (point_matches(o.point, filter)) sel.push_back(&o);
+  if (sel.empty()) { r.note = "no run matches the claim"; return r; }
+  for (const auto* o : sel)
+    if (o->point != sel[0]->point) {
+      r.note = "the selected runs are not one configuration (" + point_text(sel[0]->point) + " and " + point_text(o->point) +
+               "): pin the other axes with where = { ... }";
+      return r;
+    }
+  PointCount pc;
+  pc.label = point_text(sel[0]->point);
+  BySeed d;
+  d.y.assign(1, {});
+  std::set<int64_t> seeds;
+  for (const auto* o : sel) {
+    const double y = o->status == "completed" ? summary_value(o->summary, c.y) : NAN;
+    count_run(pc, *o, y);
+    if (std::isfinite(y)) { d.y[0][o->seed].push_back(y); seeds.insert(o->seed); }
+  }
+  r.points.push_back(pc);
+  if (seeds.empty()) { r.note = "no completed run with " + c.y + ": " + missing_runs(sel, c.y); return r; }
+  d.seeds.assign(seeds.begin(), seeds.end());
+  bootstrap(d, [](const std::vector<double>& m) { return m[0]; }, r, seed);
+  r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
+  if (r.evaluated && pc.completed - pc.no_value < pc.runs) add_note(r, "missing seeds: " + missing_runs(sel, c.y));
+  return r;
+}
+
 ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const std::vector<Observation>& obs,
                          const Point& filter, const std::string& series_label, uint64_t seed) {
   ClaimResult r;
@@ -221,6 +255,7 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
   const std::string where = point_text(filter);
   r.claim = !c.text.empty() ? c.text : c.kind + " of " + c.y + (c.x.empty() ? "" : " against " + c.x) + (where.empty() ? "" : " (" + where + ")");
   if (c.kind == "compare") return evaluate_compare(spec, r, c, obs, filter, seed);
+  if (c.kind == "level") return evaluate_level(r, c, obs, filter, seed);
 
   if (c.kind == "slope") r.expected = "slope in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]";
   else if (c.kind == "flat") r.expected = "|slope| <= " + fmt_num(c.value);

@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/checkpoint.h"
+#include "io/safetensors.h"
 #include "io/config.h"
 #include "kernels/svd.h"
 #include "models/model.h"
@@ -196,6 +201,12 @@ CompressionCurve compression_curve(const std::string& ckpt, const std::vector<in
   for (int r : ranks) {
     struct Scope { std::string name; std::vector<int> layers, heads; int layer = -1, head = -1; };
     std::vector<Scope> scopes = {{"model", layers, {}}};
+    if (layers_in.empty() && mc.layers >= 2) {  // the first half of the layers, and the rest
+      std::vector<int> early, late;
+      for (int l = 0; l < mc.layers; ++l) (l < mc.layers / 2 ? early : late).push_back(l);
+      scopes.push_back({"early", early, {}});
+      scopes.push_back({"late", late, {}});
+    }
     for (int l : layers) scopes.push_back({"layer", {l}, {}, l});
     if (heads_too)
       for (int l : layers)
@@ -231,6 +242,35 @@ CompressionCurve compression_curve(const std::string& ckpt, const std::vector<in
     }
   }
   return out;
+}
+
+}  // namespace attnlab
+
+namespace attnlab {
+
+void add_compression_curve(const RunConfig& cfg, const std::string& dir) {
+  const TrainConfig& tc = cfg.train;
+  if (tc.compress_ranks.empty()) return;
+  std::ifstream in(dir + "/summary.json");
+  nlohmann::ordered_json s = nlohmann::ordered_json::parse(in, nullptr, false);
+  if (s.is_discarded() || s.value("status", "") != "completed") return;
+  const CompressionCurve cc = compression_curve(dir + "/model.safetensors", tc.compress_ranks, "qk", {}, false, nullptr);
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  for (const CurveRow& r : cc.rows) {
+    const std::string at = r.scope == "layer" ? "l" + std::to_string(r.layer) : r.scope;
+    s["compress_delta." + at + ".r" + std::to_string(r.rank)] = r.delta;
+    s["compress_saved." + at + ".r" + std::to_string(r.rank)] = r.params_removed;
+    rows.push_back({{"scope", r.scope}, {"layer", r.layer}, {"rank", r.rank}, {"params_removed", r.params_removed},
+                    {"val_loss", r.val_loss}, {"delta", r.delta}, {"rel_error", r.rel_error}});
+  }
+  // Loss added by compressing the late half minus the early half (< 0: late layers shrink more cheaply).
+  for (int r : tc.compress_ranks) {
+    const std::string late = "compress_delta.late.r" + std::to_string(r), early = "compress_delta.early.r" + std::to_string(r);
+    if (s.contains(late) && s.contains(early))
+      s["compress_late_minus_early.r" + std::to_string(r)] = s[late].get<double>() - s[early].get<double>();
+  }
+  write_file_atomic(dir + "/compression.json", nlohmann::ordered_json{{"base_val_loss", cc.base_val_loss}, {"rows", rows}}.dump(2) + "\n");
+  write_file_atomic(dir + "/summary.json", s.dump(2) + "\n");
 }
 
 }  // namespace attnlab

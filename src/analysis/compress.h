@@ -53,7 +53,7 @@ namespace attnlab {
 // asked for): for each rank r, the validation loss with one head, one layer or the whole
 // model compressed to rank r, against the original.
 struct CurveRow {
-  std::string scope;  // "model", "layer", "head"
+  std::string scope;  // "model", "early" (the first half of the layers), "late" (the rest), "layer", "head"
   int layer = -1, head = -1;
   int rank = 0;
   int64_t params_removed = 0;  // model and layer: the checkpoint's saving; head: the rows a rank-r head no longer needs
@@ -70,5 +70,15 @@ struct CompressionCurve {
 CompressionCurve compression_curve(const std::string& ckpt, const std::vector<int>& ranks, const std::string& forms,
                                    const std::vector<int>& layers, bool heads_too,
                                    const std::function<void(const std::string&)>& progress);
+
+}  // namespace attnlab
+
+namespace attnlab {
+
+// train.compress_ranks: the QK compression curve of the run in `dir` (its model.safetensors)
+// at those ranks, into DIR/compression.json, and into DIR/summary.json as
+// compress_delta.<scope>.r<r> (scope: model, early, late, l0, l1, ...), compress_saved.<scope>.r<r>
+// and compress_late_minus_early.r<r>. Nothing for a run that did not complete.
+void add_compression_curve(const RunConfig& cfg, const std::string& dir);
 
 }  // namespace attnlab

@@ -3,8 +3,10 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <fmt/core.h>
 
+#include "analysis/compress.h"
 #include "cli/cli.h"
 #include "io/config.h"
 #include "train/trainer.h"
@@ -60,7 +62,12 @@ std::function<int()> add_train(CLI::App& app) {
     out.dir = a->out.empty() ? "runs/" + std::filesystem::path(a->config).stem().string() : a->out;
     out.resolved_config = resolved_toml(cfg);
     out.on_progress = progress_printer();
-    const auto s = train_run(cfg, out);
+    auto s = train_run(cfg, out);
+    if (!cfg.train.compress_ranks.empty() && s["status"] == "completed") {  // paper 1: the compression curve
+      add_compression_curve(cfg, out.dir);
+      std::ifstream in(out.dir + "/summary.json");
+      s = nlohmann::json::parse(in);
+    }
     std::string rel;
     if (s.contains("final_val_rel")) rel = fmt::format(" ({:.2f}% of the target variance)", 100.0 * s["final_val_rel"].get<double>());
     if (s["status"] == "completed") {

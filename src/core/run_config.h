@@ -100,6 +100,7 @@ struct TrainConfig {
   int eval_batch = 256;
   std::string loss = "mse";  // mse | half_mse (optimizes MSE/2, reports MSE) | ce (token tasks)
   int threads = 0;           // 0 = all cores
+  std::vector<int> compress_ranks;  // after training: the compression curve at these ranks (Transformer with the dot product)
   bool probe_errors = false;  // shallow_attention + teacher_student_ntk: E2/E3 errors at init in the summary
 };
 

@@ -479,7 +479,10 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   if ((tc.loss == "ce") != (vocab > 0)) r.fail("loss", vocab > 0 ? "must be 'ce' for a token task" : "must be 'mse' or 'half_mse' for task " + k.kind);
   r.integer("threads", tc.threads, 0, 1024);
   r.boolean("probe_errors", tc.probe_errors);
+  r.ints("compress_ranks", tc.compress_ranks, 1, true);
   r.finish();
+  if (!tc.compress_ranks.empty() && (mc.kind != "transformer" || !mc.dot_product))
+    r.fail("compress_ranks", "needs model.kind = \"transformer\" with the dot product (it compresses W_Q W_K^T)");
   if (tc.probe_errors && (mc.kind != "shallow_attention" || k.kind != "teacher_student_ntk"))
     r.fail("probe_errors", "needs model.kind = \"shallow_attention\" and task.kind = \"teacher_student_ntk\"");
   for (double b : {tc.beta1, tc.beta2})
@@ -511,6 +514,11 @@ std::string resolved_toml(const RunConfig& c) {
                     {"weight_decay", t.weight_decay}, {"lr_schedule", t.lr_schedule}, {"warmup", t.warmup},
                     {"min_lr", t.min_lr}, {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
                     {"eval_batch", t.eval_batch}, {"loss", t.loss}, {"threads", t.threads}, {"probe_errors", t.probe_errors}};
+  if (!t.compress_ranks.empty()) {
+    toml::array ranks;
+    for (int v : t.compress_ranks) ranks.push_back(v);
+    train.insert("compress_ranks", ranks);
+  }
   if (!t.rho.empty()) {
     toml::array rho;
     for (double v : t.rho) rho.push_back(v);

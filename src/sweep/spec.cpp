@@ -267,7 +267,7 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
         return n->as_string()->get();
       };
       c.kind = str("kind", true);
-      c.x = str("x", c.kind != "compare");
+      c.x = str("x", c.kind != "compare" && c.kind != "level");
       c.y = str("y", true);
       c.text = str("text", false);
       c.where = read_point(t->get("where"), where + ".where");
@@ -277,7 +277,7 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
       }
       const toml::node* e = t->get("expect");
       if (!e) throw UserError(where + ".expect: missing");
-      if (c.kind == "slope" || c.kind == "optimum") {
+      if (c.kind == "slope" || c.kind == "optimum" || c.kind == "level") {
         const toml::array* ea = e->as_array();
         if (!ea || ea->size() != 2) throw UserError(where + ".expect: " + c.kind + " needs [lo, hi]");
         c.lo = number(*ea->get(0), where + ".expect");
@@ -300,7 +300,7 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
           throw UserError(where + ".expect: monotone needs \"decreasing\" or \"increasing\"");
         c.direction = e->as_string()->get();
       } else {
-        throw UserError(where + ".kind: '" + c.kind + "' is not allowed (allowed: slope, flat, monotone, compare, plateau, optimum)");
+        throw UserError(where + ".kind: '" + c.kind + "' is not allowed (allowed: slope, flat, monotone, compare, plateau, optimum, level)");
       }
       s.claims.push_back(c);
     }
