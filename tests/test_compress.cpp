@@ -177,7 +177,7 @@ TEST(Compress, BadOptionsAreOneLineErrors) {
 TEST(Compress, CurveRowsAndFullRankIsFree) {
   const std::string ck = make_checkpoint(kConfig, "curve.safetensors");
   const CompressionCurve c = compression_curve(ck, {2, 5}, "qk", {}, true, nullptr);
-  ASSERT_EQ(c.rows.size(), 2u * (1 + 2 + 5));
+  ASSERT_EQ(c.rows.size(), 2u * (1 + 2 + 2 + 5));  // model, early and late halves, 2 layers, 5 heads
   EXPECT_TRUE(std::isfinite(c.base_val_loss));
   for (const auto& r : c.rows) {
     if (r.rank == 5) {
@@ -187,8 +187,13 @@ TEST(Compress, CurveRowsAndFullRankIsFree) {
     if (r.scope == "head" && r.rank == 2) EXPECT_EQ(r.params_removed, 2 * 17 * ((r.layer == 0 ? 5 : 4) - 2));
   }
   EXPECT_EQ(c.rows[0].scope, "model");
-  EXPECT_EQ(c.rows[0].params_removed, c.rows[1].params_removed + c.rows[2].params_removed);
-  EXPECT_EQ(c.rows[1].params_removed, 2 * 3 * 3 * 17);  // layer 0: H 3, dk 5 -> 2
+  EXPECT_EQ(c.rows[1].scope, "early");
+  EXPECT_EQ(c.rows[2].scope, "late");
+  EXPECT_EQ(c.rows[3].scope, "layer");
+  EXPECT_EQ(c.rows[0].params_removed, c.rows[3].params_removed + c.rows[4].params_removed);
+  EXPECT_EQ(c.rows[1].params_removed, c.rows[3].params_removed);  // early = layer 0 of 2
+  EXPECT_NEAR(c.rows[1].delta, c.rows[3].delta, 1e-12);
+  EXPECT_EQ(c.rows[3].params_removed, 2 * 3 * 3 * 17);  // layer 0: H 3, dk 5 -> 2
   cli_test::expect_bad_input("compress " + ck + " --curve 0", "--curve: ranks must be >= 1 (got 0)");
   cli_test::expect_bad_input("compress " + ck + " --curve 2 --forms kq", "--forms: 'kq' is not allowed (qk, ov, both)");
 }
