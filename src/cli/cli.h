@@ -21,5 +21,7 @@ std::function<int()> add_errors(CLI::App& app);
 std::function<int()> add_eval(CLI::App& app);
 // Registers `compress` (truncated-SVD head compression of a checkpoint).
 std::function<int()> add_compress(CLI::App& app);
+// Registers `plan` (the allocation planner).
+std::function<int()> add_plan(CLI::App& app);
 
 }  // namespace attnlab::cli

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   auto bench = attnlab::cli::add_bench(app);
   auto eval = attnlab::cli::add_eval(app);
   auto compress = attnlab::cli::add_compress(app);
+  auto plan = attnlab::cli::add_plan(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("bench")) return bench();
     if (app.got_subcommand("eval")) return eval();
     if (app.got_subcommand("compress")) return compress();
+    if (app.got_subcommand("plan")) return plan();
   } catch (const attnlab::UserError& e) {
     std::cerr << "\nattnlab: error: " << e.what() << "\n";
     return attnlab::kExitBadInput;

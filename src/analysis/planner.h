@@ -1,0 +1,36 @@
+#pragma once
+// The allocation planner (paper 1): a budget D = sum_l H_l d_l over L layers turned into
+// per-layer heads and head dimensions, each with the measured result it rests on.
+// Rules (README, "attnlab plan"):
+//   1. one head per memory the first layer must extract (H = M; p1_e1: the 4-gram task is
+//      learnt best with 4 heads, CI [4, 8] at full scale);
+//   2. the budget split over layers by `profile`: "front" (shares falling linearly from 3 to
+//      1, the front-loaded profile of p1_e3) or "uniform";
+//   3. a head dimension at most d_max (64 by default: p1_e2 measured gains from d up to 64 at
+//      T <= 64); a layer whose share would need larger heads gets more heads instead.
+// The plan spends at most D.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace attnlab {
+
+struct LayerPlan {
+  int heads = 0, head_dim = 0;
+  std::string reason;
+};
+
+struct Plan {
+  int64_t budget = 0, spent = 0;
+  int seq_len = 0, memories = 0;
+  std::string profile;
+  std::vector<LayerPlan> layers;
+};
+
+// UserError on impossible inputs (a budget below one dimension per memory and layer, ...).
+Plan plan_allocation(int64_t budget, int layers, int seq_len, int memories, const std::string& profile, int d_max = 64);
+
+// The uniform allocation of the same budget with `memories` heads per layer (the baseline).
+Plan uniform_allocation(int64_t budget, int layers, int memories);
+
+}  // namespace attnlab

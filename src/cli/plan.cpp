@@ -1,0 +1,89 @@
+// attnlab plan --budget D --layers L --seq-len T [--memories M] [--profile front|uniform]
+//              [--validate CONFIG] [--out DIR] [--json FILE]
+#include <fmt/core.h>
+
+#include <nlohmann/json.hpp>
+
+#include "analysis/planner.h"
+#include "cli/cli.h"
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/config.h"
+#include "train/trainer.h"
+
+namespace attnlab::cli {
+
+namespace {
+
+std::string list(const Plan& p, bool heads) {
+  std::string s = "[";
+  for (size_t i = 0; i < p.layers.size(); ++i) s += (i ? "," : "") + std::to_string(heads ? p.layers[i].heads : p.layers[i].head_dim);
+  return s + "]";
+}
+
+nlohmann::ordered_json plan_json(const Plan& p) {
+  nlohmann::ordered_json j{{"budget", p.budget}, {"spent", p.spent}, {"profile", p.profile}};
+  auto ls = nlohmann::ordered_json::array();
+  for (const auto& l : p.layers) ls.push_back({{"heads", l.heads}, {"head_dim", l.head_dim}, {"reason", l.reason}});
+  j["layers"] = ls;
+  return j;
+}
+
+// Trains CONFIG with the allocation of p (model.layers, heads, head_dim, value_dim = head_dim).
+nlohmann::json train_with(const std::string& config, const Plan& p, const std::string& dir, const std::string& name) {
+  const RunConfig cfg = load_run_config(config, {"model.layers=" + std::to_string(p.layers.size()), "model.heads=" + list(p, true),
+                                                 "model.head_dim=" + list(p, false), "model.value_dim=" + list(p, false)});
+  if (cfg.model.kind != "transformer") throw UserError(config + ": model.kind: --validate trains a Transformer");
+  TrainOutput out;
+  out.dir = dir + "/" + name;
+  out.resolved_config = resolved_toml(cfg);
+  fmt::print(stderr, "training the {} allocation -> {}\n", name, out.dir);
+  return train_run(cfg, out);
+}
+
+}  // namespace
+
+std::function<int()> add_plan(CLI::App& app) {
+  struct Args {
+    int64_t budget = 0;
+    int layers = 0, seq_len = 0, memories = 4, d_max = 64;
+    std::string profile = "front", validate, out = "runs/plan", json;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand("plan", "Turn an attention budget D = sum H_l d_l into heads and head dimensions per layer");
+  sub->add_option("--budget", a->budget, "D, the attention budget: sum over layers of heads x head dimension")->required();
+  sub->add_option("--layers", a->layers, "L, the number of layers")->required();
+  sub->add_option("--seq-len", a->seq_len, "T, the sequence length")->required();
+  sub->add_option("--memories", a->memories, "M, the positions the first layer must extract (default 4)");
+  sub->add_option("--profile", a->profile, "How the budget falls over layers: front (default) | uniform");
+  sub->add_option("--max-head-dim", a->d_max, "Largest head dimension before adding heads instead (default 64)");
+  sub->add_option("--validate", a->validate, "Train the plan and the uniform allocation on this config and print both losses");
+  sub->add_option("--out", a->out, "--validate: run directories DIR/plan and DIR/uniform (default runs/plan)");
+  sub->add_option("--json", a->json, "Write {\"budget\", \"layers\": [{\"heads\", \"head_dim\", \"reason\"}], ...} to FILE");
+  sub->footer("Example: attnlab plan --budget 384 --layers 6 --seq-len 64 --validate experiments/sparse_memory.toml");
+  return [a]() {
+    if (a->budget < 1) throw UserError("--budget: must be >= 1 (got " + std::to_string(a->budget) + ")");
+    if (a->d_max < 1) throw UserError("--max-head-dim: must be >= 1");
+    const Plan p = plan_allocation(a->budget, a->layers, a->seq_len, a->memories, a->profile, a->d_max);
+    fmt::print("budget D = {}, spent {} ({} profile, T = {}, M = {})\n", p.budget, p.spent, p.profile, p.seq_len, p.memories);
+    for (size_t l = 0; l < p.layers.size(); ++l)
+      fmt::print("layer {}: {} heads x {} = {}  {}\n", l, p.layers[l].heads, p.layers[l].head_dim,
+                 p.layers[l].heads * p.layers[l].head_dim, p.layers[l].reason);
+    nlohmann::ordered_json j = plan_json(p);
+    if (!a->validate.empty()) {
+      const Plan u = uniform_allocation(a->budget, a->layers, a->memories);
+      const auto sp = train_with(a->validate, p, a->out, "plan"), su = train_with(a->validate, u, a->out, "uniform");
+      const char* key = sp.contains("final_val_bits_per_byte") ? "final_val_bits_per_byte" : "final_val_loss";
+      auto value = [&](const nlohmann::json& s) { return s.contains(key) && s[key].is_number() ? s[key].get<double>() : NAN; };
+      fmt::print("validate: {} plan {:.6g} (attention params {}), uniform {} {:.6g} (attention params {})\n", key, value(sp),
+                 sp["params_attention"].get<int64_t>(), list(u, true) + "x" + list(u, false), value(su),
+                 su["params_attention"].get<int64_t>());
+      j["validate"] = {{"metric", key}, {"plan", value(sp)}, {"uniform", value(su)}, {"uniform_layers", plan_json(u)["layers"]},
+                       {"plan_params_attention", sp["params_attention"]}, {"uniform_params_attention", su["params_attention"]}};
+    }
+    if (!a->json.empty()) write_file_atomic(a->json, j.dump(2) + "\n");
+    return 0;
+  };
+}
+
+}  // namespace attnlab::cli

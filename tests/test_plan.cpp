@@ -1,0 +1,82 @@
+// attnlab plan: the plan spends at most D, gives the first layer one head per memory, falls
+// front to back with the front profile, caps the head dimension, writes the JSON contract,
+// and --validate trains the plan beside the uniform allocation.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "analysis/planner.h"
+#include "cli_run.h"
+#include "core/error.h"
+
+using namespace attnlab;
+namespace fs = std::filesystem;
+
+TEST(Plan, SpendsAtMostTheBudgetWithOneHeadPerMemoryFirst) {
+  for (int64_t D : {24, 100, 384, 1000, 5000})
+    for (int L : {1, 2, 6})
+      for (int M : {1, 3, 4}) {
+        if (D < 3 * L * M) continue;
+        SCOPED_TRACE(std::to_string(D) + " " + std::to_string(L) + " " + std::to_string(M));
+        const Plan p = plan_allocation(D, L, 64, M, "front");
+        ASSERT_EQ(p.layers.size(), size_t(L));
+        int64_t spent = 0;
+        for (const auto& l : p.layers) {
+          spent += int64_t(l.heads) * l.head_dim;
+          EXPECT_LE(l.head_dim, 64);
+          EXPECT_GE(l.head_dim, 1);
+          EXPECT_FALSE(l.reason.empty());
+        }
+        EXPECT_EQ(spent, p.spent);
+        EXPECT_LE(spent, D);
+        // M heads first, unless M heads of dimension 64 cannot hold layer 0's share.
+        const auto& f = p.layers[0];
+        EXPECT_GE(f.heads, M);
+        if (f.heads > M) EXPECT_GT(int64_t(f.heads) * f.head_dim, int64_t(64) * M - f.heads);
+        for (int l = 1; l < L; ++l)
+          EXPECT_LE(int64_t(p.layers[size_t(l)].heads) * p.layers[size_t(l)].head_dim,
+                    int64_t(p.layers[size_t(l - 1)].heads) * p.layers[size_t(l - 1)].head_dim);
+      }
+  // Front-loaded 6 layers: shares 3 : 2.6 : 2.2 : 1.8 : 1.4 : 1 of D = 384 (96 ... 32).
+  const Plan p = plan_allocation(384, 6, 64, 4, "front");
+  EXPECT_EQ(p.layers[0].heads * p.layers[0].head_dim, 96);
+  EXPECT_EQ(p.layers[5].heads * p.layers[5].head_dim, 32);
+  // Uniform, with more budget than 4 heads of 64 can hold: more heads, not larger ones.
+  const Plan u = plan_allocation(2048, 2, 64, 4, "uniform");
+  EXPECT_EQ(u.layers[0].heads, 16);
+  EXPECT_EQ(u.layers[0].head_dim, 64);
+  EXPECT_THROW(plan_allocation(10, 6, 64, 4, "front"), UserError);
+  EXPECT_THROW(plan_allocation(384, 6, 64, 4, "back"), UserError);
+}
+
+TEST(Plan, JsonContractAndValidate) {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_plan_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  { std::ofstream(d / "c.toml") << "seed = 1\n[task]\nkind = \"ngram_noise\"\nseq_len = 16\nn_gram = 2\nd_in = 2\nn_train = 0\nn_val = 32\n"
+                                   "[model]\nd_model = 16\nffn = 16\n[train]\nsteps = 5\nbatch = 8\neval_every = 5\nthreads = 1\n"; }
+  const auto r = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --validate " + (d / "c.toml").string() +
+                               " --out " + (d / "runs").string() + " --json " + (d / "p.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream f(d / "p.json");
+  const auto j = nlohmann::json::parse(f);
+  EXPECT_EQ(j["budget"], 48);
+  ASSERT_EQ(j["layers"].size(), 2u);
+  for (const auto& l : j["layers"]) {
+    EXPECT_TRUE(l["heads"].is_number_integer());
+    EXPECT_TRUE(l["head_dim"].is_number_integer());
+    EXPECT_TRUE(l["reason"].is_string());
+  }
+  EXPECT_EQ(j["layers"][0]["heads"], 2);
+  EXPECT_TRUE(j["validate"]["plan"].is_number());
+  EXPECT_TRUE(j["validate"]["uniform"].is_number());
+  EXPECT_TRUE(fs::exists(d / "runs" / "plan" / "summary.json"));
+  EXPECT_TRUE(fs::exists(d / "runs" / "uniform" / "summary.json"));
+  std::ifstream cf(d / "runs" / "plan" / "config.toml");
+  const std::string cfg((std::istreambuf_iterator<char>(cf)), std::istreambuf_iterator<char>());
+  EXPECT_NE(cfg.find("heads = [ 2, 2 ]"), std::string::npos) << cfg;
+  cli_test::expect_bad_input("plan --budget 0 --layers 2 --seq-len 16", "--budget: must be >= 1 (got 0)");
+  cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --profile back", "--profile: 'back' is not allowed (front, uniform)");
+  fs::remove_all(d);
+}
