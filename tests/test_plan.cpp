@@ -1,6 +1,6 @@
 // attnlab plan: the plan spends at most D, gives the first layer one head per memory, falls
 // front to back with the front profile, caps the head dimension, writes the JSON contract,
-// and --validate trains the plan beside the uniform allocation.
+// and --validate trains the plan beside the conventional baseline.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -70,9 +70,13 @@ TEST(Plan, JsonContractAndValidate) {
   }
   EXPECT_EQ(j["layers"][0]["heads"], 2);
   EXPECT_TRUE(j["validate"]["plan"].is_number());
-  EXPECT_TRUE(j["validate"]["uniform"].is_number());
+  EXPECT_TRUE(j["validate"]["baseline"].is_number());
   EXPECT_TRUE(fs::exists(d / "runs" / "plan" / "summary.json"));
-  EXPECT_TRUE(fs::exists(d / "runs" / "uniform" / "summary.json"));
+  EXPECT_TRUE(fs::exists(d / "runs" / "baseline" / "summary.json"));
+  // The baseline: equal shares of 24 in one head of dimension 24 (the share is below 64).
+  std::ifstream bf(d / "runs" / "baseline" / "config.toml");
+  const std::string bcfg((std::istreambuf_iterator<char>(bf)), std::istreambuf_iterator<char>());
+  EXPECT_NE(bcfg.find("head_dim = [ 24, 24 ]"), std::string::npos) << bcfg;
   std::ifstream cf(d / "runs" / "plan" / "config.toml");
   const std::string cfg((std::istreambuf_iterator<char>(cf)), std::istreambuf_iterator<char>());
   EXPECT_NE(cfg.find("heads = [ 2, 2 ]"), std::string::npos) << cfg;

@@ -53,11 +53,11 @@ Plan plan_allocation(int64_t D, int L, int T, int M, const std::string& profile,
     }
     if (T > 64) why += "; T = " + std::to_string(T) + " is beyond the lengths p1_e2 measured saturation at (<= 64)";
     if (profile == "front" && L > 1)
-      why += l == 0 ? "; the largest share: early layers extract (front-loaded profile of p1_e3)"
-                    : "; a smaller share than layer " + std::to_string(l - 1) +
-                          " (p1_e3: on text, QK rank 2 in the last half of a trained model cost 0.067 nats less than in the first half; not on the 4-gram task)";
+      why += l == 0 ? "; the largest share (front-loaded, as the paper suggests; p1_e3 at full scale: 6.5% better than uniform "
+                      "on the 4-gram task but within noise, 1.1% worse on text)"
+                    : "; a smaller share than layer " + std::to_string(l - 1) + " (front-loaded)";
     else
-      why += "; an equal share of the budget";
+      why += "; an equal share of the budget (p1_e3 at full scale: uniform beat front- and back-loading on text by 1.1%)";
     lp.reason = why;
     p.spent += int64_t(lp.heads) * lp.head_dim;
     p.layers.push_back(lp);
@@ -65,9 +65,20 @@ Plan plan_allocation(int64_t D, int L, int T, int M, const std::string& profile,
   return p;
 }
 
-Plan uniform_allocation(int64_t D, int L, int M) {
-  Plan p = plan_allocation(D, L, 1, M, "uniform", 1 << 30);
-  for (auto& l : p.layers) l.reason = "uniform baseline: an equal share and " + std::to_string(M) + " heads per layer";
+Plan conventional_allocation(int64_t D, int L, int d) {
+  if (L < 1) throw UserError("--layers: must be >= 1 (got " + std::to_string(L) + ")");
+  Plan p;
+  p.budget = D;
+  p.profile = "uniform";
+  for (int l = 0; l < L; ++l) {
+    const int64_t share = D / L;
+    LayerPlan lp;
+    lp.head_dim = int(std::min<int64_t>(d, std::max<int64_t>(1, share)));
+    lp.heads = int(std::max<int64_t>(1, share / lp.head_dim));
+    lp.reason = "baseline: an equal share in heads of dimension " + std::to_string(lp.head_dim);
+    p.spent += int64_t(lp.heads) * lp.head_dim;
+    p.layers.push_back(lp);
+  }
   return p;
 }
 

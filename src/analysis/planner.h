@@ -4,8 +4,9 @@
 // Rules (README, "attnlab plan"):
 //   1. one head per memory the first layer must extract (H = M; p1_e1: the 4-gram task is
 //      learnt best with 4 heads, CI [4, 8] at full scale);
-//   2. the budget split over layers by `profile`: "front" (shares falling linearly from 3 to
-//      1, the front-loaded profile of p1_e3) or "uniform";
+//   2. the budget split over layers by `profile`: "uniform" (default: on text p1_e3 found it
+//      better than front-loading at full scale) or "front" (shares falling linearly from 3 to 1,
+//      the front-loaded profile of p1_e3, as the paper suggests);
 //   3. a head dimension at most d_max (64 by default: p1_e2 measured gains from d up to 64 at
 //      T <= 64); a layer whose share would need larger heads gets more heads instead.
 // The plan spends at most D.
@@ -30,7 +31,8 @@ struct Plan {
 // UserError on impossible inputs (a budget below one dimension per memory and layer, ...).
 Plan plan_allocation(int64_t budget, int layers, int seq_len, int memories, const std::string& profile, int d_max = 64);
 
-// The uniform allocation of the same budget with `memories` heads per layer (the baseline).
-Plan uniform_allocation(int64_t budget, int layers, int memories);
+// The conventional allocation of the same budget (--validate's baseline): an equal share per
+// layer, in heads of dimension d (64, as in GPT-2 and most Transformers; smaller if the share is).
+Plan conventional_allocation(int64_t budget, int layers, int d);
 
 }  // namespace attnlab

@@ -47,7 +47,8 @@ std::function<int()> add_plan(CLI::App& app) {
   struct Args {
     int64_t budget = 0;
     int layers = 0, seq_len = 0, memories = 4, d_max = 64;
-    std::string profile = "front", validate, out = "runs/plan", json;
+    int baseline_dim = 64;
+    std::string profile = "uniform", validate, out = "runs/plan", json;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("plan", "Turn an attention budget D = sum H_l d_l into heads and head dimensions per layer");
@@ -55,10 +56,11 @@ std::function<int()> add_plan(CLI::App& app) {
   sub->add_option("--layers", a->layers, "L, the number of layers")->required();
   sub->add_option("--seq-len", a->seq_len, "T, the sequence length")->required();
   sub->add_option("--memories", a->memories, "M, the positions the first layer must extract (default 4)");
-  sub->add_option("--profile", a->profile, "How the budget falls over layers: front (default) | uniform");
+  sub->add_option("--profile", a->profile, "How the budget falls over layers: uniform (default) | front");
+  sub->add_option("--baseline-head-dim", a->baseline_dim, "--validate: the baseline's head dimension (default 64)");
   sub->add_option("--max-head-dim", a->d_max, "Largest head dimension before adding heads instead (default 64)");
-  sub->add_option("--validate", a->validate, "Train the plan and the uniform allocation on this config and print both losses");
-  sub->add_option("--out", a->out, "--validate: run directories DIR/plan and DIR/uniform (default runs/plan)");
+  sub->add_option("--validate", a->validate, "Train the plan and the baseline (equal shares, heads of dimension 64) on this config");
+  sub->add_option("--out", a->out, "--validate: run directories DIR/plan and DIR/baseline (default runs/plan)");
   sub->add_option("--json", a->json, "Write {\"budget\", \"layers\": [{\"heads\", \"head_dim\", \"reason\"}], ...} to FILE");
   sub->footer("Example: attnlab plan --budget 384 --layers 6 --seq-len 64 --validate experiments/sparse_memory.toml");
   return [a]() {
@@ -71,15 +73,15 @@ std::function<int()> add_plan(CLI::App& app) {
                  p.layers[l].heads * p.layers[l].head_dim, p.layers[l].reason);
     nlohmann::ordered_json j = plan_json(p);
     if (!a->validate.empty()) {
-      const Plan u = uniform_allocation(a->budget, a->layers, a->memories);
-      const auto sp = train_with(a->validate, p, a->out, "plan"), su = train_with(a->validate, u, a->out, "uniform");
+      const Plan u = conventional_allocation(a->budget, a->layers, a->baseline_dim);
+      const auto sp = train_with(a->validate, p, a->out, "plan"), su = train_with(a->validate, u, a->out, "baseline");
       const char* key = sp.contains("final_val_bits_per_byte") ? "final_val_bits_per_byte" : "final_val_loss";
       auto value = [&](const nlohmann::json& s) { return s.contains(key) && s[key].is_number() ? s[key].get<double>() : NAN; };
-      fmt::print("validate: {} plan {:.6g} (attention params {}), uniform {} {:.6g} (attention params {})\n", key, value(sp),
+      fmt::print("validate: {} plan {:.6g} (attention params {}), baseline {} {:.6g} (attention params {})\n", key, value(sp),
                  sp["params_attention"].get<int64_t>(), list(u, true) + "x" + list(u, false), value(su),
                  su["params_attention"].get<int64_t>());
-      j["validate"] = {{"metric", key}, {"plan", value(sp)}, {"uniform", value(su)}, {"uniform_layers", plan_json(u)["layers"]},
-                       {"plan_params_attention", sp["params_attention"]}, {"uniform_params_attention", su["params_attention"]}};
+      j["validate"] = {{"metric", key}, {"plan", value(sp)}, {"baseline", value(su)}, {"baseline_layers", plan_json(u)["layers"]},
+                       {"plan_params_attention", sp["params_attention"]}, {"baseline_params_attention", su["params_attention"]}};
     }
     if (!a->json.empty()) write_file_atomic(a->json, j.dump(2) + "\n");
     return 0;
