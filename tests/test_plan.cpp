@@ -57,7 +57,7 @@ TEST(Plan, JsonContractAndValidate) {
   { std::ofstream(d / "c.toml") << "seed = 1\n[task]\nkind = \"ngram_noise\"\nseq_len = 16\nn_gram = 2\nd_in = 2\nn_train = 0\nn_val = 32\n"
                                    "[model]\nd_model = 16\nffn = 16\n[train]\nsteps = 5\nbatch = 8\neval_every = 5\nthreads = 1\n"; }
   const auto r = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --validate " + (d / "c.toml").string() +
-                               " --out " + (d / "runs").string() + " --json " + (d / "p.json").string());
+                               " --seeds 1,2 --out " + (d / "runs").string() + " --json " + (d / "p.json").string());
   ASSERT_EQ(r.status, 0) << r.err;
   std::ifstream f(d / "p.json");
   const auto j = nlohmann::json::parse(f);
@@ -71,13 +71,18 @@ TEST(Plan, JsonContractAndValidate) {
   EXPECT_EQ(j["layers"][0]["heads"], 2);
   EXPECT_TRUE(j["validate"]["plan"].is_number());
   EXPECT_TRUE(j["validate"]["baseline"].is_number());
-  EXPECT_TRUE(fs::exists(d / "runs" / "plan" / "summary.json"));
-  EXPECT_TRUE(fs::exists(d / "runs" / "baseline" / "summary.json"));
+  for (const char* seed : {"seed=1", "seed=2"}) {
+    EXPECT_TRUE(fs::exists(d / "runs" / "plan" / seed / "summary.json"));
+    EXPECT_TRUE(fs::exists(d / "runs" / "baseline" / seed / "summary.json"));
+  }
+  EXPECT_EQ(j["validate"]["seeds"].size(), 2u);
+  EXPECT_TRUE(j["validate"]["improvement"]["measured"].is_number());
+  EXPECT_LE(j["validate"]["improvement"]["ci_low"].get<double>(), j["validate"]["improvement"]["ci_high"].get<double>());
   // The baseline: equal shares of 24 in one head of dimension 24 (the share is below 64).
-  std::ifstream bf(d / "runs" / "baseline" / "config.toml");
+  std::ifstream bf(d / "runs" / "baseline" / "seed=1" / "config.toml");
   const std::string bcfg((std::istreambuf_iterator<char>(bf)), std::istreambuf_iterator<char>());
   EXPECT_NE(bcfg.find("head_dim = [ 24, 24 ]"), std::string::npos) << bcfg;
-  std::ifstream cf(d / "runs" / "plan" / "config.toml");
+  std::ifstream cf(d / "runs" / "plan" / "seed=1" / "config.toml");
   const std::string cfg((std::istreambuf_iterator<char>(cf)), std::istreambuf_iterator<char>());
   EXPECT_NE(cfg.find("heads = [ 2, 2 ]"), std::string::npos) << cfg;
   cli_test::expect_bad_input("plan --budget 0 --layers 2 --seq-len 16", "--budget: must be >= 1 (got 0)");

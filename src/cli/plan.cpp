@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "analysis/claims.h"
 #include "analysis/planner.h"
 #include "cli/cli.h"
 #include "core/error.h"
@@ -30,12 +31,13 @@ nlohmann::ordered_json plan_json(const Plan& p) {
 }
 
 // Trains CONFIG with the allocation of p (model.layers, heads, head_dim, value_dim = head_dim).
-nlohmann::json train_with(const std::string& config, const Plan& p, const std::string& dir, const std::string& name) {
+nlohmann::json train_with(const std::string& config, const Plan& p, const std::string& dir, const std::string& name, int64_t seed) {
   const RunConfig cfg = load_run_config(config, {"model.layers=" + std::to_string(p.layers.size()), "model.heads=" + list(p, true),
-                                                 "model.head_dim=" + list(p, false), "model.value_dim=" + list(p, false)});
+                                                 "model.head_dim=" + list(p, false), "model.value_dim=" + list(p, false),
+                                                 "seed=" + std::to_string(seed)});
   if (cfg.model.kind != "transformer") throw UserError(config + ": model.kind: --validate trains a Transformer");
   TrainOutput out;
-  out.dir = dir + "/" + name;
+  out.dir = dir + "/" + name + "/seed=" + std::to_string(seed);
   out.resolved_config = resolved_toml(cfg);
   fmt::print(stderr, "training the {} allocation -> {}\n", name, out.dir);
   return train_run(cfg, out);
@@ -48,6 +50,7 @@ std::function<int()> add_plan(CLI::App& app) {
     int64_t budget = 0;
     int layers = 0, seq_len = 0, memories = 4, d_max = 64;
     int baseline_dim = 64;
+    std::vector<int64_t> seeds = {1};
     std::string profile = "uniform", validate, out = "runs/plan", json;
   };
   auto a = std::make_shared<Args>();
@@ -60,7 +63,8 @@ std::function<int()> add_plan(CLI::App& app) {
   sub->add_option("--baseline-head-dim", a->baseline_dim, "--validate: the baseline's head dimension (default 64)");
   sub->add_option("--max-head-dim", a->d_max, "Largest head dimension before adding heads instead (default 64)");
   sub->add_option("--validate", a->validate, "Train the plan and the baseline (equal shares, heads of dimension 64) on this config");
-  sub->add_option("--out", a->out, "--validate: run directories DIR/plan and DIR/baseline (default runs/plan)");
+  sub->add_option("--seeds", a->seeds, "--validate: seeds to train each side with (default 1), e.g. 1,2,3: a CI over seeds")->delimiter(',');
+  sub->add_option("--out", a->out, "--validate: run directories DIR/plan/seed=N and DIR/baseline/seed=N (default runs/plan)");
   sub->add_option("--json", a->json, "Write {\"budget\", \"layers\": [{\"heads\", \"head_dim\", \"reason\"}], ...} to FILE");
   sub->footer("Example: attnlab plan --budget 384 --layers 6 --seq-len 64 --validate experiments/sparse_memory.toml");
   return [a]() {
@@ -74,14 +78,51 @@ std::function<int()> add_plan(CLI::App& app) {
     nlohmann::ordered_json j = plan_json(p);
     if (!a->validate.empty()) {
       const Plan u = conventional_allocation(a->budget, a->layers, a->baseline_dim);
-      const auto sp = train_with(a->validate, p, a->out, "plan"), su = train_with(a->validate, u, a->out, "baseline");
-      const char* key = sp.contains("final_val_bits_per_byte") ? "final_val_bits_per_byte" : "final_val_loss";
-      auto value = [&](const nlohmann::json& s) { return s.contains(key) && s[key].is_number() ? s[key].get<double>() : NAN; };
-      fmt::print("validate: {} plan {:.6g} (attention params {}), baseline {} {:.6g} (attention params {})\n", key, value(sp),
-                 sp["params_attention"].get<int64_t>(), list(u, true) + "x" + list(u, false), value(su),
-                 su["params_attention"].get<int64_t>());
-      j["validate"] = {{"metric", key}, {"plan", value(sp)}, {"baseline", value(su)}, {"baseline_layers", plan_json(u)["layers"]},
-                       {"plan_params_attention", sp["params_attention"]}, {"baseline_params_attention", su["params_attention"]}};
+      // Paired by seed; the relative improvement of the plan over the baseline with the claims'
+      // seed bootstrap (a compare claim over the two allocations).
+      std::vector<Observation> obs;
+      std::string key;
+      double mp = 0, mb = 0;
+      int64_t pp = 0, pb = 0;
+      for (int64_t seed : a->seeds) {
+        const auto sp = train_with(a->validate, p, a->out, "plan", seed), sb = train_with(a->validate, u, a->out, "baseline", seed);
+        key = sp.contains("final_val_bits_per_byte") ? "final_val_bits_per_byte" : "final_val_loss";
+        for (const auto* s : {&sp, &sb}) {
+          Observation o;
+          o.id = std::string(s == &sp ? "plan" : "baseline") + "/seed=" + std::to_string(seed);
+          o.point["allocation"] = s == &sp ? "\"plan\"" : "\"baseline\"";
+          o.seed = seed;
+          o.status = (*s)["status"].get<std::string>();
+          o.summary = *s;
+          obs.push_back(o);
+        }
+        auto v = [&](const nlohmann::json& s) { return s.contains(key) && s[key].is_number() ? s[key].get<double>() : NAN; };
+        mp += v(sp) / double(a->seeds.size());
+        mb += v(sb) / double(a->seeds.size());
+        pp = sp["params_attention"].get<int64_t>();
+        pb = sb["params_attention"].get<int64_t>();
+      }
+      ExperimentSpec spec;
+      spec.name = "plan_validate";
+      ClaimSpec c;
+      c.kind = "compare";
+      c.y = key;
+      c.a["allocation"] = "\"plan\"";
+      c.b["allocation"] = "\"baseline\"";
+      c.value = 0.0;
+      spec.claims = {c};
+      const ClaimResult r = evaluate_claims(spec, obs)[0];
+      fmt::print("validate ({} seeds): {} plan {:.6g} (attention params {}), baseline {} {:.6g} (attention params {})\n",
+                 a->seeds.size(), key, mp, pp, list(u, true) + "x" + list(u, false), mb, pb);
+      if (r.evaluated)
+        fmt::print("plan lower than baseline by {:+.2f}% [{:+.2f}%, {:+.2f}%] (95% CI over seeds){}\n", 100 * r.measured,
+                   100 * r.ci_low, 100 * r.ci_high,
+                   r.ci_low > 0 ? ": the plan is better" : r.ci_high < 0 ? ": the baseline is better" : ": not decided by these seeds");
+      else
+        fmt::print("no comparison: {}\n", r.note);
+      j["validate"] = {{"metric", key}, {"seeds", a->seeds}, {"plan", mp}, {"baseline", mb}, {"baseline_layers", plan_json(u)["layers"]},
+                       {"plan_params_attention", pp}, {"baseline_params_attention", pb}};
+      if (r.evaluated) j["validate"]["improvement"] = {{"measured", r.measured}, {"ci_low", r.ci_low}, {"ci_high", r.ci_high}};
     }
     if (!a->json.empty()) write_file_atomic(a->json, j.dump(2) + "\n");
     return 0;
