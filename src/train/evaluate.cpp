@@ -88,16 +88,13 @@ RunConfig checkpoint_config(const std::string& path, const std::vector<std::stri
   std::vector<std::string> ov = overrides;
   bool has_max_len = false;
   for (const auto& o : overrides) has_max_len = has_max_len || o.rfind("model.max_len=", 0) == 0;
-  RunConfig probe = parse_run_config(it->second, source, {});
   for (const auto& o : overrides)
-    if (o.rfind("task.seq_len=", 0) == 0 && !has_max_len) {
-      probe = parse_run_config(it->second, source, {o, "model.max_len=" + o.substr(13)});
-      ov.push_back("model.max_len=" + o.substr(13));
-    }
-  if (probe.task.seq_len != stored.task.seq_len && stored.model.pos == Pos::learned)
+    if (o.rfind("task.seq_len=", 0) == 0 && !has_max_len) ov.push_back("model.max_len=" + o.substr(13));
+  RunConfig cfg = parse_run_config(it->second, source, ov);
+  if (cfg.task.seq_len != stored.task.seq_len && stored.model.pos == Pos::learned)
     throw UserError(source + ": task.seq_len: the model learned absolute positions up to " +
-                    std::to_string(stored.model.max_len) + "; it cannot be evaluated at seq_len " + std::to_string(probe.task.seq_len));
-  return parse_run_config(it->second, source, ov);
+                    std::to_string(stored.model.max_len) + "; it cannot be evaluated at seq_len " + std::to_string(cfg.task.seq_len));
+  return cfg;
 }
 
 nlohmann::ordered_json evaluate_checkpoint(const RunConfig& cfg, const std::string& path) {
