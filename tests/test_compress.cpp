@@ -164,7 +164,7 @@ TEST(Compress, BadOptionsAreOneLineErrors) {
   const std::string out = (scratch() / "x.safetensors").string();
   cli_test::expect_bad_input("compress " + ck + " --qk-rank 2 --layers 5 -o " + out, "--layers: 5 is out of range (0..1)");
   cli_test::expect_bad_input("compress " + ck + " --qk-rank 2 --heads 3 -o " + out, "--heads: 3 is out of range (the selected layers have 3 heads)");
-  cli_test::expect_bad_input("compress " + ck + " -o " + out, "compress: give --qk-rank and/or --ov-rank");
+  cli_test::expect_bad_input("compress " + ck + " -o " + out, "compress: give --qk-rank, --ov-rank and/or --group-heads");
   std::string dpfree = kConfig;
   dpfree += "dot_product = false\n";
   const std::string ck2 = make_checkpoint(dpfree, "dpfree.safetensors");
@@ -196,4 +196,56 @@ TEST(Compress, CurveRowsAndFullRankIsFree) {
   EXPECT_EQ(c.rows[3].params_removed, 2 * 3 * 3 * 17);  // layer 0: H 3, dk 5 -> 2
   cli_test::expect_bad_input("compress " + ck + " --curve 0", "--curve: ranks must be >= 1 (got 0)");
   cli_test::expect_bad_input("compress " + ck + " --curve 2 --forms kq", "--forms: 'kq' is not allowed (qk, ov, both)");
+}
+
+// Grouping: with G = H it is the identity; heads that are copies of each other merge into one
+// without changing the model (mean QK form = each copy's, summed OV = their added outputs),
+// with the predicted parameter count; G > H and --heads are one-line errors.
+TEST(Compress, GroupHeadsMergesCopiesExactlyWithThePredictedCount) {
+  const std::string ck = make_checkpoint(kConfig, "group.safetensors");
+  CompressOptions id;
+  id.group_heads = 2;
+  id.layers = {1};  // layer 1 has 2 heads: 2 groups of one
+  const std::string same = (scratch() / "g_same.safetensors").string();
+  const CompressResult r0 = compress_checkpoint(ck, id, same);
+  EXPECT_EQ(r0.params_after, r0.params_before);
+  EXPECT_LT(max_rel_diff(outputs(ck), outputs(same)), 1e-5);
+
+  // Layer 0 (H 3, dk 5, dv 4): heads 1 and 2 made copies of head 1; groups of 3 -> 2 heads are
+  // {0} and {1, 2}.
+  const RunConfig c = checkpoint_config(ck, {});
+  auto m = make_model<float>(c.model, 1);
+  load_checkpoint(ck, m->arena);
+  auto P = [&](const std::string& n) { return m->arena.data().data() + m->arena.info(m->arena.find(n)).offset; };
+  const int C = 16, dk = 5, dv = 4, H = 3, buckets = c.model.rpe_buckets;
+  for (const char* w : {"q", "k"}) {
+    std::copy_n(P(std::string("layers.0.attn.") + w + ".weight") + 1 * dk * C, dk * C, P(std::string("layers.0.attn.") + w + ".weight") + 2 * dk * C);
+    std::copy_n(P(std::string("layers.0.attn.") + w + ".bias") + 1 * dk, dk, P(std::string("layers.0.attn.") + w + ".bias") + 2 * dk);
+  }
+  std::copy_n(P("layers.0.attn.v.weight") + 1 * dv * C, dv * C, P("layers.0.attn.v.weight") + 2 * dv * C);
+  std::copy_n(P("layers.0.attn.v.bias") + 1 * dv, dv, P("layers.0.attn.v.bias") + 2 * dv);
+  for (int i = 0; i < C; ++i) std::copy_n(P("layers.0.attn.o.weight") + i * H * dv + 1 * dv, dv, P("layers.0.attn.o.weight") + i * H * dv + 2 * dv);
+  std::copy_n(P("layers.0.attn.rpe") + 1 * buckets, buckets, P("layers.0.attn.rpe") + 2 * buckets);
+  const std::string twins = (scratch() / "twins.safetensors").string(), merged = (scratch() / "merged.safetensors").string();
+  save_checkpoint(twins, m->arena, resolved_toml(c));
+  CompressOptions o;
+  o.group_heads = 2;
+  o.layers = {0};
+  const CompressResult r = compress_checkpoint(twins, o, merged);
+  EXPECT_EQ(r.config.model.heads, (std::vector<int>{2, 2}));
+  ASSERT_EQ(r.heads.size(), 2u);
+  EXPECT_EQ(r.heads[1].merged_from, 2);
+  // One head fewer in layer 0: q and k rows dk (C + 1) each, v rows dv (C + 1), o columns C dv, and its rpe row.
+  EXPECT_EQ(r.params_after, r.params_before - (2 * dk * (C + 1) + dv * (C + 1) + C * dv + buckets));
+  EXPECT_LT(max_rel_diff(outputs(twins), outputs(merged)), 1e-5);
+  // Generic heads do not merge exactly: the model changes.
+  const std::string lossy = (scratch() / "lossy.safetensors").string();
+  compress_checkpoint(ck, o, lossy);
+  EXPECT_GT(max_rel_diff(outputs(ck), outputs(lossy)), 1e-3);
+
+  const std::string out = (scratch() / "y.safetensors").string();
+  cli_test::expect_bad_input("compress " + ck + " --group-heads 3 -o " + out, "--group-heads: 3 groups, but layer 1 has 2 heads");
+  cli_test::expect_bad_input("compress " + ck + " --group-heads 1 --heads 0 -o " + out,
+                             "--group-heads: not with --heads (groups are formed from every head of a layer)");
+  EXPECT_FALSE(fs::exists(out));
 }

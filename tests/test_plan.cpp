@@ -34,7 +34,9 @@ TEST(Plan, SpendsAtMostTheBudgetWithOneHeadPerMemoryFirst) {
         // M heads first, unless M heads of dimension 64 cannot hold layer 0's share.
         const auto& f = p.layers[0];
         EXPECT_GE(f.heads, M);
-        if (f.heads > M) EXPECT_GT(int64_t(f.heads) * f.head_dim, int64_t(64) * M - f.heads);
+        if (f.heads > M) {
+          EXPECT_GT(int64_t(f.heads) * f.head_dim, int64_t(64) * M - f.heads);
+        }
         for (int l = 1; l < L; ++l)
           EXPECT_LE(int64_t(p.layers[size_t(l)].heads) * p.layers[size_t(l)].head_dim,
                     int64_t(p.layers[size_t(l - 1)].heads) * p.layers[size_t(l - 1)].head_dim);
@@ -87,5 +89,64 @@ TEST(Plan, JsonContractAndValidate) {
   EXPECT_NE(cfg.find("heads = [ 2, 2 ]"), std::string::npos) << cfg;
   cli_test::expect_bad_input("plan --budget 0 --layers 2 --seq-len 16", "--budget: must be >= 1 (got 0)");
   cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --profile back", "--profile: 'back' is not allowed (front, uniform)");
+  fs::remove_all(d);
+}
+
+// The saturation point: the smallest d within the tolerance of the best loss; diverged pilots
+// (NaN) never qualify; the pilot grid is powers of two up to the largest the budget allows.
+TEST(Plan, SaturationPointAndCalibratedPlan) {
+  EXPECT_EQ(saturation_point({2, 4, 8, 16}, {3.25, 3.23, 3.199, 3.173}, 0.01), 8);
+  EXPECT_EQ(saturation_point({2, 4, 8, 16}, {3.25, 3.23, 3.199, 3.173}, 0.0), 16);
+  EXPECT_EQ(saturation_point({2, 4, 8}, {NAN, 1.0, 0.999}, 0.01), 4);
+  EXPECT_EQ(saturation_point({2, 4, 8}, {0.5, NAN, 1.0}, 0.01), 2);
+  EXPECT_THROW(saturation_point({2, 4}, {NAN, NAN}, 0.01), UserError);
+  EXPECT_EQ(calibration_dims(384, 6, 4, 64), (std::vector<int>{2, 4, 8, 16}));
+  EXPECT_EQ(calibration_dims(600, 2, 4, 64), (std::vector<int>{2, 4, 8, 16, 32, 64}));
+  EXPECT_EQ(calibration_dims(120, 2, 2, 64), (std::vector<int>{2, 4, 8, 16, 30}));
+  // A calibrated plan stops at d* and leaves the rest of each share unspent.
+  Calibration cal;
+  cal.dims = {2, 4, 8, 16};
+  cal.losses = {3.25, 3.23, 3.199, 3.173};
+  cal.metric = "final_val_bits_per_byte";
+  cal.saturation = 8;
+  const Plan p = plan_allocation(384, 6, 32, 4, "uniform", 64, &cal);
+  EXPECT_EQ(p.spent, 6 * 4 * 8);
+  for (const auto& l : p.layers) {
+    EXPECT_EQ(l.heads, 4);
+    EXPECT_EQ(l.head_dim, 8);
+    EXPECT_NE(l.reason.find("saturation point"), std::string::npos) << l.reason;
+  }
+  // d* at the top of the grid: no saturation found, the whole share is spent.
+  cal.saturation = 16;
+  EXPECT_EQ(plan_allocation(384, 6, 32, 4, "uniform", 64, &cal).spent, 384);
+}
+
+TEST(Plan, CalibrateRunsPilotsAndWritesThem) {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_plancal_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  { std::ofstream(d / "c.toml") << "seed = 1\n[task]\nkind = \"ngram_noise\"\nseq_len = 16\nn_gram = 2\nd_in = 2\nn_train = 0\nn_val = 32\n"
+                                   "[model]\nd_model = 16\nffn = 16\n[train]\nsteps = 5\nbatch = 8\neval_every = 5\nthreads = 1\n"; }
+  const auto r = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --calibrate " + (d / "c.toml").string() +
+                               " --pilot-steps 3 --pilot-dims 2,6,12 --out " + (d / "runs").string() + " --json " + (d / "p.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream f(d / "p.json");
+  const auto j = nlohmann::json::parse(f);
+  EXPECT_EQ(j["calibration"]["dims"], (std::vector<int>{2, 6, 12}));
+  ASSERT_EQ(j["calibration"]["losses"].size(), 3u);
+  const int ds = j["calibration"]["saturation"];
+  EXPECT_TRUE(ds == 2 || ds == 6 || ds == 12);
+  for (int dim : {2, 6, 12}) {
+    std::ifstream cf(d / "runs" / "calibrate" / ("d=" + std::to_string(dim)) / "seed=1" / "config.toml");
+    const std::string cfg((std::istreambuf_iterator<char>(cf)), std::istreambuf_iterator<char>());
+    EXPECT_NE(cfg.find("head_dim = [ " + std::to_string(dim) + ", " + std::to_string(dim) + " ]"), std::string::npos) << cfg;
+    EXPECT_NE(cfg.find("steps = 3"), std::string::npos) << cfg;
+  }
+  EXPECT_LE(j["layers"][0]["head_dim"].get<int>(), ds);
+  cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --calibrate " + (d / "c.toml").string() +
+                                 " --pilot-dims 4,2",
+                             "--pilot-dims: must increase (2 after 4)");
+  cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --calibrate " + (d / "c.toml").string() +
+                                 " --pilot-dims 2,13",
+                             "--pilot-dims: 13 is not in [1, budget / layers / memories = 12]");
   fs::remove_all(d);
 }

@@ -53,6 +53,126 @@ std::vector<int> parse_selection(const std::vector<int>& v, int n, const std::st
   return v;
 }
 
+const float* at(const Arena<float>& ar, const std::string& n) { return ar.data().data() + ar.info(ar.find(n)).offset; }
+float* at(Arena<float>& ar, const std::string& n) { return ar.data().data() + ar.info(ar.find(n)).offset; }
+
+// Head h's QK form M = s A_q^T A_k ((C+1) x (C+1)) in layer l of the model mc with arena A.
+std::vector<double> qk_form(const ModelConfig& mc, const Arena<float>& A, const std::string& pre, int l, int h) {
+  const int C = mc.d_model, dk = mc.head_dim[size_t(l)];
+  const auto aq = augmented(at(A, pre + "q.weight"), at(A, pre + "q.bias"), h * dk, dk, C);
+  const auto ak = augmented(at(A, pre + "k.weight"), at(A, pre + "k.bias"), h * dk, dk, C);
+  std::vector<double> m(size_t(C + 1) * (C + 1), 0.0);
+  const double s = score_scale(mc, dk);
+  for (int c = 0; c < dk; ++c)
+    for (int i = 0; i <= C; ++i) {
+      const double qi = s * aq[size_t(c) * (C + 1) + i];
+      for (int j = 0; j <= C; ++j) m[size_t(i) * (C + 1) + j] += qi * ak[size_t(c) * (C + 1) + j];
+    }
+  return m;
+}
+
+// Head h's OV form N = W_o,h [W_v,h | b_v,h] (C x (C+1)).
+std::vector<double> ov_form(const ModelConfig& mc, const Arena<float>& A, const std::string& pre, int l, int h) {
+  const int C = mc.d_model, H = mc.heads[size_t(l)], dv = mc.value_dim[size_t(l)];
+  const auto av = augmented(at(A, pre + "v.weight"), at(A, pre + "v.bias"), h * dv, dv, C);
+  const float* wo = at(A, pre + "o.weight");  // [C, H dv]
+  std::vector<double> n(size_t(C) * (C + 1), 0.0);
+  for (int i = 0; i < C; ++i)
+    for (int c = 0; c < dv; ++c) {
+      const double oi = wo[size_t(i) * H * dv + h * dv + c];
+      for (int j = 0; j <= C; ++j) n[size_t(i) * (C + 1) + j] += oi * av[size_t(c) * (C + 1) + j];
+    }
+  return n;
+}
+
+// Writes the best rank-r factorisation of the QK form m into head h of layer l of the new
+// model nc (arena B, head dimension nc.head_dim[l], zero rows beyond r); returns the relative
+// Frobenius error of the truncation.
+double write_qk(const ModelConfig& mc, const ModelConfig& nc, Arena<float>& B, const std::string& pre, int l, int h,
+                const std::vector<double>& m, int rank) {
+  const int C = mc.d_model, dk2 = nc.head_dim[size_t(l)];
+  const int r = std::min(rank, dk2);
+  const double s_new = score_scale(nc, dk2);
+  float *wq = at(B, pre + "q.weight"), *bq = at(B, pre + "q.bias"), *wk = at(B, pre + "k.weight"), *bk = at(B, pre + "k.bias");
+  const Svd d = svd(m, C + 1, C + 1);
+  for (int c = 0; c < dk2; ++c) {  // row h*dk2 + c of the new q and k
+    const double g = c < r ? std::sqrt(d.s[size_t(c)] / s_new) : 0.0;
+    for (int i = 0; i <= C; ++i) {
+      const float qv = float(g * d.u[size_t(i) * d.k + c]), kv = float(g * d.vt[size_t(c) * (C + 1) + i]);
+      if (i < C) { wq[size_t(h * dk2 + c) * C + i] = qv; wk[size_t(h * dk2 + c) * C + i] = kv; }
+      else { bq[h * dk2 + c] = qv; bk[h * dk2 + c] = kv; }
+    }
+  }
+  return tail_error(d.s, r);
+}
+
+// Same for the OV form n (value dimension nc.value_dim[l], nc.heads[l] heads in W_o).
+double write_ov(const ModelConfig& mc, const ModelConfig& nc, Arena<float>& B, const std::string& pre, int l, int h,
+                const std::vector<double>& n, int rank) {
+  const int C = mc.d_model, H2 = nc.heads[size_t(l)], dv2 = nc.value_dim[size_t(l)];
+  const int r = std::min(rank, dv2);
+  float *wv = at(B, pre + "v.weight"), *bv = at(B, pre + "v.bias"), *wo = at(B, pre + "o.weight");
+  const Svd d = svd(n, C, C + 1);
+  for (int c = 0; c < dv2; ++c) {
+    const double g = c < r ? std::sqrt(d.s[size_t(c)]) : 0.0;
+    for (int j = 0; j <= C; ++j) {
+      const float v = float(g * d.vt[size_t(c) * (C + 1) + j]);
+      if (j < C) wv[size_t(h * dv2 + c) * C + j] = v;
+      else bv[h * dv2 + c] = v;
+    }
+    for (int i = 0; i < C; ++i) wo[size_t(i) * H2 * dv2 + h * dv2 + c] = float(g * d.u[size_t(i) * d.k + c]);
+  }
+  return tail_error(d.s, r);
+}
+
+// The heads of group g of G over H heads: [g H / G, (g + 1) H / G), contiguous and balanced.
+std::pair<int, int> group_range(int g, int G, int H) { return {g * H / G, (g + 1) * H / G}; }
+
+// --group-heads: layer l's H heads become G, each the merge of its group: the mean of the
+// members' QK forms (the logits of the merged head are the members' mean logits) and the sum
+// of their OV forms (their outputs add: exact when the members attend alike), each truncated
+// to the new head's dimension; per-head position biases are averaged.
+void merge_layer(const ModelConfig& mc, const ModelConfig& nc, const Arena<float>& A, Arena<float>& B, const std::string& pre, int l,
+                 const CompressOptions& o, CompressResult& res) {
+  const int H = mc.heads[size_t(l)], G = nc.heads[size_t(l)];
+  for (int g = 0; g < G; ++g) {
+    const auto [h0, h1] = group_range(g, G, H);
+    HeadCompression hc;
+    hc.layer = l;
+    hc.head = g;
+    hc.merged_from = h1 - h0;
+    if (mc.dot_product) {
+      std::vector<double> m;
+      for (int h = h0; h < h1; ++h) {
+        const auto mh = qk_form(mc, A, pre, l, h);
+        if (m.empty()) m.assign(mh.size(), 0.0);
+        for (size_t i = 0; i < m.size(); ++i) m[i] += mh[i] / double(h1 - h0);
+      }
+      hc.qk_rel_error = write_qk(mc, nc, B, pre, l, g, m, nc.head_dim[size_t(l)]);
+    }
+    std::vector<double> n;
+    for (int h = h0; h < h1; ++h) {
+      const auto nh = ov_form(mc, A, pre, l, h);
+      if (n.empty()) n.assign(nh.size(), 0.0);
+      for (size_t i = 0; i < n.size(); ++i) n[i] += nh[i];
+    }
+    hc.ov_rel_error = write_ov(mc, nc, B, pre, l, g, n, nc.value_dim[size_t(l)]);
+    const std::string rpe = pre + "rpe";
+    if (A.find(rpe) >= 0) {
+      const int64_t per = A.info(A.find(rpe)).size / H;
+      const float* src = at(A, rpe);
+      float* dst = at(B, rpe);
+      for (int64_t j = 0; j < per; ++j) {
+        double sum = 0;
+        for (int h = h0; h < h1; ++h) sum += src[h * per + j];
+        dst[g * per + j] = float(sum / double(h1 - h0));
+      }
+    }
+    res.heads.push_back(hc);
+  }
+  (void)o;
+}
+
 }  // namespace
 
 CompressResult compress_checkpoint(const std::string& ckpt, const CompressOptions& o, const std::string& out) {
@@ -72,7 +192,9 @@ CompressResult compress_checkpoint(const std::string& ckpt, const CompressOption
 CompressResult compress_arena(const RunConfig& cfg, const Arena<float>& A, const CompressOptions& o) {
   const ModelConfig& mc = cfg.model;
   if (o.qk_rank < 0 || o.ov_rank < 0) throw UserError("--qk-rank/--ov-rank: ranks must be >= 1");
-  if (o.qk_rank == 0 && o.ov_rank == 0) throw UserError("compress: give --qk-rank and/or --ov-rank");
+  if (o.group_heads < 0) throw UserError("--group-heads: must be >= 1 (got " + std::to_string(o.group_heads) + ")");
+  if (o.qk_rank == 0 && o.ov_rank == 0 && o.group_heads == 0) throw UserError("compress: give --qk-rank, --ov-rank and/or --group-heads");
+  if (o.group_heads > 0 && !o.heads.empty()) throw UserError("--group-heads: not with --heads (groups are formed from every head of a layer)");
   if (o.qk_rank > 0 && !mc.dot_product) throw UserError("--qk-rank: the model has no dot product (model.dot_product = false)");
   const int C = mc.d_model;
   const std::vector<int> layers = parse_selection(o.layers, mc.layers, "--layers");
@@ -93,6 +215,12 @@ CompressResult compress_arena(const RunConfig& cfg, const Arena<float>& A, const
   for (int l = 0; l < mc.layers; ++l) {
     const bool whole = int(chosen[size_t(l)].size()) == mc.heads[size_t(l)];
     if (!whole) continue;
+    if (o.group_heads > 0) {
+      if (o.group_heads > mc.heads[size_t(l)])
+        throw UserError("--group-heads: " + std::to_string(o.group_heads) + " groups, but layer " + std::to_string(l) + " has " +
+                        std::to_string(mc.heads[size_t(l)]) + " heads");
+      nc.heads[size_t(l)] = o.group_heads;
+    }
     if (o.qk_rank > 0) nc.head_dim[size_t(l)] = std::min(o.qk_rank, mc.head_dim[size_t(l)]);
     if (o.ov_rank > 0) nc.value_dim[size_t(l)] = std::min(o.ov_rank, mc.value_dim[size_t(l)]);
   }
@@ -104,64 +232,19 @@ CompressResult compress_arena(const RunConfig& cfg, const Arena<float>& A, const
     if (id < 0) throw UserError("compress: internal: no tensor '" + p.name + "' in the original model");
     if (A.info(id).shape == p.shape) std::copy_n(A.data().data() + A.info(id).offset, p.size, B.data().data() + p.offset);
   }
-  auto P = [](const Arena<float>& ar, const std::string& n) { return ar.data().data() + ar.info(ar.find(n)).offset; };
-  auto Pw = [](Arena<float>& ar, const std::string& n) { return ar.data().data() + ar.info(ar.find(n)).offset; };
   for (int l = 0; l < mc.layers; ++l) {
     const std::string pre = "layers." + std::to_string(l) + ".attn.";
-    const int H = mc.heads[size_t(l)], dk = mc.head_dim[size_t(l)], dv = mc.value_dim[size_t(l)];
-    const int dk2 = nc.head_dim[size_t(l)], dv2 = nc.value_dim[size_t(l)];
-    for (int h = 0; h < H; ++h) {
+    if (o.group_heads > 0) {
+      if (!chosen[size_t(l)].empty()) merge_layer(mc, nc, A, B, pre, l, o, res);
+      continue;
+    }
+    for (int h = 0; h < mc.heads[size_t(l)]; ++h) {
       if (!chosen[size_t(l)].count(h)) continue;  // copied above, unchanged
       HeadCompression hc;
       hc.layer = l;
       hc.head = h;
-      if (o.qk_rank > 0) {
-        float *wq = Pw(B, pre + "q.weight"), *bq = Pw(B, pre + "q.bias"), *wk = Pw(B, pre + "k.weight"), *bk = Pw(B, pre + "k.bias");
-        const auto aq = augmented(P(A, pre + "q.weight"), P(A, pre + "q.bias"), h * dk, dk, C);
-        const auto ak = augmented(P(A, pre + "k.weight"), P(A, pre + "k.bias"), h * dk, dk, C);
-        const int r = std::min(o.qk_rank, dk);
-        // M = s A_q^T A_k, (C+1) x (C+1)
-        std::vector<double> m(size_t(C + 1) * (C + 1), 0.0);
-        const double s_old = score_scale(mc, dk), s_new = score_scale(nc, dk2);
-        for (int c = 0; c < dk; ++c)
-          for (int i = 0; i <= C; ++i) {
-            const double qi = s_old * aq[size_t(c) * (C + 1) + i];
-            for (int j = 0; j <= C; ++j) m[size_t(i) * (C + 1) + j] += qi * ak[size_t(c) * (C + 1) + j];
-          }
-        const Svd d = svd(m, C + 1, C + 1);
-        hc.qk_rel_error = tail_error(d.s, r);
-        for (int c = 0; c < dk2; ++c) {  // row h*dk2 + c of the new q and k
-          const double g = c < r ? std::sqrt(d.s[size_t(c)] / s_new) : 0.0;
-          for (int i = 0; i <= C; ++i) {
-            const float qv = float(g * d.u[size_t(i) * d.k + c]), kv = float(g * d.vt[size_t(c) * (C + 1) + i]);
-            if (i < C) { wq[size_t(h * dk2 + c) * C + i] = qv; wk[size_t(h * dk2 + c) * C + i] = kv; }
-            else { bq[h * dk2 + c] = qv; bk[h * dk2 + c] = kv; }
-          }
-        }
-      }
-      if (o.ov_rank > 0) {  // OV: N = W_o,h [W_v,h | b_v,h], C x (C+1)
-        float *wv = Pw(B, pre + "v.weight"), *bv = Pw(B, pre + "v.bias"), *wo = Pw(B, pre + "o.weight");
-        const auto av = augmented(P(A, pre + "v.weight"), P(A, pre + "v.bias"), h * dv, dv, C);
-        const float* wo_old = P(A, pre + "o.weight");  // [C, H dv]
-        const int r = std::min(o.ov_rank, dv);
-        std::vector<double> n(size_t(C) * (C + 1), 0.0);
-        for (int i = 0; i < C; ++i)
-          for (int c = 0; c < dv; ++c) {
-            const double oi = wo_old[size_t(i) * H * dv + h * dv + c];
-            for (int j = 0; j <= C; ++j) n[size_t(i) * (C + 1) + j] += oi * av[size_t(c) * (C + 1) + j];
-          }
-        const Svd d = svd(n, C, C + 1);
-        hc.ov_rel_error = tail_error(d.s, r);
-        for (int c = 0; c < dv2; ++c) {
-          const double g = c < r ? std::sqrt(d.s[size_t(c)]) : 0.0;
-          for (int j = 0; j <= C; ++j) {
-            const float v = float(g * d.vt[size_t(c) * (C + 1) + j]);
-            if (j < C) wv[size_t(h * dv2 + c) * C + j] = v;
-            else bv[h * dv2 + c] = v;
-          }
-          for (int i = 0; i < C; ++i) wo[size_t(i) * H * dv2 + h * dv2 + c] = float(g * d.u[size_t(i) * d.k + c]);
-        }
-      }
+      if (o.qk_rank > 0) hc.qk_rel_error = write_qk(mc, nc, B, pre, l, h, qk_form(mc, A, pre, l, h), o.qk_rank);
+      if (o.ov_rank > 0) hc.ov_rel_error = write_ov(mc, nc, B, pre, l, h, ov_form(mc, A, pre, l, h), o.ov_rank);
       res.heads.push_back(hc);
     }
   }

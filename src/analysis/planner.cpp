@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "core/error.h"
 
@@ -20,9 +21,37 @@ std::vector<int64_t> shares(int64_t D, int L, const std::string& profile) {
   return s;
 }
 
+std::string fmt_loss(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.4g", v);
+  return b;
+}
+
 }  // namespace
 
-Plan plan_allocation(int64_t D, int L, int T, int M, const std::string& profile, int d_max) {
+int saturation_point(const std::vector<int>& dims, const std::vector<double>& losses, double tol) {
+  double best = INFINITY;
+  for (double v : losses)
+    if (std::isfinite(v)) best = std::min(best, v);
+  if (!std::isfinite(best)) throw UserError("--calibrate: every pilot run diverged or gave no validation loss");
+  for (size_t i = 0; i < dims.size(); ++i)
+    if (std::isfinite(losses[i]) && losses[i] <= best + tol * std::fabs(best)) return dims[i];
+  return dims.back();  // unreachable: the best loss qualifies
+}
+
+std::vector<int> calibration_dims(int64_t D, int L, int M, int d_max) {
+  if (L < 1 || M < 1) throw UserError("--calibrate: --layers and --memories must be >= 1");
+  const auto s = D / L;  // the smallest share of either profile is at most the uniform one
+  const int top = int(std::min<int64_t>(d_max, s / M));
+  if (top < 2) throw UserError("--calibrate: --budget " + std::to_string(D) + " leaves " + std::to_string(M) +
+                               " heads per layer less than dimension 2: nothing to calibrate");
+  std::vector<int> dims;
+  for (int d = 2; d < top; d *= 2) dims.push_back(d);
+  dims.push_back(top);
+  return dims;
+}
+
+Plan plan_allocation(int64_t D, int L, int T, int M, const std::string& profile, int d_max, const Calibration* cal) {
   if (L < 1) throw UserError("--layers: must be >= 1 (got " + std::to_string(L) + ")");
   if (M < 1) throw UserError("--memories: must be >= 1 (got " + std::to_string(M) + ")");
   if (T < 1) throw UserError("--seq-len: must be >= 1 (got " + std::to_string(T) + ")");
@@ -50,6 +79,17 @@ Plan plan_allocation(int64_t D, int L, int T, int M, const std::string& profile,
       lp.head_dim = int(share / lp.heads);
       why = std::to_string(lp.heads) + " heads of dimension <= " + std::to_string(d_max) +
             " (p1_e2: the gain from a larger d was measured up to 64 only; beyond, more heads)";
+    }
+    if (cal && cal->saturation > 0 && cal->saturation < cal->dims.back() && lp.heads * lp.head_dim > M * cal->saturation) {
+      lp.heads = M;
+      lp.head_dim = cal->saturation;
+      why = std::to_string(M) + " heads of dimension " + std::to_string(lp.head_dim) + ", the saturation point --calibrate measured (" +
+            cal->metric + " within " + fmt_loss(100 * cal->tolerance) + "% of the best pilot's: d " + std::to_string(lp.head_dim) + " " +
+            fmt_loss(cal->losses[size_t(std::find(cal->dims.begin(), cal->dims.end(), lp.head_dim) - cal->dims.begin())]) + ", d " +
+            std::to_string(cal->dims.back()) + " " + fmt_loss(cal->losses.back()) + "); the rest of the layer's share (" +
+            std::to_string(share - int64_t(M) * lp.head_dim) + ") left unspent (p1_e2: returns in d diminish)";
+    } else if (cal && cal->saturation > 0 && cal->saturation == cal->dims.back()) {
+      why += "; --calibrate found no saturation up to d = " + std::to_string(cal->dims.back()) + " (the whole share is spent)";
     }
     if (T > 64) why += "; T = " + std::to_string(T) + " is beyond the lengths p1_e2 measured saturation at (<= 64)";
     if (profile == "front" && L > 1)

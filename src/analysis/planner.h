@@ -9,6 +9,9 @@
 //      the front-loaded profile of p1_e3, as the paper suggests);
 //   3. a head dimension at most d_max (64 by default: p1_e2 measured gains from d up to 64 at
 //      T <= 64); a layer whose share would need larger heads gets more heads instead.
+//   4. with a calibration (--calibrate: pilot runs of the user's task at M heads and growing d),
+//      the head dimension stops at the measured saturation point d*: p1_e2's diminishing
+//      returns, located on the user's task; the share beyond M x d* is left unspent.
 // The plan spends at most D.
 #include <cstdint>
 #include <string>
@@ -21,6 +24,23 @@ struct LayerPlan {
   std::string reason;
 };
 
+// What --calibrate measured: the pilot losses per head dimension and the saturation point.
+struct Calibration {
+  std::vector<int> dims;        // pilot head dimensions, increasing
+  std::vector<double> losses;   // mean pilot validation loss per dimension
+  double tolerance = 0.01;      // relative: d* is the smallest d within it of the best loss
+  int saturation = 0;           // d*, 0 = not calibrated
+  std::string metric;
+};
+
+// The smallest dimension whose loss is within (1 + tol) of the lowest loss (losses > 0;
+// NaN losses, from diverged pilots, never qualify). UserError if no loss is finite.
+int saturation_point(const std::vector<int>& dims, const std::vector<double>& losses, double tol);
+
+// The pilot grid: powers of two from 2 up to the largest dimension the budget allows M heads
+// in every layer (min share / M), that maximum included.
+std::vector<int> calibration_dims(int64_t budget, int layers, int memories, int d_max);
+
 struct Plan {
   int64_t budget = 0, spent = 0;
   int seq_len = 0, memories = 0;
@@ -29,7 +49,8 @@ struct Plan {
 };
 
 // UserError on impossible inputs (a budget below one dimension per memory and layer, ...).
-Plan plan_allocation(int64_t budget, int layers, int seq_len, int memories, const std::string& profile, int d_max = 64);
+Plan plan_allocation(int64_t budget, int layers, int seq_len, int memories, const std::string& profile, int d_max = 64,
+                     const Calibration* cal = nullptr);
 
 // The conventional allocation of the same budget (--validate's baseline): an equal share per
 // layer, in heads of dimension d (64, as in GPT-2 and most Transformers; smaller if the share is).

@@ -1,5 +1,5 @@
-// attnlab compress CKPT [--qk-rank r] [--ov-rank r] [--layers 0,2] [--heads 1,3] -o OUT [--json FILE]
-#include <fmt/core.h>
+// attnlab compress CKPT [--qk-rank r] [--ov-rank r] [--layers 0,2] [--heads 1,3] [--group-heads g] -o OUT [--json FILE]
+#include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "train/evaluate.h"
 
 namespace attnlab::cli {
 
@@ -14,8 +15,8 @@ namespace {
 
 template <class Args>
 int run_curve(const Args& a) {
-  if (a.o.qk_rank > 0 || a.o.ov_rank > 0 || !a.out.empty() || !a.o.heads.empty())
-    throw UserError("compress --curve: not with --qk-rank, --ov-rank, --heads or -o (the curve tries every rank and head)");
+  if (a.o.qk_rank > 0 || a.o.ov_rank > 0 || !a.out.empty() || !a.o.heads.empty() || a.o.group_heads > 0)
+    throw UserError("compress --curve: not with --qk-rank, --ov-rank, --heads, --group-heads or -o (the curve tries every rank and head)");
   const CompressionCurve c = compression_curve(a.ckpt, a.curve, a.forms, a.o.layers, !a.no_heads,
                                                [](const std::string& s) { fmt::print(stderr, "\r\033[K{}", s); });
   fmt::print(stderr, "\r\033[K");
@@ -52,6 +53,9 @@ std::function<int()> add_compress(CLI::App& app) {
   sub->add_option("--ov-rank", a->o.ov_rank, "Rank of each selected head's W_O W_V (with the v bias)");
   sub->add_option("--layers", a->o.layers, "Layers to compress (default: all), e.g. 0,2")->delimiter(',');
   sub->add_option("--heads", a->o.heads, "Heads to compress in those layers (default: all), e.g. 1,3")->delimiter(',');
+  sub->add_option("--group-heads", a->o.group_heads,
+                  "Merge each selected layer's heads into G (contiguous groups: mean QK form, summed OV form); with the ranks: "
+                  "the merged heads' dimensions");
   sub->add_option("-o,--out", a->out, "Output checkpoint (an attnlab checkpoint: eval, train's config, compress read it)");
   sub->add_option("--curve", a->curve, "Instead: the validation loss at each of these ranks, per head, layer and model (no output)")
       ->delimiter(',');
@@ -69,16 +73,18 @@ std::function<int()> add_compress(CLI::App& app) {
     const CompressResult r = compress_checkpoint(a->ckpt, a->o, a->out);
     double worst_qk = 0, worst_ov = 0;
     for (const auto& h : r.heads) { worst_qk = std::max(worst_qk, h.qk_rel_error); worst_ov = std::max(worst_ov, h.ov_rel_error); }
+    if (a->o.group_heads > 0) fmt::print("heads per layer {} -> {}\n", fmt::join(checkpoint_config(a->ckpt, {}).model.heads, ","), fmt::join(r.config.model.heads, ","));
     fmt::print("compressed {} heads: params {} -> {} ({:+.1f}%), largest relative Frobenius error QK {:.3g}, OV {:.3g} -> {}\n",
                r.heads.size(), r.params_before, r.params_after,
                100.0 * double(r.params_after - r.params_before) / double(std::max<int64_t>(1, r.params_before)), worst_qk, worst_ov, a->out);
     if (!a->json.empty()) {
       nlohmann::ordered_json j{{"params_before", r.params_before}, {"params_after", r.params_after}};
+      j["heads_per_layer"] = r.config.model.heads;
       j["head_dim"] = r.config.model.head_dim;
       j["value_dim"] = r.config.model.value_dim;
       auto hs = nlohmann::ordered_json::array();
       for (const auto& h : r.heads)
-        hs.push_back({{"layer", h.layer}, {"head", h.head}, {"qk_rel_error", h.qk_rel_error}, {"ov_rel_error", h.ov_rel_error}});
+        hs.push_back({{"layer", h.layer}, {"head", h.head}, {"qk_rel_error", h.qk_rel_error}, {"ov_rel_error", h.ov_rel_error}, {"merged_from", h.merged_from}});
       j["heads"] = hs;
       write_file_atomic(a->json, j.dump(2) + "\n");
     }

@@ -1,6 +1,6 @@
 // attnlab plan --budget D --layers L --seq-len T [--memories M] [--profile front|uniform]
-//              [--validate CONFIG] [--out DIR] [--json FILE]
-#include <fmt/core.h>
+//              [--calibrate SPEC [--pilot-steps N] [--tolerance F]] [--validate CONFIG] [--out DIR] [--json FILE]
+#include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
 
@@ -30,17 +30,63 @@ nlohmann::ordered_json plan_json(const Plan& p) {
   return j;
 }
 
-// Trains CONFIG with the allocation of p (model.layers, heads, head_dim, value_dim = head_dim).
-nlohmann::json train_with(const std::string& config, const Plan& p, const std::string& dir, const std::string& name, int64_t seed) {
-  const RunConfig cfg = load_run_config(config, {"model.layers=" + std::to_string(p.layers.size()), "model.heads=" + list(p, true),
-                                                 "model.head_dim=" + list(p, false), "model.value_dim=" + list(p, false),
-                                                 "seed=" + std::to_string(seed)});
-  if (cfg.model.kind != "transformer") throw UserError(config + ": model.kind: --validate trains a Transformer");
+// Trains CONFIG with the allocation of p (model.layers, heads, head_dim, value_dim = head_dim);
+// `extra` overrides come last (the pilots' train.steps).
+nlohmann::json train_with(const std::string& config, const Plan& p, const std::string& dir, const std::string& name, int64_t seed,
+                          const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> ov = {"model.layers=" + std::to_string(p.layers.size()), "model.heads=" + list(p, true),
+                                 "model.head_dim=" + list(p, false), "model.value_dim=" + list(p, false), "seed=" + std::to_string(seed)};
+  ov.insert(ov.end(), extra.begin(), extra.end());
+  const RunConfig cfg = load_run_config(config, ov);
+  if (cfg.model.kind != "transformer") throw UserError(config + ": model.kind: --validate and --calibrate train a Transformer");
   TrainOutput out;
   out.dir = dir + "/" + name + "/seed=" + std::to_string(seed);
   out.resolved_config = resolved_toml(cfg);
   fmt::print(stderr, "training the {} allocation -> {}\n", name, out.dir);
   return train_run(cfg, out);
+}
+
+std::string loss_key(const nlohmann::json& s) {
+  return s.contains("final_val_bits_per_byte") ? "final_val_bits_per_byte" : "final_val_loss";
+}
+
+double loss_of(const nlohmann::json& s, const std::string& key) {
+  return s.value("status", "") == "completed" && s.contains(key) && s[key].is_number() ? s[key].get<double>() : NAN;
+}
+
+// --calibrate: pilot runs of the user's task with M heads of dimension d in every layer, for
+// the dimensions of calibration_dims, each seed; d* is where the mean loss comes within the
+// tolerance of the best.
+Calibration calibrate(const std::string& config, int64_t D, int L, int M, int d_max, int steps, double tol,
+                      const std::vector<int64_t>& seeds, std::vector<int> dims, const std::string& dir) {
+  Calibration c;
+  c.tolerance = tol;
+  if (dims.empty()) dims = calibration_dims(D, L, M, d_max);
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] < 1 || int64_t(dims[i]) * M > D / L)
+      throw UserError("--pilot-dims: " + std::to_string(dims[i]) + " is not in [1, budget / layers / memories = " +
+                      std::to_string(D / L / M) + "]");
+    if (i && dims[i] <= dims[i - 1]) throw UserError("--pilot-dims: must increase (" + std::to_string(dims[i]) + " after " +
+                                                     std::to_string(dims[i - 1]) + ")");
+  }
+  c.dims = dims;
+  fmt::print(stderr, "calibrating: {} pilot runs ({} heads x d = {} in each of {} layers, {} steps, seeds {})\n",
+             c.dims.size() * seeds.size(), M, fmt::join(c.dims, ", "), L, steps, fmt::join(seeds, ","));
+  for (int d : c.dims) {
+    Plan p;
+    p.layers.assign(size_t(L), LayerPlan{M, d, ""});
+    double sum = 0;
+    for (int64_t seed : seeds) {
+      const auto s = train_with(config, p, dir, "calibrate/d=" + std::to_string(d), seed, {"train.steps=" + std::to_string(steps)});
+      c.metric = loss_key(s);
+      sum += loss_of(s, c.metric);
+    }
+    c.losses.push_back(sum / double(seeds.size()));
+    fmt::print("pilot d = {}: {} {:.6g}\n", d, c.metric, c.losses.back());
+  }
+  c.saturation = saturation_point(c.dims, c.losses, tol);
+  fmt::print("saturation point d* = {} (the smallest d within {:.3g}% of the best pilot)\n", c.saturation, 100 * tol);
+  return c;
 }
 
 }  // namespace
@@ -49,7 +95,10 @@ std::function<int()> add_plan(CLI::App& app) {
   struct Args {
     int64_t budget = 0;
     int layers = 0, seq_len = 0, memories = 4, d_max = 64;
-    int baseline_dim = 64;
+    int baseline_dim = 64, pilot_steps = 500;
+    double tolerance = 0.01;
+    std::string calibrate;
+    std::vector<int> pilot_dims;
     std::vector<int64_t> seeds = {1};
     std::string profile = "uniform", validate, out = "runs/plan", json;
   };
@@ -62,15 +111,32 @@ std::function<int()> add_plan(CLI::App& app) {
   sub->add_option("--profile", a->profile, "How the budget falls over layers: uniform (default) | front");
   sub->add_option("--baseline-head-dim", a->baseline_dim, "--validate: the baseline's head dimension (default 64)");
   sub->add_option("--max-head-dim", a->d_max, "Largest head dimension before adding heads instead (default 64)");
+  sub->add_option("--calibrate", a->calibrate,
+                  "First measure the saturation point d* of this config's task (or spec's base) with pilot runs; "
+                  "head dimensions stop at d*");
+  sub->add_option("--pilot-steps", a->pilot_steps, "--calibrate: training steps of each pilot run (default 500)");
+  sub->add_option("--pilot-dims", a->pilot_dims,
+                  "--calibrate: the head dimensions of the pilots, increasing (default: 2, 4, 8, ... up to budget / layers / memories)")
+      ->delimiter(',');
+  sub->add_option("--tolerance", a->tolerance,
+                  "--calibrate: d* is the smallest d whose loss is within this fraction of the best pilot's (default 0.01); "
+                  "--validate: the margin of 'equal loss'");
   sub->add_option("--validate", a->validate, "Train the plan and the baseline (equal shares, heads of dimension 64) on this config");
-  sub->add_option("--seeds", a->seeds, "--validate: seeds to train each side with (default 1), e.g. 1,2,3: a CI over seeds")->delimiter(',');
+  sub->add_option("--seeds", a->seeds, "--validate, --calibrate: seeds to train each side with (default 1), e.g. 1,2,3: a CI over seeds")->delimiter(',');
   sub->add_option("--out", a->out, "--validate: run directories DIR/plan/seed=N and DIR/baseline/seed=N (default runs/plan)");
   sub->add_option("--json", a->json, "Write {\"budget\", \"layers\": [{\"heads\", \"head_dim\", \"reason\"}], ...} to FILE");
   sub->footer("Example: attnlab plan --budget 384 --layers 6 --seq-len 64 --validate experiments/sparse_memory.toml");
   return [a]() {
     if (a->budget < 1) throw UserError("--budget: must be >= 1 (got " + std::to_string(a->budget) + ")");
     if (a->d_max < 1) throw UserError("--max-head-dim: must be >= 1");
-    const Plan p = plan_allocation(a->budget, a->layers, a->seq_len, a->memories, a->profile, a->d_max);
+    if (a->pilot_steps < 1) throw UserError("--pilot-steps: must be >= 1 (got " + std::to_string(a->pilot_steps) + ")");
+    if (!(a->tolerance >= 0 && a->tolerance < 1)) throw UserError("--tolerance: must be in [0, 1) (got " + fmt::format("{}", a->tolerance) + ")");
+    if (a->seeds.empty()) throw UserError("--seeds: give at least one seed");
+    plan_allocation(a->budget, a->layers, a->seq_len, a->memories, a->profile, a->d_max);  // bad arguments fail before any pilot
+    Calibration cal;
+    if (!a->calibrate.empty())
+      cal = calibrate(a->calibrate, a->budget, a->layers, a->memories, a->d_max, a->pilot_steps, a->tolerance, a->seeds, a->pilot_dims, a->out);
+    const Plan p = plan_allocation(a->budget, a->layers, a->seq_len, a->memories, a->profile, a->d_max, a->calibrate.empty() ? nullptr : &cal);
     fmt::print("budget D = {}, spent {} ({} profile, T = {}, M = {})\n", p.budget, p.spent, p.profile, p.seq_len, p.memories);
     for (size_t l = 0; l < p.layers.size(); ++l)
       fmt::print("layer {}: {} heads x {} = {}  {}\n", l, p.layers[l].heads, p.layers[l].head_dim,
@@ -86,7 +152,7 @@ std::function<int()> add_plan(CLI::App& app) {
       int64_t pp = 0, pb = 0;
       for (int64_t seed : a->seeds) {
         const auto sp = train_with(a->validate, p, a->out, "plan", seed), sb = train_with(a->validate, u, a->out, "baseline", seed);
-        key = sp.contains("final_val_bits_per_byte") ? "final_val_bits_per_byte" : "final_val_loss";
+        key = loss_key(sp);
         for (const auto* s : {&sp, &sb}) {
           Observation o;
           o.id = std::string(s == &sp ? "plan" : "baseline") + "/seed=" + std::to_string(seed);
@@ -96,9 +162,8 @@ std::function<int()> add_plan(CLI::App& app) {
           o.summary = *s;
           obs.push_back(o);
         }
-        auto v = [&](const nlohmann::json& s) { return s.contains(key) && s[key].is_number() ? s[key].get<double>() : NAN; };
-        mp += v(sp) / double(a->seeds.size());
-        mb += v(sb) / double(a->seeds.size());
+        mp += loss_of(sp, key) / double(a->seeds.size());
+        mb += loss_of(sb, key) / double(a->seeds.size());
         pp = sp["params_attention"].get<int64_t>();
         pb = sb["params_attention"].get<int64_t>();
       }
@@ -120,10 +185,25 @@ std::function<int()> add_plan(CLI::App& app) {
                    r.ci_low > 0 ? ": the plan is better" : r.ci_high < 0 ? ": the baseline is better" : ": not decided by these seeds");
       else
         fmt::print("no comparison: {}\n", r.note);
+      // With fewer attention parameters, the question is whether the loss is equal: the CI of
+      // the relative difference inside +-tolerance.
+      const bool saves = pp < pb;
+      if (saves && r.evaluated)
+        fmt::print("the plan uses {:.1f}% fewer attention parameters; its loss is {}\n", 100.0 * double(pb - pp) / double(pb),
+                   r.ci_low > -a->tolerance && r.ci_high < a->tolerance
+                       ? fmt::format("equal to the baseline's within {:.3g}% (CI inside +-{:.3g}%)", 100 * a->tolerance, 100 * a->tolerance)
+                   : r.ci_high < -a->tolerance ? fmt::format("more than {:.3g}% worse (decided)", 100 * a->tolerance)
+                                               : fmt::format("not shown equal within {:.3g}% by these seeds", 100 * a->tolerance));
       j["validate"] = {{"metric", key}, {"seeds", a->seeds}, {"plan", mp}, {"baseline", mb}, {"baseline_layers", plan_json(u)["layers"]},
                        {"plan_params_attention", pp}, {"baseline_params_attention", pb}};
-      if (r.evaluated) j["validate"]["improvement"] = {{"measured", r.measured}, {"ci_low", r.ci_low}, {"ci_high", r.ci_high}};
+      if (r.evaluated) {
+        j["validate"]["improvement"] = {{"measured", r.measured}, {"ci_low", r.ci_low}, {"ci_high", r.ci_high}};
+        j["validate"]["equal_within_tolerance"] = r.ci_low > -a->tolerance && r.ci_high < a->tolerance;
+      }
     }
+    if (!a->calibrate.empty())
+      j["calibration"] = {{"metric", cal.metric}, {"dims", cal.dims}, {"losses", cal.losses}, {"tolerance", cal.tolerance},
+                          {"saturation", cal.saturation}, {"pilot_steps", a->pilot_steps}};
     if (!a->json.empty()) write_file_atomic(a->json, j.dump(2) + "\n");
     return 0;
   };
