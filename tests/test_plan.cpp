@@ -3,6 +3,8 @@
 // and --validate trains the plan beside the conventional baseline.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -119,6 +121,19 @@ TEST(Plan, SaturationPointAndCalibratedPlan) {
   // d* at the top of the grid: no saturation found, the whole share is spent.
   cal.saturation = 16;
   EXPECT_EQ(plan_allocation(384, 6, 32, 4, "uniform", 64, &cal).spent, 384);
+  // A measured trade-off replaces --memories: H* heads in every layer.
+  cal.heads = {1, 2, 4, 8};
+  cal.head_losses = {3.1, 3.0, 3.05, 3.2};
+  cal.best_heads = 2;
+  cal.dims = {2, 4, 8, 16, 32};
+  cal.losses = {3.3, 3.2, 3.1, 3.0, 2.99};
+  cal.saturation = 16;
+  const Plan q = plan_allocation(384, 6, 32, 4, "uniform", 64, &cal);
+  EXPECT_EQ(q.spent, 6 * 2 * 16);
+  EXPECT_EQ(q.layers[3].heads, 2);
+  EXPECT_NE(q.layers[3].reason.find("H 1 3.1, H 2 3, H 4 3.05, H 8 3.2"), std::string::npos) << q.layers[3].reason;
+  EXPECT_EQ(calibration_heads(384, 6, 64), (std::vector<int>{1, 2, 4, 8, 16, 32}));
+  EXPECT_EQ(calibration_heads(768, 6, 64), (std::vector<int>{2, 4, 8, 16, 32, 64}));
 }
 
 TEST(Plan, CalibrateRunsPilotsAndWritesThem) {
@@ -127,26 +142,35 @@ TEST(Plan, CalibrateRunsPilotsAndWritesThem) {
   { std::ofstream(d / "c.toml") << "seed = 1\n[task]\nkind = \"ngram_noise\"\nseq_len = 16\nn_gram = 2\nd_in = 2\nn_train = 0\nn_val = 32\n"
                                    "[model]\nd_model = 16\nffn = 16\n[train]\nsteps = 5\nbatch = 8\neval_every = 5\nthreads = 1\n"; }
   const auto r = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --calibrate " + (d / "c.toml").string() +
-                               " --pilot-steps 3 --pilot-dims 2,6,12 --out " + (d / "runs").string() + " --json " + (d / "p.json").string());
+                               " --pilot-steps 3 --out " + (d / "runs").string() + " --json " + (d / "p.json").string());
   ASSERT_EQ(r.status, 0) << r.err;
   std::ifstream f(d / "p.json");
   const auto j = nlohmann::json::parse(f);
-  EXPECT_EQ(j["calibration"]["dims"], (std::vector<int>{2, 6, 12}));
-  ASSERT_EQ(j["calibration"]["losses"].size(), 3u);
-  const int ds = j["calibration"]["saturation"];
-  EXPECT_TRUE(ds == 2 || ds == 6 || ds == 12);
-  for (int dim : {2, 6, 12}) {
-    std::ifstream cf(d / "runs" / "calibrate" / ("d=" + std::to_string(dim)) / "seed=1" / "config.toml");
+  // The trade-off at share 24: 1 x 24, 2 x 12, 4 x 6, 8 x 3; H* is the lowest of their losses.
+  const auto& c = j["calibration"];
+  EXPECT_EQ(c["heads"], (std::vector<int>{1, 2, 4, 8}));
+  ASSERT_EQ(c["head_losses"].size(), 4u);
+  const int hs = c["best_heads"];
+  const auto hl = c["head_losses"].get<std::vector<double>>();
+  EXPECT_EQ(hl[size_t(std::min_element(hl.begin(), hl.end()) - hl.begin())], hl[size_t(std::log2(hs))]);
+  // Saturation pilots at H* heads, the given dimensions the ones within 24 / H*.
+  const auto dims = c["dims"].get<std::vector<int>>();
+  ASSERT_FALSE(dims.empty());
+  const int ds = c["saturation"];
+  EXPECT_NE(std::find(dims.begin(), dims.end(), ds), dims.end());
+  for (int dim : dims) {
+    std::ifstream cf(d / "runs" / "calibrate" / ("H=" + std::to_string(hs) + ",d=" + std::to_string(dim)) / "seed=1001" / "config.toml");
     const std::string cfg((std::istreambuf_iterator<char>(cf)), std::istreambuf_iterator<char>());
     EXPECT_NE(cfg.find("head_dim = [ " + std::to_string(dim) + ", " + std::to_string(dim) + " ]"), std::string::npos) << cfg;
     EXPECT_NE(cfg.find("steps = 3"), std::string::npos) << cfg;
   }
+  EXPECT_EQ(j["layers"][0]["heads"].get<int>(), hs);
   EXPECT_LE(j["layers"][0]["head_dim"].get<int>(), ds);
   cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --calibrate " + (d / "c.toml").string() +
                                  " --pilot-dims 4,2",
                              "--pilot-dims: must increase (2 after 4)");
   cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --calibrate " + (d / "c.toml").string() +
-                                 " --pilot-dims 2,13",
-                             "--pilot-dims: 13 is not in [1, budget / layers / memories = 12]");
+                                 " --pilot-dims 2,25",
+                             "--pilot-dims: 25 is not in [1, budget / layers = 24]");
   fs::remove_all(d);
 }

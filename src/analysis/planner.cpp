@@ -27,13 +27,34 @@ std::string fmt_loss(double v) {
   return b;
 }
 
+std::string trade_off_text(const Calibration& c) {
+  std::string t = c.metric;
+  for (size_t i = 0; i < c.heads.size(); ++i) t += (i ? ", H " : " H ") + std::to_string(c.heads[i]) + " " + fmt_loss(c.head_losses[i]);
+  return t;
+}
+
 }  // namespace
 
+size_t best_index(const std::vector<double>& losses) {
+  size_t b = losses.size();
+  for (size_t i = 0; i < losses.size(); ++i)
+    if (std::isfinite(losses[i]) && (b == losses.size() || losses[i] < losses[b])) b = i;
+  if (b == losses.size()) throw UserError("--calibrate: every pilot run diverged or gave no validation loss");
+  return b;
+}
+
+std::vector<int> calibration_heads(int64_t D, int L, int d_max) {
+  if (L < 1) throw UserError("--layers: must be >= 1 (got " + std::to_string(L) + ")");
+  const int64_t s = D / L;
+  std::vector<int> h;
+  for (int64_t H = 1; s / H >= 2; H *= 2)
+    if (s / H <= d_max) h.push_back(int(H));
+  if (h.empty()) throw UserError("--calibrate: --budget " + std::to_string(D) + " leaves no layer two dimensions: nothing to calibrate");
+  return h;
+}
+
 int saturation_point(const std::vector<int>& dims, const std::vector<double>& losses, double tol) {
-  double best = INFINITY;
-  for (double v : losses)
-    if (std::isfinite(v)) best = std::min(best, v);
-  if (!std::isfinite(best)) throw UserError("--calibrate: every pilot run diverged or gave no validation loss");
+  const double best = losses[best_index(losses)];
   for (size_t i = 0; i < dims.size(); ++i)
     if (std::isfinite(losses[i]) && losses[i] <= best + tol * std::fabs(best)) return dims[i];
   return dims.back();  // unreachable: the best loss qualifies
@@ -52,6 +73,8 @@ std::vector<int> calibration_dims(int64_t D, int L, int M, int d_max) {
 }
 
 Plan plan_allocation(int64_t D, int L, int T, int M, const std::string& profile, int d_max, const Calibration* cal) {
+  const bool traded = cal && cal->best_heads > 0;
+  if (traded) M = cal->best_heads;
   if (L < 1) throw UserError("--layers: must be >= 1 (got " + std::to_string(L) + ")");
   if (M < 1) throw UserError("--memories: must be >= 1 (got " + std::to_string(M) + ")");
   if (T < 1) throw UserError("--seq-len: must be >= 1 (got " + std::to_string(T) + ")");
@@ -71,9 +94,11 @@ Plan plan_allocation(int64_t D, int L, int T, int M, const std::string& profile,
     const int64_t share = s[size_t(l)];
     lp.heads = M;
     lp.head_dim = int(share / M);
-    std::string why = l == 0 ? "one head per memory to extract (" + std::to_string(M) +
+    std::string why = traded ? std::to_string(M) + " heads: the best pilot of the heads-vs-dimension trade-off at this budget (" +
+                                   trade_off_text(*cal) + "; p1_e1's trade-off, measured on this task)"
+                      : l == 0 ? "one head per memory to extract (" + std::to_string(M) +
                                    "; p1_e1: the 4-gram task is learnt best with 4 heads, CI [4, 8])"
-                             : std::to_string(M) + " heads as in layer 0";
+                               : std::to_string(M) + " heads as in layer 0";
     if (lp.head_dim > d_max) {
       lp.heads = int((share + d_max - 1) / d_max);
       lp.head_dim = int(share / lp.heads);
@@ -83,10 +108,11 @@ Plan plan_allocation(int64_t D, int L, int T, int M, const std::string& profile,
     if (cal && cal->saturation > 0 && cal->saturation < cal->dims.back() && lp.heads * lp.head_dim > M * cal->saturation) {
       lp.heads = M;
       lp.head_dim = cal->saturation;
-      why = std::to_string(M) + " heads of dimension " + std::to_string(lp.head_dim) + ", the saturation point --calibrate measured (" +
-            cal->metric + " within " + fmt_loss(100 * cal->tolerance) + "% of the best pilot's: d " + std::to_string(lp.head_dim) + " " +
-            fmt_loss(cal->losses[size_t(std::find(cal->dims.begin(), cal->dims.end(), lp.head_dim) - cal->dims.begin())]) + ", d " +
-            std::to_string(cal->dims.back()) + " " + fmt_loss(cal->losses.back()) + "); the rest of the layer's share (" +
+      const size_t at = size_t(std::find(cal->dims.begin(), cal->dims.end(), lp.head_dim) - cal->dims.begin()), b = best_index(cal->losses);
+      why = (traded ? why + "; " : std::to_string(M) + " heads; ") + "head dimension " + std::to_string(lp.head_dim) +
+            ", the saturation point --calibrate measured (" + cal->metric + " within " + fmt_loss(100 * cal->tolerance) +
+            "% of the best pilot's: d " + std::to_string(lp.head_dim) + " " + fmt_loss(cal->losses[at]) + ", d " +
+            std::to_string(cal->dims[b]) + " " + fmt_loss(cal->losses[b]) + "); the rest of the layer's share (" +
             std::to_string(share - int64_t(M) * lp.head_dim) + ") left unspent (p1_e2: returns in d diminish)";
     } else if (cal && cal->saturation > 0 && cal->saturation == cal->dims.back()) {
       why += "; --calibrate found no saturation up to d = " + std::to_string(cal->dims.back()) + " (the whole share is spent)";

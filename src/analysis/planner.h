@@ -9,9 +9,11 @@
 //      the front-loaded profile of p1_e3, as the paper suggests);
 //   3. a head dimension at most d_max (64 by default: p1_e2 measured gains from d up to 64 at
 //      T <= 64); a layer whose share would need larger heads gets more heads instead.
-//   4. with a calibration (--calibrate: pilot runs of the user's task at M heads and growing d),
-//      the head dimension stops at the measured saturation point d*: p1_e2's diminishing
-//      returns, located on the user's task; the share beyond M x d* is left unspent.
+//   4. with a calibration (--calibrate: pilot runs of the user's task), rule 1's M is replaced
+//      by H*, the head count whose pilots did best at the full share (p1_e1's trade-off,
+//      measured on the user's task), and the head dimension stops at the saturation point d*
+//      measured at H* heads (p1_e2's diminishing returns, located on the user's task); the
+//      share beyond H* x d* is left unspent.
 // The plan spends at most D.
 #include <cstdint>
 #include <string>
@@ -24,8 +26,12 @@ struct LayerPlan {
   std::string reason;
 };
 
-// What --calibrate measured: the pilot losses per head dimension and the saturation point.
+// What --calibrate measured: the trade-off (pilot losses per head count at the full share, the
+// best count H*) and, at H*, the pilot losses per head dimension and the saturation point.
 struct Calibration {
+  std::vector<int> heads;             // trade-off pilots: H heads of dimension share / H
+  std::vector<double> head_losses;    // their mean validation losses
+  int best_heads = 0;                 // H*, 0 = not measured
   std::vector<int> dims;        // pilot head dimensions, increasing
   std::vector<double> losses;   // mean pilot validation loss per dimension
   double tolerance = 0.01;      // relative: d* is the smallest d within it of the best loss
@@ -40,6 +46,10 @@ int saturation_point(const std::vector<int>& dims, const std::vector<double>& lo
 // The pilot grid: powers of two from 2 up to the largest dimension the budget allows M heads
 // in every layer (min share / M), that maximum included.
 std::vector<int> calibration_dims(int64_t budget, int layers, int memories, int d_max);
+// The trade-off pilots' head counts: powers of two H with 2 <= share / H <= d_max.
+std::vector<int> calibration_heads(int64_t budget, int layers, int d_max);
+// The index of the lowest finite loss; UserError if none is finite.
+size_t best_index(const std::vector<double>& losses);
 
 struct Plan {
   int64_t budget = 0, spent = 0;

@@ -2,6 +2,7 @@
 //              [--calibrate SPEC [--pilot-steps N] [--tolerance F]] [--validate CONFIG] [--out DIR] [--json FILE]
 #include <fmt/format.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "analysis/claims.h"
@@ -54,38 +55,54 @@ double loss_of(const nlohmann::json& s, const std::string& key) {
   return s.value("status", "") == "completed" && s.contains(key) && s[key].is_number() ? s[key].get<double>() : NAN;
 }
 
-// --calibrate: pilot runs of the user's task with M heads of dimension d in every layer, for
-// the dimensions of calibration_dims, each seed; d* is where the mean loss comes within the
-// tolerance of the best.
-Calibration calibrate(const std::string& config, int64_t D, int L, int M, int d_max, int steps, double tol,
-                      const std::vector<int64_t>& seeds, std::vector<int> dims, const std::string& dir) {
+// --calibrate: pilot runs of the user's task, each seed s of --seeds as pilot seed 1000 + s (so
+// that --validate's seeds are fresh). First the trade-off: H heads of dimension share / H in
+// every layer, for the counts of calibration_heads; H* is the best. Then, at H* heads, the
+// dimensions of calibration_dims (or --pilot-dims); d* is where the mean loss comes within
+// the tolerance of the best. A (H, d) pilot is run once.
+Calibration calibrate(const std::string& config, int64_t D, int L, int d_max, int steps, double tol, const std::vector<int64_t>& seeds,
+                      std::vector<int> dims, const std::string& dir) {
   Calibration c;
   c.tolerance = tol;
-  if (dims.empty()) dims = calibration_dims(D, L, M, d_max);
+  std::map<std::pair<int, int>, double> done;
+  auto pilot = [&](int H, int d) {
+    const auto key = std::make_pair(H, d);
+    if (!done.count(key)) {
+      Plan p;
+      p.layers.assign(size_t(L), LayerPlan{H, d, ""});
+      double sum = 0;
+      for (int64_t seed : seeds) {
+        const auto s = train_with(config, p, dir, "calibrate/H=" + std::to_string(H) + ",d=" + std::to_string(d), 1000 + seed,
+                                  {"train.steps=" + std::to_string(steps)});
+        c.metric = loss_key(s);
+        sum += loss_of(s, c.metric);
+      }
+      done[key] = sum / double(seeds.size());
+      fmt::print("pilot {} heads x {}: {} {:.6g}\n", H, d, c.metric, done[key]);
+    }
+    return done[key];
+  };
+  const int64_t share = D / L;
+  c.heads = calibration_heads(D, L, d_max);
+  fmt::print(stderr, "calibrating: the trade-off, {} heads of dimension {} / H in each of {} layers ({} steps, pilot seeds 1000 + {})\n",
+             fmt::join(c.heads, ", "), share, L, steps, fmt::join(seeds, ","));
+  for (int H : c.heads) c.head_losses.push_back(pilot(H, int(share / H)));
+  c.best_heads = c.heads[best_index(c.head_losses)];
+  fmt::print("best head count H* = {} (of {})\n", c.best_heads, fmt::join(c.heads, ", "));
+  if (dims.empty()) dims = calibration_dims(D, L, c.best_heads, d_max);
   for (size_t i = 0; i < dims.size(); ++i) {
-    if (dims[i] < 1 || int64_t(dims[i]) * M > D / L)
-      throw UserError("--pilot-dims: " + std::to_string(dims[i]) + " is not in [1, budget / layers / memories = " +
-                      std::to_string(D / L / M) + "]");
-    if (i && dims[i] <= dims[i - 1]) throw UserError("--pilot-dims: must increase (" + std::to_string(dims[i]) + " after " +
-                                                     std::to_string(dims[i - 1]) + ")");
+    if (dims[i] < 1 || int64_t(dims[i]) * c.best_heads > share)
+      throw UserError("--pilot-dims: " + std::to_string(dims[i]) + " is not in [1, budget / layers / H* = " +
+                      std::to_string(share / c.best_heads) + "]");
+    if (i && dims[i] <= dims[i - 1])
+      throw UserError("--pilot-dims: must increase (" + std::to_string(dims[i]) + " after " + std::to_string(dims[i - 1]) + ")");
   }
   c.dims = dims;
-  fmt::print(stderr, "calibrating: {} pilot runs ({} heads x d = {} in each of {} layers, {} steps, seeds {})\n",
-             c.dims.size() * seeds.size(), M, fmt::join(c.dims, ", "), L, steps, fmt::join(seeds, ","));
-  for (int d : c.dims) {
-    Plan p;
-    p.layers.assign(size_t(L), LayerPlan{M, d, ""});
-    double sum = 0;
-    for (int64_t seed : seeds) {
-      const auto s = train_with(config, p, dir, "calibrate/d=" + std::to_string(d), seed, {"train.steps=" + std::to_string(steps)});
-      c.metric = loss_key(s);
-      sum += loss_of(s, c.metric);
-    }
-    c.losses.push_back(sum / double(seeds.size()));
-    fmt::print("pilot d = {}: {} {:.6g}\n", d, c.metric, c.losses.back());
-  }
+  fmt::print(stderr, "calibrating: saturation, {} heads of dimension {}\n", c.best_heads, fmt::join(c.dims, ", "));
+  for (int d : c.dims) c.losses.push_back(pilot(c.best_heads, d));
   c.saturation = saturation_point(c.dims, c.losses, tol);
-  fmt::print("saturation point d* = {} (the smallest d within {:.3g}% of the best pilot)\n", c.saturation, 100 * tol);
+  fmt::print("saturation point d* = {} at {} heads (the smallest d within {:.3g}% of the best of these pilots)\n", c.saturation,
+             c.best_heads, 100 * tol);
   return c;
 }
 
@@ -112,11 +129,11 @@ std::function<int()> add_plan(CLI::App& app) {
   sub->add_option("--baseline-head-dim", a->baseline_dim, "--validate: the baseline's head dimension (default 64)");
   sub->add_option("--max-head-dim", a->d_max, "Largest head dimension before adding heads instead (default 64)");
   sub->add_option("--calibrate", a->calibrate,
-                  "First measure the saturation point d* of this config's task (or spec's base) with pilot runs; "
-                  "head dimensions stop at d*");
+                  "First measure on this config's task (or spec's base), with short pilot runs, the best head count H* at "
+                  "this budget and the saturation dimension d* at H* heads; the plan uses H* heads and stops at d*");
   sub->add_option("--pilot-steps", a->pilot_steps, "--calibrate: training steps of each pilot run (default 500)");
   sub->add_option("--pilot-dims", a->pilot_dims,
-                  "--calibrate: the head dimensions of the pilots, increasing (default: 2, 4, 8, ... up to budget / layers / memories)")
+                  "--calibrate: the head dimensions of the saturation pilots, increasing (default: 2, 4, 8, ... up to budget / layers / H*)")
       ->delimiter(',');
   sub->add_option("--tolerance", a->tolerance,
                   "--calibrate: d* is the smallest d whose loss is within this fraction of the best pilot's (default 0.01); "
@@ -133,9 +150,16 @@ std::function<int()> add_plan(CLI::App& app) {
     if (!(a->tolerance >= 0 && a->tolerance < 1)) throw UserError("--tolerance: must be in [0, 1) (got " + fmt::format("{}", a->tolerance) + ")");
     if (a->seeds.empty()) throw UserError("--seeds: give at least one seed");
     plan_allocation(a->budget, a->layers, a->seq_len, a->memories, a->profile, a->d_max);  // bad arguments fail before any pilot
+    for (size_t i = 0; i < a->pilot_dims.size(); ++i) {
+      const int d = a->pilot_dims[i];
+      if (d < 1 || d > a->budget / a->layers)
+        throw UserError("--pilot-dims: " + std::to_string(d) + " is not in [1, budget / layers = " + std::to_string(a->budget / a->layers) + "]");
+      if (i && d <= a->pilot_dims[i - 1])
+        throw UserError("--pilot-dims: must increase (" + std::to_string(d) + " after " + std::to_string(a->pilot_dims[i - 1]) + ")");
+    }
     Calibration cal;
     if (!a->calibrate.empty())
-      cal = calibrate(a->calibrate, a->budget, a->layers, a->memories, a->d_max, a->pilot_steps, a->tolerance, a->seeds, a->pilot_dims, a->out);
+      cal = calibrate(a->calibrate, a->budget, a->layers, a->d_max, a->pilot_steps, a->tolerance, a->seeds, a->pilot_dims, a->out);
     const Plan p = plan_allocation(a->budget, a->layers, a->seq_len, a->memories, a->profile, a->d_max, a->calibrate.empty() ? nullptr : &cal);
     fmt::print("budget D = {}, spent {} ({} profile, T = {}, M = {})\n", p.budget, p.spent, p.profile, p.seq_len, p.memories);
     for (size_t l = 0; l < p.layers.size(); ++l)
@@ -202,7 +226,8 @@ std::function<int()> add_plan(CLI::App& app) {
       }
     }
     if (!a->calibrate.empty())
-      j["calibration"] = {{"metric", cal.metric}, {"dims", cal.dims}, {"losses", cal.losses}, {"tolerance", cal.tolerance},
+      j["calibration"] = {{"metric", cal.metric}, {"heads", cal.heads}, {"head_losses", cal.head_losses}, {"best_heads", cal.best_heads},
+                          {"dims", cal.dims}, {"losses", cal.losses}, {"tolerance", cal.tolerance},
                           {"saturation", cal.saturation}, {"pilot_steps", a->pilot_steps}};
     if (!a->json.empty()) write_file_atomic(a->json, j.dump(2) + "\n");
     return 0;
