@@ -142,7 +142,7 @@ TEST(Plan, CalibrateRunsPilotsAndWritesThem) {
   { std::ofstream(d / "c.toml") << "seed = 1\n[task]\nkind = \"ngram_noise\"\nseq_len = 16\nn_gram = 2\nd_in = 2\nn_train = 0\nn_val = 32\n"
                                    "[model]\nd_model = 16\nffn = 16\n[train]\nsteps = 5\nbatch = 8\neval_every = 5\nthreads = 1\n"; }
   const auto r = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --calibrate " + (d / "c.toml").string() +
-                               " --pilot-steps 3 --out " + (d / "runs").string() + " --json " + (d / "p.json").string());
+                               " --pilot-steps 3 --trade-off --out " + (d / "runs").string() + " --json " + (d / "p.json").string());
   ASSERT_EQ(r.status, 0) << r.err;
   std::ifstream f(d / "p.json");
   const auto j = nlohmann::json::parse(f);
@@ -172,5 +172,20 @@ TEST(Plan, CalibrateRunsPilotsAndWritesThem) {
   cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --calibrate " + (d / "c.toml").string() +
                                  " --pilot-dims 2,25",
                              "--pilot-dims: 25 is not in [1, budget / layers = 24]");
+  cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --calibrate " + (d / "c.toml").string() +
+                                 " --pilot-dims 2,16",
+                             "--pilot-dims: 16 is not in [1, budget / layers / heads = 12]");
+  cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --trade-off", "--trade-off: only with --calibrate SPEC");
+  // Without --trade-off the saturation pilots run at --memories heads, and the plan keeps them.
+  const auto r2 = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --calibrate " + (d / "c.toml").string() +
+                                " --pilot-steps 3 --pilot-dims 3,12 --out " + (d / "runs2").string() + " --json " + (d / "p2.json").string());
+  ASSERT_EQ(r2.status, 0) << r2.err;
+  std::ifstream f2(d / "p2.json");
+  const auto j2 = nlohmann::json::parse(f2);
+  EXPECT_EQ(j2["calibration"]["best_heads"], 0);
+  EXPECT_EQ(j2["calibration"]["dims"], (std::vector<int>{3, 12}));
+  EXPECT_EQ(j2["layers"][1]["heads"], 2);
+  EXPECT_TRUE(fs::exists(d / "runs2" / "calibrate" / "H=2,d=3" / "seed=1001" / "summary.json"));
+  EXPECT_TRUE(fs::exists(d / "runs2" / "calibrate" / "H=2,d=12" / "seed=1001" / "summary.json"));
   fs::remove_all(d);
 }

@@ -56,12 +56,12 @@ double loss_of(const nlohmann::json& s, const std::string& key) {
 }
 
 // --calibrate: pilot runs of the user's task, each seed s of --seeds as pilot seed 1000 + s (so
-// that --validate's seeds are fresh). First the trade-off: H heads of dimension share / H in
-// every layer, for the counts of calibration_heads; H* is the best. Then, at H* heads, the
-// dimensions of calibration_dims (or --pilot-dims); d* is where the mean loss comes within
-// the tolerance of the best. A (H, d) pilot is run once.
-Calibration calibrate(const std::string& config, int64_t D, int L, int d_max, int steps, double tol, const std::vector<int64_t>& seeds,
-                      std::vector<int> dims, const std::string& dir) {
+// that --validate's seeds are fresh). With --trade-off, first the trade-off: H heads of
+// dimension share / H in every layer, for the counts of calibration_heads; H* is the best.
+// Then, at M heads (or H*), the dimensions of calibration_dims (or --pilot-dims); d* is where
+// the mean loss comes within the tolerance of the best. A (H, d) pilot is run once.
+Calibration calibrate(const std::string& config, int64_t D, int L, int M, bool trade_off, int d_max, int steps, double tol,
+                      const std::vector<int64_t>& seeds, std::vector<int> dims, const std::string& dir) {
   Calibration c;
   c.tolerance = tol;
   std::map<std::pair<int, int>, double> done;
@@ -83,26 +83,29 @@ Calibration calibrate(const std::string& config, int64_t D, int L, int d_max, in
     return done[key];
   };
   const int64_t share = D / L;
-  c.heads = calibration_heads(D, L, d_max);
-  fmt::print(stderr, "calibrating: the trade-off, {} heads of dimension {} / H in each of {} layers ({} steps, pilot seeds 1000 + {})\n",
-             fmt::join(c.heads, ", "), share, L, steps, fmt::join(seeds, ","));
-  for (int H : c.heads) c.head_losses.push_back(pilot(H, int(share / H)));
-  c.best_heads = c.heads[best_index(c.head_losses)];
-  fmt::print("best head count H* = {} (of {})\n", c.best_heads, fmt::join(c.heads, ", "));
-  if (dims.empty()) dims = calibration_dims(D, L, c.best_heads, d_max);
+  if (trade_off) {
+    c.heads = calibration_heads(D, L, d_max);
+    fmt::print(stderr, "calibrating: the trade-off, {} heads of dimension {} / H in each of {} layers ({} steps, pilot seeds 1000 + {})\n",
+               fmt::join(c.heads, ", "), share, L, steps, fmt::join(seeds, ","));
+    for (int H : c.heads) c.head_losses.push_back(pilot(H, int(share / H)));
+    c.best_heads = c.heads[best_index(c.head_losses)];
+    fmt::print("best head count H* = {} (of {})\n", c.best_heads, fmt::join(c.heads, ", "));
+  }
+  const int Hs = trade_off ? c.best_heads : M;  // the saturation pilots' head count
+  if (dims.empty()) dims = calibration_dims(D, L, Hs, d_max);
   for (size_t i = 0; i < dims.size(); ++i) {
-    if (dims[i] < 1 || int64_t(dims[i]) * c.best_heads > share)
-      throw UserError("--pilot-dims: " + std::to_string(dims[i]) + " is not in [1, budget / layers / H* = " +
-                      std::to_string(share / c.best_heads) + "]");
+    if (dims[i] < 1 || int64_t(dims[i]) * Hs > share)
+      throw UserError("--pilot-dims: " + std::to_string(dims[i]) + " is not in [1, budget / layers / heads = " +
+                      std::to_string(share / Hs) + "]");
     if (i && dims[i] <= dims[i - 1])
       throw UserError("--pilot-dims: must increase (" + std::to_string(dims[i]) + " after " + std::to_string(dims[i - 1]) + ")");
   }
   c.dims = dims;
-  fmt::print(stderr, "calibrating: saturation, {} heads of dimension {}\n", c.best_heads, fmt::join(c.dims, ", "));
-  for (int d : c.dims) c.losses.push_back(pilot(c.best_heads, d));
+  fmt::print(stderr, "calibrating: saturation, {} heads of dimension {}\n", Hs, fmt::join(c.dims, ", "));
+  for (int d : c.dims) c.losses.push_back(pilot(Hs, d));
   c.saturation = saturation_point(c.dims, c.losses, tol);
   fmt::print("saturation point d* = {} at {} heads (the smallest d within {:.3g}% of the best of these pilots)\n", c.saturation,
-             c.best_heads, 100 * tol);
+             Hs, 100 * tol);
   return c;
 }
 
@@ -116,6 +119,7 @@ std::function<int()> add_plan(CLI::App& app) {
     double tolerance = 0.01;
     std::string calibrate;
     std::vector<int> pilot_dims;
+    bool trade_off = false;
     std::vector<int64_t> seeds = {1};
     std::string profile = "uniform", validate, out = "runs/plan", json;
   };
@@ -129,11 +133,14 @@ std::function<int()> add_plan(CLI::App& app) {
   sub->add_option("--baseline-head-dim", a->baseline_dim, "--validate: the baseline's head dimension (default 64)");
   sub->add_option("--max-head-dim", a->d_max, "Largest head dimension before adding heads instead (default 64)");
   sub->add_option("--calibrate", a->calibrate,
-                  "First measure on this config's task (or spec's base), with short pilot runs, the best head count H* at "
-                  "this budget and the saturation dimension d* at H* heads; the plan uses H* heads and stops at d*");
+                  "First measure on this config's task (or spec's base), with short pilot runs, the saturation dimension d* "
+                  "at M heads: the plan's head dimensions stop at d*");
   sub->add_option("--pilot-steps", a->pilot_steps, "--calibrate: training steps of each pilot run (default 500)");
+  sub->add_flag("--trade-off", a->trade_off,
+                "--calibrate: first pilot the head count too (H heads of dimension share / H); the best, H*, replaces --memories. "
+                "Needs pilots as long as the real run: short ones favour many small heads");
   sub->add_option("--pilot-dims", a->pilot_dims,
-                  "--calibrate: the head dimensions of the saturation pilots, increasing (default: 2, 4, 8, ... up to budget / layers / H*)")
+                  "--calibrate: the head dimensions of the saturation pilots, increasing (default: 2, 4, 8, ... up to budget / layers / heads)")
       ->delimiter(',');
   sub->add_option("--tolerance", a->tolerance,
                   "--calibrate: d* is the smallest d whose loss is within this fraction of the best pilot's (default 0.01); "
@@ -150,6 +157,8 @@ std::function<int()> add_plan(CLI::App& app) {
     if (!(a->tolerance >= 0 && a->tolerance < 1)) throw UserError("--tolerance: must be in [0, 1) (got " + fmt::format("{}", a->tolerance) + ")");
     if (a->seeds.empty()) throw UserError("--seeds: give at least one seed");
     plan_allocation(a->budget, a->layers, a->seq_len, a->memories, a->profile, a->d_max);  // bad arguments fail before any pilot
+    if (a->calibrate.empty() && (a->trade_off || !a->pilot_dims.empty()))
+      throw UserError(std::string(a->trade_off ? "--trade-off" : "--pilot-dims") + ": only with --calibrate SPEC");
     for (size_t i = 0; i < a->pilot_dims.size(); ++i) {
       const int d = a->pilot_dims[i];
       if (d < 1 || d > a->budget / a->layers)
@@ -159,7 +168,7 @@ std::function<int()> add_plan(CLI::App& app) {
     }
     Calibration cal;
     if (!a->calibrate.empty())
-      cal = calibrate(a->calibrate, a->budget, a->layers, a->d_max, a->pilot_steps, a->tolerance, a->seeds, a->pilot_dims, a->out);
+      cal = calibrate(a->calibrate, a->budget, a->layers, a->memories, a->trade_off, a->d_max, a->pilot_steps, a->tolerance, a->seeds, a->pilot_dims, a->out);
     const Plan p = plan_allocation(a->budget, a->layers, a->seq_len, a->memories, a->profile, a->d_max, a->calibrate.empty() ? nullptr : &cal);
     fmt::print("budget D = {}, spent {} ({} profile, T = {}, M = {})\n", p.budget, p.spent, p.profile, p.seq_len, p.memories);
     for (size_t l = 0; l < p.layers.size(); ++l)
