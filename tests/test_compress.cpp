@@ -151,8 +151,11 @@ TEST(Compress, HeadsAloneKeepTheLayerShapeAndTheOthersUntouched) {
     const bool head1 = row / 5 == 1;
     for (int i = 0; i < 16; ++i) {
       const float x = P(a->arena, "layers.0.attn.q.weight")[row * 16 + i], y = P(b->arena, "layers.0.attn.q.weight")[row * 16 + i];
-      if (!head1) EXPECT_EQ(x, y) << "row " << row;
-      else if (row % 5 >= 1) EXPECT_EQ(y, 0.f) << "padding row " << row;
+      if (!head1) {
+        EXPECT_EQ(x, y) << "row " << row;
+      } else if (row % 5 >= 1) {
+        EXPECT_EQ(y, 0.f) << "padding row " << row;
+      }
     }
   }
   EXPECT_EQ(std::vector<float>(P(a->arena, "layers.1.attn.q.weight"), P(a->arena, "layers.1.attn.q.weight") + 2 * 4 * 16),
@@ -184,7 +187,9 @@ TEST(Compress, CurveRowsAndFullRankIsFree) {
       EXPECT_NEAR(r.delta, 0.0, 1e-5 * c.base_val_loss) << r.scope << " " << r.layer << "." << r.head;
       EXPECT_EQ(r.params_removed, 0);
     }
-    if (r.scope == "head" && r.rank == 2) EXPECT_EQ(r.params_removed, 2 * 17 * ((r.layer == 0 ? 5 : 4) - 2));
+    if (r.scope == "head" && r.rank == 2) {
+      EXPECT_EQ(r.params_removed, 2 * 17 * ((r.layer == 0 ? 5 : 4) - 2));
+    }
   }
   EXPECT_EQ(c.rows[0].scope, "model");
   EXPECT_EQ(c.rows[1].scope, "early");
@@ -200,7 +205,8 @@ TEST(Compress, CurveRowsAndFullRankIsFree) {
 
 // Grouping: with G = H it is the identity; heads that are copies of each other merge into one
 // without changing the model (mean QK form = each copy's, summed OV = their added outputs),
-// with the predicted parameter count; G > H and --heads are one-line errors.
+// with the predicted parameter count, and "similar" finds the copies wherever they are while
+// "contiguous" merges neighbours; G > H and --heads are one-line errors.
 TEST(Compress, GroupHeadsMergesCopiesExactlyWithThePredictedCount) {
   const std::string ck = make_checkpoint(kConfig, "group.safetensors");
   CompressOptions id;
@@ -211,21 +217,21 @@ TEST(Compress, GroupHeadsMergesCopiesExactlyWithThePredictedCount) {
   EXPECT_EQ(r0.params_after, r0.params_before);
   EXPECT_LT(max_rel_diff(outputs(ck), outputs(same)), 1e-5);
 
-  // Layer 0 (H 3, dk 5, dv 4): heads 1 and 2 made copies of head 1; groups of 3 -> 2 heads are
-  // {0} and {1, 2}.
+  // Layer 0 (H 3, dk 5, dv 4): head 2 made a copy of head 0.
   const RunConfig c = checkpoint_config(ck, {});
   auto m = make_model<float>(c.model, 1);
   load_checkpoint(ck, m->arena);
   auto P = [&](const std::string& n) { return m->arena.data().data() + m->arena.info(m->arena.find(n)).offset; };
   const int C = 16, dk = 5, dv = 4, H = 3, buckets = c.model.rpe_buckets;
-  for (const char* w : {"q", "k"}) {
-    std::copy_n(P(std::string("layers.0.attn.") + w + ".weight") + 1 * dk * C, dk * C, P(std::string("layers.0.attn.") + w + ".weight") + 2 * dk * C);
-    std::copy_n(P(std::string("layers.0.attn.") + w + ".bias") + 1 * dk, dk, P(std::string("layers.0.attn.") + w + ".bias") + 2 * dk);
+  const std::string a = "layers.0.attn.";
+  for (const std::string w : {"q", "k"}) {
+    std::copy_n(P(a + w + ".weight"), dk * C, P(a + w + ".weight") + 2 * dk * C);
+    std::copy_n(P(a + w + ".bias"), dk, P(a + w + ".bias") + 2 * dk);
   }
-  std::copy_n(P("layers.0.attn.v.weight") + 1 * dv * C, dv * C, P("layers.0.attn.v.weight") + 2 * dv * C);
-  std::copy_n(P("layers.0.attn.v.bias") + 1 * dv, dv, P("layers.0.attn.v.bias") + 2 * dv);
-  for (int i = 0; i < C; ++i) std::copy_n(P("layers.0.attn.o.weight") + i * H * dv + 1 * dv, dv, P("layers.0.attn.o.weight") + i * H * dv + 2 * dv);
-  std::copy_n(P("layers.0.attn.rpe") + 1 * buckets, buckets, P("layers.0.attn.rpe") + 2 * buckets);
+  std::copy_n(P(a + "v.weight"), dv * C, P(a + "v.weight") + 2 * dv * C);
+  std::copy_n(P(a + "v.bias"), dv, P(a + "v.bias") + 2 * dv);
+  for (int i = 0; i < C; ++i) std::copy_n(P(a + "o.weight") + i * H * dv, dv, P(a + "o.weight") + i * H * dv + 2 * dv);
+  std::copy_n(P(a + "rpe"), buckets, P(a + "rpe") + 2 * buckets);
   const std::string twins = (scratch() / "twins.safetensors").string(), merged = (scratch() / "merged.safetensors").string();
   save_checkpoint(twins, m->arena, resolved_toml(c));
   CompressOptions o;
@@ -234,18 +240,23 @@ TEST(Compress, GroupHeadsMergesCopiesExactlyWithThePredictedCount) {
   const CompressResult r = compress_checkpoint(twins, o, merged);
   EXPECT_EQ(r.config.model.heads, (std::vector<int>{2, 2}));
   ASSERT_EQ(r.heads.size(), 2u);
-  EXPECT_EQ(r.heads[1].merged_from, 2);
+  EXPECT_EQ(r.heads[0].members, (std::vector<int>{0, 2}));
+  EXPECT_EQ(r.heads[1].members, (std::vector<int>{1}));
   // One head fewer in layer 0: q and k rows dk (C + 1) each, v rows dv (C + 1), o columns C dv, and its rpe row.
   EXPECT_EQ(r.params_after, r.params_before - (2 * dk * (C + 1) + dv * (C + 1) + C * dv + buckets));
   EXPECT_LT(max_rel_diff(outputs(twins), outputs(merged)), 1e-5);
-  // Generic heads do not merge exactly: the model changes.
+  // Contiguous groups {0}, {1, 2} merge heads that differ: the model changes.
+  o.group_by = "contiguous";
   const std::string lossy = (scratch() / "lossy.safetensors").string();
-  compress_checkpoint(ck, o, lossy);
-  EXPECT_GT(max_rel_diff(outputs(ck), outputs(lossy)), 1e-3);
+  const CompressResult rc = compress_checkpoint(twins, o, lossy);
+  EXPECT_EQ(rc.heads[1].members, (std::vector<int>{1, 2}));
+  EXPECT_GT(max_rel_diff(outputs(twins), outputs(lossy)), 1e-3);
 
   const std::string out = (scratch() / "y.safetensors").string();
   cli_test::expect_bad_input("compress " + ck + " --group-heads 3 -o " + out, "--group-heads: 3 groups, but layer 1 has 2 heads");
   cli_test::expect_bad_input("compress " + ck + " --group-heads 1 --heads 0 -o " + out,
                              "--group-heads: not with --heads (groups are formed from every head of a layer)");
+  cli_test::expect_bad_input("compress " + ck + " --group-heads 1 --group-by random -o " + out,
+                             "--group-by: 'random' is not allowed (similar, contiguous)");
   EXPECT_FALSE(fs::exists(out));
 }

@@ -125,8 +125,55 @@ double write_ov(const ModelConfig& mc, const ModelConfig& nc, Arena<float>& B, c
   return tail_error(d.s, r);
 }
 
-// The heads of group g of G over H heads: [g H / G, (g + 1) H / G), contiguous and balanced.
-std::pair<int, int> group_range(int g, int G, int H) { return {g * H / G, (g + 1) * H / G}; }
+// --group-heads' groups of layer l: "contiguous": group g holds heads [g H / G, (g + 1) H / G);
+// "similar": Ward's agglomerative clustering of the heads' logit signatures (the QK form and
+// the relative position bias row, both in logit units): the two groups whose merge adds the
+// least within-group sum of squares merge first, until G are left. Merging heads whose
+// logits agree keeps the attention pattern the merged head computes closest to each
+// member's. Groups are ordered by their first head.
+std::vector<std::vector<int>> head_groups(const ModelConfig& mc, const Arena<float>& A, const std::string& pre, int l, int G,
+                                          const std::string& by) {
+  const int H = mc.heads[size_t(l)];
+  std::vector<std::vector<int>> groups;
+  if (by == "contiguous") {
+    for (int g = 0; g < G; ++g) {
+      groups.emplace_back();
+      for (int h = g * H / G; h < (g + 1) * H / G; ++h) groups.back().push_back(h);
+    }
+    return groups;
+  }
+  std::vector<std::vector<double>> sig(static_cast<size_t>(H));
+  const int rpe = A.find(pre + "rpe");
+  for (int h = 0; h < H; ++h) {
+    if (mc.dot_product) sig[size_t(h)] = qk_form(mc, A, pre, l, h);
+    if (rpe >= 0) {
+      const int64_t per = A.info(rpe).size / H;
+      const float* b = at(A, pre + "rpe") + h * per;
+      sig[size_t(h)].insert(sig[size_t(h)].end(), b, b + per);
+    }
+  }
+  std::vector<std::vector<double>> mean = sig;
+  for (int h = 0; h < H; ++h) groups.push_back({h});
+  while (int(groups.size()) > G) {
+    size_t ba = 0, bb = 1;
+    double best = INFINITY;
+    for (size_t a = 0; a < groups.size(); ++a)
+      for (size_t b = a + 1; b < groups.size(); ++b) {
+        double d2 = 0;
+        for (size_t i = 0; i < mean[a].size(); ++i) d2 += (mean[a][i] - mean[b][i]) * (mean[a][i] - mean[b][i]);
+        const double na = double(groups[a].size()), nb = double(groups[b].size()), cost = na * nb / (na + nb) * d2;
+        if (cost < best) { best = cost; ba = a; bb = b; }
+      }
+    const double na = double(groups[ba].size()), nb = double(groups[bb].size());
+    for (size_t i = 0; i < mean[ba].size(); ++i) mean[ba][i] = (na * mean[ba][i] + nb * mean[bb][i]) / (na + nb);
+    groups[ba].insert(groups[ba].end(), groups[bb].begin(), groups[bb].end());
+    std::sort(groups[ba].begin(), groups[ba].end());
+    groups.erase(groups.begin() + std::ptrdiff_t(bb));
+    mean.erase(mean.begin() + std::ptrdiff_t(bb));
+  }
+  std::sort(groups.begin(), groups.end());
+  return groups;
+}
 
 // --group-heads: layer l's H heads become G, each the merge of its group: the mean of the
 // members' QK forms (the logits of the merged head are the members' mean logits) and the sum
@@ -135,23 +182,25 @@ std::pair<int, int> group_range(int g, int G, int H) { return {g * H / G, (g + 1
 void merge_layer(const ModelConfig& mc, const ModelConfig& nc, const Arena<float>& A, Arena<float>& B, const std::string& pre, int l,
                  const CompressOptions& o, CompressResult& res) {
   const int H = mc.heads[size_t(l)], G = nc.heads[size_t(l)];
+  const auto groups = head_groups(mc, A, pre, l, G, o.group_by);
   for (int g = 0; g < G; ++g) {
-    const auto [h0, h1] = group_range(g, G, H);
+    const std::vector<int>& members = groups[size_t(g)];
+    const double k = double(members.size());
     HeadCompression hc;
     hc.layer = l;
     hc.head = g;
-    hc.merged_from = h1 - h0;
+    hc.members = members;
     if (mc.dot_product) {
       std::vector<double> m;
-      for (int h = h0; h < h1; ++h) {
+      for (int h : members) {
         const auto mh = qk_form(mc, A, pre, l, h);
         if (m.empty()) m.assign(mh.size(), 0.0);
-        for (size_t i = 0; i < m.size(); ++i) m[i] += mh[i] / double(h1 - h0);
+        for (size_t i = 0; i < m.size(); ++i) m[i] += mh[i] / k;
       }
       hc.qk_rel_error = write_qk(mc, nc, B, pre, l, g, m, nc.head_dim[size_t(l)]);
     }
     std::vector<double> n;
-    for (int h = h0; h < h1; ++h) {
+    for (int h : members) {
       const auto nh = ov_form(mc, A, pre, l, h);
       if (n.empty()) n.assign(nh.size(), 0.0);
       for (size_t i = 0; i < n.size(); ++i) n[i] += nh[i];
@@ -164,13 +213,12 @@ void merge_layer(const ModelConfig& mc, const ModelConfig& nc, const Arena<float
       float* dst = at(B, rpe);
       for (int64_t j = 0; j < per; ++j) {
         double sum = 0;
-        for (int h = h0; h < h1; ++h) sum += src[h * per + j];
-        dst[g * per + j] = float(sum / double(h1 - h0));
+        for (int h : members) sum += src[h * per + j];
+        dst[g * per + j] = float(sum / k);
       }
     }
     res.heads.push_back(hc);
   }
-  (void)o;
 }
 
 }  // namespace
@@ -194,9 +242,10 @@ CompressResult compress_arena(const RunConfig& cfg, const Arena<float>& A, const
   if (o.qk_rank < 0 || o.ov_rank < 0) throw UserError("--qk-rank/--ov-rank: ranks must be >= 1");
   if (o.group_heads < 0) throw UserError("--group-heads: must be >= 1 (got " + std::to_string(o.group_heads) + ")");
   if (o.qk_rank == 0 && o.ov_rank == 0 && o.group_heads == 0) throw UserError("compress: give --qk-rank, --ov-rank and/or --group-heads");
+  if (o.group_by != "similar" && o.group_by != "contiguous")
+    throw UserError("--group-by: '" + o.group_by + "' is not allowed (similar, contiguous)");
   if (o.group_heads > 0 && !o.heads.empty()) throw UserError("--group-heads: not with --heads (groups are formed from every head of a layer)");
   if (o.qk_rank > 0 && !mc.dot_product) throw UserError("--qk-rank: the model has no dot product (model.dot_product = false)");
-  const int C = mc.d_model;
   const std::vector<int> layers = parse_selection(o.layers, mc.layers, "--layers");
   int max_heads = 0;
   for (int l : layers) max_heads = std::max(max_heads, mc.heads[size_t(l)]);

@@ -9,8 +9,8 @@
 // When every head of a layer is compressed, the layer's head (value) dimension becomes r:
 // that is the saving. When only some heads are, they keep the layer's dimension, padded
 // with zeros (exactly rank r, no parameter saved).
-// Grouping (--group-heads G): a layer's H heads become G, group g being heads
-// [g H / G, (g + 1) H / G); the merged head's QK form is the mean of its members' (its logits
+// Grouping (--group-heads G): a layer's H heads become G groups, by default the heads whose
+// logit forms are closest (Ward clustering), or contiguous ones; the merged head's QK form is the mean of its members' (its logits
 // are their mean logits) and its OV form their sum, each truncated to the head's dimension
 // (the layer's, or the rank given); per-head position biases are averaged. With G = H it is
 // the identity.
@@ -30,13 +30,14 @@ struct CompressOptions {
   std::vector<int> heads;   // empty: every head of the selected layers
   int group_heads = 0;      // > 0: each selected layer's heads merged into this many (then the
                             // ranks, if given, are the merged heads' dimensions)
+  std::string group_by = "similar";  // "similar" (Ward clustering of the heads' logit forms) | "contiguous"
 };
 
 struct HeadCompression {
   int layer = 0, head = 0;
   double qk_rel_error = 0;  // ||M - M_r||_F / ||M||_F (0 if QK is left)
   double ov_rel_error = 0;  // ||N - N_r||_F / ||N||_F
-  int merged_from = 1;      // --group-heads: the heads merged into this one
+  std::vector<int> members;  // --group-heads: the original heads merged into this one
 };
 
 struct CompressResult {

@@ -15,8 +15,8 @@ namespace {
 
 template <class Args>
 int run_curve(const Args& a) {
-  if (a.o.qk_rank > 0 || a.o.ov_rank > 0 || !a.out.empty() || !a.o.heads.empty() || a.o.group_heads > 0)
-    throw UserError("compress --curve: not with --qk-rank, --ov-rank, --heads, --group-heads or -o (the curve tries every rank and head)");
+  if (a.o.qk_rank > 0 || a.o.ov_rank > 0 || !a.out.empty() || !a.o.heads.empty() || a.o.group_heads > 0 || a.o.group_by != "similar")
+    throw UserError("compress --curve: not with --qk-rank, --ov-rank, --heads, --group-heads, --group-by or -o (the curve tries every rank and head)");
   const CompressionCurve c = compression_curve(a.ckpt, a.curve, a.forms, a.o.layers, !a.no_heads,
                                                [](const std::string& s) { fmt::print(stderr, "\r\033[K{}", s); });
   fmt::print(stderr, "\r\033[K");
@@ -54,8 +54,10 @@ std::function<int()> add_compress(CLI::App& app) {
   sub->add_option("--layers", a->o.layers, "Layers to compress (default: all), e.g. 0,2")->delimiter(',');
   sub->add_option("--heads", a->o.heads, "Heads to compress in those layers (default: all), e.g. 1,3")->delimiter(',');
   sub->add_option("--group-heads", a->o.group_heads,
-                  "Merge each selected layer's heads into G (contiguous groups: mean QK form, summed OV form); with the ranks: "
+                  "Merge each selected layer's heads into G (mean QK form, summed OV form); with the ranks: "
                   "the merged heads' dimensions");
+  sub->add_option("--group-by", a->o.group_by,
+                  "--group-heads: similar (default: heads whose logit forms are closest, Ward clustering) | contiguous");
   sub->add_option("-o,--out", a->out, "Output checkpoint (an attnlab checkpoint: eval, train's config, compress read it)");
   sub->add_option("--curve", a->curve, "Instead: the validation loss at each of these ranks, per head, layer and model (no output)")
       ->delimiter(',');
@@ -84,7 +86,7 @@ std::function<int()> add_compress(CLI::App& app) {
       j["value_dim"] = r.config.model.value_dim;
       auto hs = nlohmann::ordered_json::array();
       for (const auto& h : r.heads)
-        hs.push_back({{"layer", h.layer}, {"head", h.head}, {"qk_rel_error", h.qk_rel_error}, {"ov_rel_error", h.ov_rel_error}, {"merged_from", h.merged_from}});
+        hs.push_back({{"layer", h.layer}, {"head", h.head}, {"qk_rel_error", h.qk_rel_error}, {"ov_rel_error", h.ov_rel_error}, {"merged_from", h.members}});
       j["heads"] = hs;
       write_file_atomic(a->json, j.dump(2) + "\n");
     }
