@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "analysis/compress.h"
@@ -259,4 +261,20 @@ TEST(Compress, GroupHeadsMergesCopiesExactlyWithThePredictedCount) {
   cli_test::expect_bad_input("compress " + ck + " --group-heads 1 --group-by random -o " + out,
                              "--group-by: 'random' is not allowed (similar, contiguous)");
   EXPECT_FALSE(fs::exists(out));
+}
+
+// The FLOPs compress reports: rank 2 of dk 5 in layer 0 (H 3, C 16) at T 12 removes, per
+// token, the q and k rows (2 C 2 H (dk - r) multiply-adds x 2) and the score terms (2 Te H
+// (dk - r), Te = (T + 1) / 2 keys on average).
+TEST(Compress, ReportsTheForwardFlopsSaved) {
+  const std::string ck = make_checkpoint(kConfig, "flops.safetensors");
+  const std::string out = (scratch() / "f.safetensors").string(), js = (scratch() / "f.json").string();
+  const auto r = cli_test::run("compress " + ck + " --qk-rank 2 --layers 0 -o " + out + " --json " + js);
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream f(js);
+  const auto j = nlohmann::json::parse(f);
+  EXPECT_EQ(j["seq_len"], 12);
+  const double saved = j["flops_per_sequence_before"].get<double>() - j["flops_per_sequence_after"].get<double>();
+  EXPECT_NEAR(saved, 12.0 * (2.0 * 16 * 2 * 3 * 3 + 2.0 * 6.5 * 3 * 3), 1e-6);
+  EXPECT_NE(r.out.find("forward FLOPs per sequence of T = 12"), std::string::npos) << r.out;
 }

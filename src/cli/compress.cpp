@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "train/bench.h"
 #include "train/evaluate.h"
 
 namespace attnlab::cli {
@@ -75,12 +76,17 @@ std::function<int()> add_compress(CLI::App& app) {
     const CompressResult r = compress_checkpoint(a->ckpt, a->o, a->out);
     double worst_qk = 0, worst_ov = 0;
     for (const auto& h : r.heads) { worst_qk = std::max(worst_qk, h.qk_rel_error); worst_ov = std::max(worst_ov, h.ov_rel_error); }
-    if (a->o.group_heads > 0) fmt::print("heads per layer {} -> {}\n", fmt::join(checkpoint_config(a->ckpt, {}).model.heads, ","), fmt::join(r.config.model.heads, ","));
+    const RunConfig before = checkpoint_config(a->ckpt, {});
+    if (a->o.group_heads > 0) fmt::print("heads per layer {} -> {}\n", fmt::join(before.model.heads, ","), fmt::join(r.config.model.heads, ","));
+    const int T = before.task.seq_len;
+    const double f0 = transformer_forward_flops(before.model, T), f1 = transformer_forward_flops(r.config.model, T);
     fmt::print("compressed {} heads: params {} -> {} ({:+.1f}%), largest relative Frobenius error QK {:.3g}, OV {:.3g} -> {}\n",
                r.heads.size(), r.params_before, r.params_after,
                100.0 * double(r.params_after - r.params_before) / double(std::max<int64_t>(1, r.params_before)), worst_qk, worst_ov, a->out);
+    fmt::print("forward FLOPs per sequence of T = {}: {:.4g} -> {:.4g} ({:+.1f}%)\n", T, f0, f1, 100.0 * (f1 - f0) / f0);
     if (!a->json.empty()) {
-      nlohmann::ordered_json j{{"params_before", r.params_before}, {"params_after", r.params_after}};
+      nlohmann::ordered_json j{{"params_before", r.params_before}, {"params_after", r.params_after}, {"seq_len", T},
+                               {"flops_per_sequence_before", f0}, {"flops_per_sequence_after", f1}};
       j["heads_per_layer"] = r.config.model.heads;
       j["head_dim"] = r.config.model.head_dim;
       j["value_dim"] = r.config.model.value_dim;

@@ -23,8 +23,6 @@
 
 namespace attnlab {
 
-namespace {
-
 // Forward FLOPs of one sequence of the Transformer (causal attention counts (T+1)/2 keys).
 double transformer_forward_flops(const ModelConfig& m, int T) {
   const double C = m.d_model, Te = (T + 1) / 2.0;
@@ -38,6 +36,8 @@ double transformer_forward_flops(const ModelConfig& m, int T) {
   }
   return f * T;
 }
+
+namespace {
 
 double shallow_forward_flops(const ModelConfig& m, int T) {
   const double d = m.d_in, n = m.width;

@@ -53,4 +53,8 @@ BenchResult run_benchmark(const BenchCase& c, int warmup, int steps, int threads
 // SGEMM throughput (GFLOP/s) at n = 2048 with the given threads, measured now (in a child).
 double measure_sgemm_gflops(int threads);
 
+// Forward FLOPs of one sequence of length T through the Transformer (causal attention counts
+// (T+1)/2 keys per query): what `attnlab compress` reports as saved.
+double transformer_forward_flops(const ModelConfig& m, int T);
+
 }  // namespace attnlab
