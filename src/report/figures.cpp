@@ -167,8 +167,9 @@ FigureFiles render_figure(const FigureSpec& f, const std::vector<Axis>& axes, co
      << "set output " << gp_quote(files.svg) << "\n"
      << "set title " << gp_quote(f.title) << " noenhanced\n"
      << "set xlabel " << gp_quote(f.x) << " noenhanced\n"
-     << "set ylabel " << gp_quote(f.y + " (mean; bars: min to max over seeds)") << " noenhanced\n"
+     << "set ylabel " << gp_quote(f.y + ": seed mean, min-max bars") << " noenhanced\n"
      << "set key outside right top noenhanced\nset grid\nset offsets graph 0.03, graph 0.03, 0, 0\n";
+  if (!f.series.empty()) gp << "set key title " << gp_quote(f.series) << " noenhanced\n";  // what the lines are
   if (!numeric) {
     gp << "set xtics (";
     for (size_t i = 0; i < cats.size(); ++i) gp << (i ? ", " : "") << gp_quote(unquote(cats[i])) << " " << i;
