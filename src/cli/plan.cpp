@@ -55,6 +55,16 @@ double loss_of(const nlohmann::json& s, const std::string& key) {
   return s.value("status", "") == "completed" && s.contains(key) && s[key].is_number() ? s[key].get<double>() : NAN;
 }
 
+// --pilot-dims: increasing, each in [1, top].
+void check_pilot_dims(const std::vector<int>& dims, int64_t top, const std::string& what) {
+  for (size_t i = 0; i < dims.size(); ++i) {
+    if (dims[i] < 1 || dims[i] > top)
+      throw UserError("--pilot-dims: " + std::to_string(dims[i]) + " is not in [1, " + what + " = " + std::to_string(top) + "]");
+    if (i && dims[i] <= dims[i - 1])
+      throw UserError("--pilot-dims: must increase (" + std::to_string(dims[i]) + " after " + std::to_string(dims[i - 1]) + ")");
+  }
+}
+
 // --calibrate: pilot runs of the user's task, each seed s of --seeds as pilot seed 1000 + s (so
 // that --validate's seeds are fresh). With --trade-off, first the trade-off: H heads of
 // dimension share / H in every layer, for the counts of calibration_heads; H* is the best.
@@ -93,13 +103,7 @@ Calibration calibrate(const std::string& config, int64_t D, int L, int M, bool t
   }
   const int Hs = trade_off ? c.best_heads : M;  // the saturation pilots' head count
   if (dims.empty()) dims = calibration_dims(D, L, Hs, d_max);
-  for (size_t i = 0; i < dims.size(); ++i) {
-    if (dims[i] < 1 || int64_t(dims[i]) * Hs > share)
-      throw UserError("--pilot-dims: " + std::to_string(dims[i]) + " is not in [1, budget / layers / heads = " +
-                      std::to_string(share / Hs) + "]");
-    if (i && dims[i] <= dims[i - 1])
-      throw UserError("--pilot-dims: must increase (" + std::to_string(dims[i]) + " after " + std::to_string(dims[i - 1]) + ")");
-  }
+  check_pilot_dims(dims, share / Hs, "budget / layers / heads");
   c.dims = dims;
   fmt::print(stderr, "calibrating: saturation, {} heads of dimension {}\n", Hs, fmt::join(c.dims, ", "));
   for (int d : c.dims) c.losses.push_back(pilot(Hs, d));
@@ -159,13 +163,7 @@ std::function<int()> add_plan(CLI::App& app) {
     plan_allocation(a->budget, a->layers, a->seq_len, a->memories, a->profile, a->d_max);  // bad arguments fail before any pilot
     if (a->calibrate.empty() && (a->trade_off || !a->pilot_dims.empty()))
       throw UserError(std::string(a->trade_off ? "--trade-off" : "--pilot-dims") + ": only with --calibrate SPEC");
-    for (size_t i = 0; i < a->pilot_dims.size(); ++i) {
-      const int d = a->pilot_dims[i];
-      if (d < 1 || d > a->budget / a->layers)
-        throw UserError("--pilot-dims: " + std::to_string(d) + " is not in [1, budget / layers = " + std::to_string(a->budget / a->layers) + "]");
-      if (i && d <= a->pilot_dims[i - 1])
-        throw UserError("--pilot-dims: must increase (" + std::to_string(d) + " after " + std::to_string(a->pilot_dims[i - 1]) + ")");
-    }
+    check_pilot_dims(a->pilot_dims, a->budget / a->layers, "budget / layers");  // layers >= 1: checked above
     Calibration cal;
     if (!a->calibrate.empty())
       cal = calibrate(a->calibrate, a->budget, a->layers, a->memories, a->trade_off, a->d_max, a->pilot_steps, a->tolerance, a->seeds, a->pilot_dims, a->out);
