@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -58,7 +59,33 @@ struct Cell {
   PointCount n;            // every run at the point, by outcome
 };
 
+std::string fmt_g(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3g", v);
+  return b;
+}
+
 }  // namespace
+
+GuideFit fit_guide(const std::vector<std::pair<double, double>>& pts, double slope) {
+  GuideFit g;
+  std::vector<std::pair<double, double>> lp;
+  for (const auto& [x, y] : pts)
+    if (x > 0 && y > 0 && std::isfinite(x) && std::isfinite(y)) lp.push_back({std::log(x), std::log(y)});
+  double mx = 0, my = 0;
+  for (const auto& [lx, ly] : lp) { mx += lx; my += ly; }
+  if (lp.size() < 2) return g;
+  mx /= double(lp.size());
+  my /= double(lp.size());
+  double sxx = 0, sxy = 0;
+  for (const auto& [lx, ly] : lp) { sxx += (lx - mx) * (lx - mx); sxy += (lx - mx) * (ly - my); }
+  if (sxx <= 0) return g;  // one distinct x
+  g.ok = true;
+  g.fit_slope = sxy / sxx;
+  g.fit_c = std::exp(my - g.fit_slope * mx);
+  g.guide_c = std::exp(my - slope * mx);  // least squares in log y with the slope fixed
+  return g;
+}
 
 FigureFiles render_figure(const FigureSpec& f, const std::vector<Axis>& axes, const std::vector<Observation>& obs,
                           const std::string& dir, const std::string& stem) {
@@ -118,6 +145,8 @@ FigureFiles render_figure(const FigureSpec& f, const std::vector<Axis>& axes, co
       if (std::find(cats.begin(), cats.end(), x) == cats.end()) cats.push_back(x);
   std::ostringstream plot, inline_data, labels;
   int n_series = 0;
+  // Per plotted series, its (x, mean) points with both positive: what a guide is fitted to.
+  std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>> logpts;
   for (const auto& series : names) {
     auto& xs = data[series];
     // numeric x sorted by value
@@ -149,12 +178,31 @@ FigureFiles render_figure(const FigureSpec& f, const std::vector<Axis>& axes, co
       }
       if (ys.empty()) continue;
       inline_data << num(xv) << ' ' << num(m) << ' ' << num(lo) << ' ' << num(hi) << "\n";
+      if (plotted == 0) logpts.push_back({series, {}});
+      if (numeric && xv > 0 && m > 0) logpts.back().second.push_back({xv, m});
       ++plotted;
     }
     if (!plotted) continue;
-    plot << (n_series++ ? ", " : "") << "'-' using 1:2:3:4 with yerrorlines lw 2 pt 7 ps 0.8 title " << gp_quote(series);
+    ++n_series;  // line type n_series: the guide of this series has its colour
+    plot << (n_series > 1 ? ", " : "") << "'-' using 1:2:3:4 with yerrorlines lt " << n_series << " lw 2 pt 7 ps 0.8 title "
+         << gp_quote(series);
     inline_data << "e\n";
   }
+  if (f.guide && !numeric) files.fits.push_back("guide: not drawn, " + f.x + " is not numeric");
+  if (f.guide && numeric)
+    for (size_t k = 0; k < logpts.size(); ++k) {
+      const auto& [series, pts] = logpts[k];
+      const GuideFit g = fit_guide(pts, f.guide_slope);
+      if (!g.ok) {
+        files.fits.push_back((logpts.size() > 1 ? series + ": " : "") + "guide: fewer than two points with positive x and y");
+        continue;
+      }
+      files.guides.push_back(g);
+      plot << ", " << num(g.guide_c) << " * x**(" << num(f.guide_slope) << ") with lines lt " << (k + 1) << " dt 2 lw 1.5 "
+           << (k == 0 ? "title " + gp_quote(f.guide_label) : std::string("notitle"));
+      files.fits.push_back((logpts.size() > 1 ? series + ": " : "") + "fitted y = " + fmt_g(g.fit_c) + " x^" + fmt_g(g.fit_slope) +
+                           "; guide " + f.guide_label + " = " + fmt_g(g.guide_c) + " x^" + fmt_g(f.guide_slope));
+    }
   const std::filesystem::path d(dir);
   write_file_atomic((d / files.csv).string(), csv.str());
   if (n_series == 0) {

@@ -6,6 +6,7 @@
 // as a single-quoted gnuplot string (no command substitution there) stripped of control
 // characters.
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "analysis/claims.h"
@@ -13,11 +14,21 @@
 
 namespace attnlab {
 
+// A figure's guide: the power law c x^slope with c fitted to a series' means (least squares of
+// log y with the slope fixed), beside the free log-log fit of the same points.
+struct GuideFit {
+  bool ok = false;  // at least two points with positive x and y, two distinct x
+  double guide_c = 0, fit_slope = 0, fit_c = 0;
+};
+GuideFit fit_guide(const std::vector<std::pair<double, double>>& pts, double slope);
+
 struct FigureFiles {
   std::string svg, csv;  // file names inside the output directory
   bool ok = false;
   std::string error;
   std::vector<std::string> incomplete;  // "series, x = 128: 1 of 3 seeds (2 diverged)", per point not all completed
+  std::vector<GuideFit> guides;      // per series with a guide drawn
+  std::vector<std::string> fits;     // per series: "fitted y = c x^b; guide <label> = c0 x^s" (or why none)
   std::string pooled;  // axes (other than x, its zip partners and the series) the means run over, with their values
 };
 

@@ -279,6 +279,7 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
       std::string missing;
       for (const auto& m : f.incomplete) missing += (missing.empty() ? "" : "; ") + m;
       if (!missing.empty()) missing = "<br><small class=\"no\">Not every seed completed (red n/N on the plot: the mean is over n): " + esc(missing) + "</small>";
+      for (const auto& fit : f.fits) missing += "<br><small>" + esc(fit) + "</small>";
       if (!f.pooled.empty())
         missing += "<br><small class=\"no\">Each point averages runs that also differ in " + esc(f.pooled) +
                    " (add a series to tell them apart).</small>";

@@ -1,6 +1,9 @@
 #include "sweep/spec.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -235,8 +238,27 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
         } else if (key == "logx" || key == "logy") {
           if (!v.is_boolean()) throw UserError(where + "." + key + ": expected true or false");
           (key == "logx" ? f.logx : f.logy) = v.as_boolean()->get();
+        } else if (key == "guide") {
+          const toml::table* g = v.as_table();
+          if (!g) throw UserError(where + ".guide: expected a table, e.g. { slope = -0.5, label = \"m^-1/2, theory\" }");
+          for (const auto& [gk, gv] : *g) {
+            const std::string gkey(gk.str());
+            if (gkey == "slope") {
+              const auto d = gv.value<double>();
+              if (!d || !std::isfinite(*d)) throw UserError(where + ".guide.slope: expected a finite number");
+              f.guide_slope = *d;
+              f.guide = true;
+            } else if (gkey == "label") {
+              if (!gv.is_string()) throw UserError(where + ".guide.label: expected a string");
+              f.guide_label = gv.as_string()->get();
+            } else {
+              throw UserError(where + ".guide." + gkey + ": unknown key (allowed: slope, label)");
+            }
+          }
+          if (!f.guide) throw UserError(where + ".guide: needs a slope");
+          if (f.guide_label.empty()) f.guide_label = "slope " + fmt::format("{}", f.guide_slope);
         } else {
-          throw UserError(where + "." + key + ": unknown key (allowed: x, y, series, where, logx, logy, title)");
+          throw UserError(where + "." + key + ": unknown key (allowed: x, y, series, where, logx, logy, title, guide)");
         }
       }
       if (f.x.empty() || f.y.empty()) throw UserError(where + ": needs x and y");

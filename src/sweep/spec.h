@@ -22,6 +22,11 @@ struct FigureSpec {
   std::string x, y, series, title;
   Point where;  // only these runs (as a claim's where)
   bool logx = false, logy = false;
+  // `guide = { slope = -0.5, label = "m^-1/2, theory" }`: a reference power law c x^slope
+  // drawn beside each series, c fitted to the series' means (least squares in log-log).
+  bool guide = false;
+  double guide_slope = 0;
+  std::string guide_label;
 };
 
 struct ClaimSpec {
