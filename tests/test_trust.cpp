@@ -20,7 +20,7 @@
 
 #include "core/error.h"
 #include "core/process.h"
-#include "report/figures.h"
+#include "store_fixture.h"
 #include "sweep/spec.h"
 #include "sweep/store.h"
 
@@ -28,147 +28,7 @@ using namespace attnlab;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-namespace {
-
-std::string binary() {
-  const char* e = std::getenv("ATTNLAB_TEST_BINARY");
-  return e && *e ? e : ATTNLAB_BINARY;
-}
-
-struct Result {
-  int status = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void spit(const fs::path& p, const std::string& s) {
-  fs::create_directories(p.parent_path());
-  std::ofstream f(p);
-  f << s;
-}
-
-// Runs `attnlab ARGS...` without a shell; stderr is captured through a file.
-Result run_cli(std::vector<std::string> args, const fs::path& work) {
-  args.insert(args.begin(), binary());
-  ProcessOptions o;
-  o.capture_stdout = true;
-  o.stderr_path = (work / "stderr.txt").string();
-  const ProcessResult p = run_process(args, o);
-  return {p.status, p.out, slurp(work / "stderr.txt")};
-}
-
-fs::path fresh(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("attnlab_trust_" + std::to_string(getpid()) + "_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-// A store in DIR for the spec text (written to DIR/spec.toml): every run of the spec is
-// registered; `outcome` gives each its status and summary ("" leaves it pending).
-void make_store(const fs::path& dir, const std::string& spec_text,
-                const std::function<void(const RunSpec&, std::string& status, json& summary)>& outcome,
-                const std::string& spec_file = "spec.toml") {
-  spit(dir / spec_file, spec_text);
-  const ExperimentSpec spec = parse_spec(spec_text, (dir / spec_file).string(), "", false);
-  Store s((dir / "runs.db").string());
-  s.set_meta("experiment", spec.name);
-  s.set_meta("spec", fs::absolute(dir / spec_file).string());
-  s.set_meta("spec_text", spec_text);
-  s.set_meta("scale", "");
-  s.set_meta("title", spec.title);
-  s.set_meta("result", spec.result);
-  const auto runs = expand(spec);
-  s.add_runs(spec.name, runs);
-  for (const auto& r : runs) {
-    std::string status;
-    json summary = json::object();
-    outcome(r, status, summary);
-    if (!status.empty()) s.finish(r.id, status, summary.dump(), "", {}, "", 1.0);
-  }
-}
-
-json claims_of(const fs::path& report) { return json::parse(slurp(report / "claims.json")); }
-
-double num(const RunSpec& r, const std::string& key) { return std::stod(r.point.at(key)); }
-
-// SQL on a store, as a killed sweep or the machine would leave it.
-void sql(const fs::path& db, const std::string& statement) {
-  sqlite3* h = nullptr;
-  ASSERT_EQ(sqlite3_open(db.string().c_str(), &h), SQLITE_OK);
-  char* err = nullptr;
-  EXPECT_EQ(sqlite3_exec(h, statement.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
-  sqlite3_free(err);
-  sqlite3_close(h);
-}
-
-json summary_of(const fs::path& sweep, int64_t seed) {
-  Store s((sweep / "runs.db").string());
-  for (const auto& r : s.runs())
-    if (r.seed == seed) return r.summary.empty() ? json::object() : json::parse(r.summary);
-  return json();
-}
-
-std::string status_of(const fs::path& sweep, int64_t seed) {
-  Store s((sweep / "runs.db").string());
-  for (const auto& r : s.runs())
-    if (r.seed == seed) return r.status;
-  return "";
-}
-
-// A tiny real sweep: two seeds of a small Transformer, `steps` steps each.
-std::string tiny_spec(int steps, const std::string& title = "Tiny A") {
-  return "[experiment]\nname = \"trust_tiny\"\ntitle = \"" + title + "\"\nresult = \"p2\"\ndescription = \"two runs\"\n"
-         "[base]\nseed = 1\n[base.task]\nkind = \"sparse_memory\"\nseq_len = 8\nd_in = 2\nlags = [1]\nn_train = 32\nn_val = 8\n"
-         "[base.model]\nd_model = 8\nlayers = 1\nheads = 1\nhead_dim = 8\nffn = 8\n"
-         "[base.train]\nsteps = " + std::to_string(steps) + "\nbatch = 4\neval_every = 1\n"
-         "[sweep]\nseeds = [1, 2]\n";
-}
-
-// The synthetic spec of the report tests: err against model.width.
-const std::string kHead =
-    "[experiment]\nname = \"synthetic\"\ntitle = \"Synthetic\"\nresult = \"p3\"\ndescription = \"made by the test\"\n"
-    "[base.task]\nkind = \"sparse_memory\"\n";
-
-// One line on stderr (after an optional blank line that clears a progress line).
-std::string one_line(const std::string& err) {
-  std::string e = err;
-  while (!e.empty() && e.front() == '\n') e.erase(e.begin());
-  EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << err;
-  return e;
-}
-
-// RFC 4180 rows.
-std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
-  std::vector<std::vector<std::string>> rows(1, std::vector<std::string>(1));
-  bool quoted = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') { rows.back().back() += '"'; ++i; }
-      else if (c == '"') quoted = false;
-      else rows.back().back() += c;
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      rows.back().emplace_back();
-    } else if (c == '\n') {
-      rows.emplace_back(1);
-    } else {
-      rows.back().back() += c;
-    }
-  }
-  if (rows.back().size() == 1 && rows.back()[0].empty()) rows.pop_back();
-  return rows;
-}
-
-}  // namespace
+using namespace store_fixture;
 
 // Defect 1: a sweep killed while holding a run, the spec's train.steps changed, the sweep
 // rerun: the store must not hold runs with 2 and 7 steps side by side.
@@ -403,50 +263,6 @@ TEST(Trust, ClaimsRefuseToPoolRunsThatDifferOnAnotherAxis) {
   fs::remove_all(d);
 }
 
-// Defect 8: list-valued x and names with quotes and commas are quoted in the CSV.
-TEST(Trust, CsvFieldsAreQuoted) {
-  const fs::path d = fresh("csv");
-  const std::string spec = kHead +
-      "[sweep]\n\"model.heads\" = [[8, 4], [4, 8]]\n\"model.rpe\" = [\"a\\\"b\", \"c,d\"]\nseeds = [1]\n"
-      "[[figure]]\nx = \"model.heads\"\ny = \"err\"\nseries = \"model.rpe\"\n";
-  make_store(d / "store", spec, [](const RunSpec& r, std::string& st, json& s) {
-    st = "completed";
-    s = {{"err", r.point.at("model.heads") == "[8, 4]" ? 1.0 : 2.0}};
-  });
-  ASSERT_EQ(run_cli({"report", (d / "store").string(), "-o", (d / "rep").string()}, d).status, 0);
-  const auto rows = parse_csv(slurp(d / "rep" / "synthetic" / "fig1.csv"));
-  ASSERT_EQ(rows.size(), 5u);
-  std::set<std::string> xs, series;
-  for (size_t i = 1; i < rows.size(); ++i) {
-    EXPECT_EQ(rows[i].size(), rows[0].size()) << "row " << i;
-    series.insert(rows[i][0]);
-    xs.insert(rows[i][1]);
-  }
-  EXPECT_EQ(xs, (std::set<std::string>{"[8, 4]", "[4, 8]"}));
-  EXPECT_EQ(series, (std::set<std::string>{"a\"b", "c,d"}));
-  fs::remove_all(d);
-}
-
-// Numeric series (FFN widths) come in numeric order, in the CSV and so in the legend.
-TEST(Trust, NumericSeriesAreInNumericOrder) {
-  const fs::path d = fresh("series_order");
-  const std::string spec = kHead +
-      "[sweep]\n\"model.heads\" = [1, 8]\n\"model.ffn\" = [256, 4, 16]\nseeds = [1]\n"
-      "[[figure]]\nx = \"model.heads\"\ny = \"err\"\nseries = \"model.ffn\"\n";
-  make_store(d / "store", spec, [](const RunSpec&, std::string& st, json& s) {
-    st = "completed";
-    s = {{"err", 1.0}};
-  });
-  ASSERT_EQ(run_cli({"report", (d / "store").string(), "-o", (d / "rep").string()}, d).status, 0);
-  const auto rows = parse_csv(slurp(d / "rep" / "synthetic" / "fig1.csv"));
-  ASSERT_EQ(rows.size(), 7u);
-  std::vector<std::string> order;
-  for (size_t i = 1; i < rows.size(); ++i)
-    if (order.empty() || order.back() != rows[i][0]) order.push_back(rows[i][0]);
-  EXPECT_EQ(order, (std::vector<std::string>{"4", "16", "256"}));
-  fs::remove_all(d);
-}
-
 // Defect 8: run directory names never collide and stay within the file-name limit.
 TEST(Trust, RunDirectoryNamesAreDistinctAndShort) {
   EXPECT_NE(run_dir_name("x/model.rpe=\"a b\"/seed=1"), run_dir_name("x/model.rpe=\"a_b\"/seed=1"));
@@ -588,55 +404,5 @@ TEST(Trust, ClaimsAlongAZippedAxisAreEvaluated) {
   ASSERT_EQ(run_cli({"report", (d / "store").string(), "-o", (d / "rep").string()}, d).status, 0);
   const json c = claims_of(d / "rep")[0];
   EXPECT_EQ(c["verdict"], "yes") << c.dump();
-  fs::remove_all(d);
-}
-
-// Theory lines: a figure's guide is the power law c x^slope with c fitted to each series'
-// means (least squares in log-log with the slope fixed), drawn dashed in the series' colour;
-// the free fit and the guide's constant are reported; bad guides are spec errors.
-TEST(Trust, FigureGuidesAreFittedPowerLaws) {
-  // Exact power law y = 3 x^-0.5: the free fit recovers it, and a guide of slope -1 gets the
-  // constant exp(mean(log y + log x)).
-  std::vector<std::pair<double, double>> pts;
-  for (double x : {8.0, 32.0, 128.0}) pts.push_back({x, 3.0 / std::sqrt(x)});
-  const GuideFit g = fit_guide(pts, -0.5), g1 = fit_guide(pts, -1.0);
-  ASSERT_TRUE(g.ok);
-  EXPECT_NEAR(g.fit_slope, -0.5, 1e-12);
-  EXPECT_NEAR(g.fit_c, 3.0, 1e-12);
-  EXPECT_NEAR(g.guide_c, 3.0, 1e-12);
-  double mean = 0;
-  for (const auto& [x, y] : pts) mean += std::log(y * x) / 3.0;
-  EXPECT_NEAR(g1.guide_c, std::exp(mean), 1e-12);
-  EXPECT_FALSE(fit_guide({{4.0, 1.0}}, -0.5).ok);
-  EXPECT_FALSE(fit_guide({{4.0, 1.0}, {4.0, 2.0}}, -0.5).ok);        // one distinct x
-  EXPECT_FALSE(fit_guide({{4.0, 1.0}, {8.0, -2.0}}, -0.5).ok);       // y <= 0 is left out
-
-  const fs::path d = fresh("guide");
-  const std::string spec = kHead +
-      "[sweep]\n\"model.heads\" = [1, 4, 16]\nseeds = [1, 2]\n"
-      "[[figure]]\nx = \"model.heads\"\ny = \"err\"\nlogx = true\nlogy = true\nguide = { slope = -0.5, label = \"H^-1/2, theory\" }\n";
-  make_store(d / "store", spec, [](const RunSpec& r, std::string& st, json& s) {
-    st = "completed";
-    s = {{"err", 2.0 / std::sqrt(std::stod(r.point.at("model.heads")))}};
-  });
-  ASSERT_EQ(run_cli({"report", (d / "store").string(), "-o", (d / "rep").string()}, d).status, 0);
-  const std::string gp = slurp(d / "rep" / "synthetic" / "fig1.gp");
-  EXPECT_NE(gp.find("* x**(-0.5) with lines lt 1 dt 2"), std::string::npos) << gp;
-  EXPECT_NE(gp.find("title 'H^-1/2, theory'"), std::string::npos) << gp;
-  const std::string html = slurp(d / "rep" / "index.html");
-  EXPECT_NE(html.find("fitted y = 2 x^-0.5; guide H^-1/2, theory = 2 x^-0.5"), std::string::npos);
-
-  const fs::path bad = d / "bad.toml";
-  auto error_of = [&](const std::string& fig) -> std::string {
-    { std::ofstream f(bad); f << kHead + "[sweep]\n\"model.heads\" = [1, 4]\n[[figure]]\nx = \"model.heads\"\ny = \"err\"\n" + fig; }
-    try { load_spec(bad.string(), ""); } catch (const UserError& e) { return e.what(); }
-    return "(no error)";
-  };
-  EXPECT_EQ(error_of("guide = { label = \"x\" }\n"), bad.string() + ": figure[0].guide: needs a slope");
-  EXPECT_EQ(error_of("guide = { slope = \"-1/2\" }\n"), bad.string() + ": figure[0].guide.slope: expected a finite number");
-  EXPECT_EQ(error_of("guide = { slope = -0.5, colour = \"red\" }\n"),
-            bad.string() + ": figure[0].guide.colour: unknown key (allowed: slope, label)");
-  EXPECT_EQ(error_of("guide = -0.5\n"),
-            bad.string() + ": figure[0].guide: expected a table, e.g. { slope = -0.5, label = \"m^-1/2, theory\" }");
   fs::remove_all(d);
 }
