@@ -216,7 +216,12 @@ FigureFiles render_figure(const FigureSpec& f, const std::vector<Axis>& axes, co
      << "set title " << gp_quote(f.title) << " noenhanced\n"
      << "set xlabel " << gp_quote(f.x) << " noenhanced\n"
      << "set ylabel " << gp_quote(f.y + ": seed mean, min-max bars") << " noenhanced\n"
-     << "set key outside right top noenhanced\nset grid\nset offsets graph 0.03, graph 0.03, 0, 0\n";
+     << "set grid\nset offsets graph 0.03, graph 0.03, 0, 0\n";
+  // The key right of the plot, unless a label is long (a guide's, a long series name): then
+  // below it, so that the plot keeps its width.
+  size_t longest = f.guide ? f.guide_label.size() : 0;
+  for (const auto& n : names) longest = std::max(longest, n.size());
+  gp << (longest > 16 ? "set key outside center bottom horizontal noenhanced\n" : "set key outside right top noenhanced\n");
   if (!f.series.empty()) gp << "set key title " << gp_quote(f.series) << " noenhanced\n";  // what the lines are
   if (!numeric) {
     gp << "set xtics (";
