@@ -196,3 +196,29 @@ TEST(ShallowAttention, BlockedFloatKernelsMatchDouble) {
       EXPECT_LT(std::sqrt(num / den), 1e-5) << act << " d=" << d;
     }
 }
+
+// The IndRNN's recurrent weights by default are +-1.5 with equal probability (the authors'
+// code; its docstring says N(0, 1)), paired like the other halves; u_init = "normal" keeps N(0, 1).
+TEST(P3Models, IndRnnRecurrentInitIsPlusMinusOnePointFiveByDefault) {
+  ModelConfig c = p3_config("indrnn", "tanh", 400);
+  c.u_init = ModelConfig{}.u_init;  // the default
+  EXPECT_EQ(c.u_init, "pm1.5");
+  auto m = make_model<double>(c, 1);
+  m->init(4);
+  const auto& a = m->arena;
+  const double* u = a.data().data() + a.info(a.find("u")).offset;
+  int plus = 0;
+  for (int i = 0; i < 400; ++i) {
+    EXPECT_EQ(std::fabs(u[i]), 1.5) << i;
+    plus += u[i] > 0;
+  }
+  EXPECT_GT(plus, 150);
+  EXPECT_LT(plus, 250);
+  c.u_init = "normal";
+  auto n = make_model<double>(c, 1);
+  n->init(4);
+  const double* un = n->arena.data().data() + n->arena.info(n->arena.find("u")).offset;
+  int not_pm = 0;
+  for (int i = 0; i < 400; ++i) not_pm += std::fabs(std::fabs(un[i]) - 1.5) > 1e-9;
+  EXPECT_EQ(not_pm, 400);
+}

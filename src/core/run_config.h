@@ -45,9 +45,12 @@ struct TaskConfig {
   double val_fraction = 0.2;
   int lag = 4;                      // ar_forecast: L in x_t = a x_{t-L} + eps_t
   double ar_coef = 0.9;             // ar_forecast: a
-  double noise = 1.0;               // ar_forecast: sigma of eps_t
-  int burn_in = 1000;               // ar_forecast: steps discarded before the first window
-  int time_channels = 0;            // ar_forecast: pairs of sin/cos channels, periods 32 * 2^k
+  double noise = 0.31622776601683794;  // ar_forecast: sigma of eps_t (the authors': variance 0.1)
+  int burn_in = 800;                // ar_forecast: steps before the first window
+  int time_channels = 8;            // ar_forecast: pairs of sin/cos channels, periods 32 * 2^k
+  std::string time_origin = "window";   // ar_forecast: t of the time channels: window | series position
+  std::string ar_split = "random";      // ar_forecast: random (one series, windows split at random) | series
+  std::string standardize = "targets";  // ar_forecast: targets (z-scored over all windows) | all (series z-scored)
   int teacher_width = 1024;         // teacher_student_model: heads of the random teacher
   int anchors = 4;                  // teacher_student_ntk: R anchor sequences
   double nu = 1.0;                  // teacher_student_ntk: bound on the transport map's norms
@@ -75,7 +78,7 @@ struct ModelConfig {
   int width = 64;                    // m: heads (shallow) or hidden units (RNNs)
   std::string activation = "tanh";   // sigma: tanh | erf (erf(x / sqrt 2))
   std::string init = "symmetric";    // symmetric (f = 0 at init; m even) | iid
-  std::string u_init = "normal";     // indrnn recurrent weights: normal (N(0,1)) | pm1.5 (+-1.5)
+  std::string u_init = "pm1.5";      // indrnn recurrent weights: pm1.5 (+-1.5, the authors' code) | normal (N(0,1))
   // Derived from the task:
   int d_in = 4;
   int d_out = 1;

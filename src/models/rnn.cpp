@@ -249,7 +249,7 @@ template class Rnn<double>;
 
 void indrnn_keys(Keys& k, ModelConfig& m) {
   width_keys(k, m, true);
-  k.choice("u_init", m.u_init, {"normal", "pm1.5"});  // recurrent weights: N(0, 1) or +-1.5
+  k.choice("u_init", m.u_init, {"pm1.5", "normal"});  // recurrent weights: +-1.5 (the authors' code, default) or N(0, 1)
 }
 
 void rnn_keys(Keys& k, ModelConfig& m) { width_keys(k, m, true); }
