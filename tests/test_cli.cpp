@@ -174,3 +174,35 @@ TEST(Cli, BenchScalingAndProfile) {
   for (const char* phase : {"fwd.attention", "bwd.attention", "fwd.qkv", "bwd.ffn1", "optimizer", "sum of phases"})
     EXPECT_NE(r.err.find(phase), std::string::npos) << phase << "\n" << r.err;
 }
+
+// The authors' gradient statistic (paper 3, E4): per step the gradient norm (global and per
+// group), cut into blocks of train.grad_block steps, each block's maximum, averaged over the
+// blocks, a last partial block included: against the per-step norms metrics.jsonl logs.
+TEST(Cli, BlockMaxGradNormIsTheMeanOfBlockMaxima) {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_blockmax_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  { std::ofstream(d / "c.toml") << "seed = 2\n[task]\nkind = \"ar_forecast\"\nlag = 3\nn = 40\n"
+                                   "[model]\nkind = \"indrnn\"\nwidth = 8\n[train]\noptimizer = \"gd\"\nlr = 0.05\nsteps = 7\n"
+                                   "eval_every = 1\ngrad_block = 3\nloss = \"mse\"\n"; }
+  ASSERT_EQ(run("train " + (d / "c.toml").string() + " --out " + (d / "r").string()).status, 0);
+  std::ifstream mf(d / "r" / "metrics.jsonl");
+  std::string line;
+  std::vector<nlohmann::json> steps;
+  while (std::getline(mf, line)) steps.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(steps.size(), 7u);
+  std::ifstream sf(d / "r" / "summary.json");
+  const auto s = nlohmann::json::parse(sf);
+  for (const std::string key : {"grad_norm", "grad_norm.u", "grad_norm.W_in"}) {
+    double sum = 0;
+    for (size_t b0 : {0u, 3u, 6u}) {
+      double mx = 0;
+      for (size_t i = b0; i < std::min<size_t>(b0 + 3, 7); ++i) mx = std::max(mx, steps[i][key].get<double>());
+      sum += mx;
+    }
+    const std::string field = "block_max_grad_norm" + key.substr(9);
+    ASSERT_TRUE(s.contains(field)) << field;
+    EXPECT_NEAR(s[field].get<double>(), sum / 3.0, 1e-9 * sum) << field;
+  }
+  fs::remove_all(d);
+}
