@@ -52,8 +52,9 @@ struct TaskConfig {
   std::string ar_split = "random";      // ar_forecast: random (one series, windows split at random) | series
   std::string standardize = "targets";  // ar_forecast: targets (z-scored over all windows) | all (series z-scored)
   int teacher_width = 1024;         // teacher_student_model: heads of the random teacher
-  int anchors = 4;                  // teacher_student_ntk: R anchor sequences
-  double nu = 1.0;                  // teacher_student_ntk: bound on the transport map's norms
+  int anchors = 16;                 // teacher_student_ntk: R anchor sequences, drawn from the inputs
+  std::vector<double> nu = {3.0, 3.0, 3.0};  // teacher_student_ntk: (nu_c, nu_u, nu_w), the transport bounds
+  std::string teacher_w = "full";   // teacher_student_ntk: "full" W (the theory) | "diagonal" (the authors' code)
   int teacher_samples = 8192;       // teacher_student_ntk: M_teacher Monte Carlo draws
 };
 

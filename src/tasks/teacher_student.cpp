@@ -1,6 +1,9 @@
 #include "tasks/teacher_student.h"
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <utility>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -11,17 +14,21 @@ namespace attnlab {
 namespace {
 const char* kStreams[3] = {"ts/train", "ts/val", "ts/test"};
 
-// Tangent features of one input x [T, d] at the draw (W [d, d], U [d]); sigma = tanh.
+// Tangent features of one input x [T, d] at the draw (W [d, d], U [d]); sigma = tanh. With
+// diag, the scores use diag(W) x_T.
 struct Features {
   double phi_c = 0, dsig = 0;
   std::vector<double> a, g;  // a = X alpha; g = (sum_t alpha_t x_t x_t^T - a a^T) U
 };
-Features features(const float* x, int T, int d, const double* W, const double* U) {
+Features features(const float* x, int T, int d, const double* W, const double* U, bool diag) {
   Features f;
   const float* xT = x + size_t(T - 1) * d;
   std::vector<double> q(size_t(d), 0.0), alpha(static_cast<size_t>(T));
   for (int i = 0; i < d; ++i)
-    for (int j = 0; j < d; ++j) q[i] += W[i * d + j] * xT[j];  // q = W x_T
+    if (diag)
+      q[i] = W[i * d + i] * xT[i];
+    else
+      for (int j = 0; j < d; ++j) q[i] += W[i * d + j] * xT[j];  // q = W x_T
   double mx = -INFINITY;
   for (int t = 0; t < T; ++t) {
     double s = 0;
@@ -52,13 +59,6 @@ Features features(const float* x, int T, int d, const double* W, const double* U
   return f;
 }
 
-void clip(double* v, size_t n, double nu) {
-  double s = 0;
-  for (size_t i = 0; i < n; ++i) s += v[i] * v[i];
-  s = std::sqrt(s);
-  if (s > nu)
-    for (size_t i = 0; i < n; ++i) v[i] *= nu / s;
-}
 }  // namespace
 
 TeacherStudentTask::TeacherStudentTask(const TaskConfig& cfg, uint64_t seed) : cfg_(cfg), seed_(seed) {
@@ -122,17 +122,20 @@ void TeacherStudentTask::build_ntk() {
   U_.resize(size_t(M) * d);
   for (size_t i = 0; i < W_.size(); ++i) W_[i] = rng_normal(seed_, stream_id("ntk/W"), i);
   for (size_t i = 0; i < U_.size(); ++i) U_[i] = rng_normal(seed_, stream_id("ntk/U"), i);
-  // Anchor sequences (their own stream, normalized like the inputs) and weights ||beta||_1 = 1.
+  // Anchors: R distinct inputs drawn from the train and validation sets; weights beta ~ N(0, I_R),
+  // ||beta||_1 = 1.
+  const int64_t pool = cfg_.n_train + cfg_.n_val;
+  if (R > pool) throw UserError("task.anchors: " + std::to_string(R) + " anchors need at least as many inputs, but n_train + n_val = " + std::to_string(pool));
   anchors_.resize(size_t(R) * T * d);
-  for (int r = 0; r < R; ++r) {
-    const uint64_t stream = stream_id("ntk/anchors"), base = uint64_t(r) * T * d;
-    for (int t = 0; t < T; ++t) {
-      double n2 = 0;
-      float* row = anchors_.data() + (size_t(r) * T + t) * d;
-      for (int i = 0; i < d; ++i) { row[i] = float(rng_normal(seed_, stream, base + uint64_t(t) * d + i)); n2 += double(row[i]) * row[i]; }
-      const double k = std::min(1.0, 1.0 / std::sqrt(n2));
-      for (int i = 0; i < d; ++i) row[i] = float(row[i] * k);
-    }
+  anchor_refs_.clear();
+  std::vector<int64_t> picked;
+  for (uint64_t draw = 0; int(picked.size()) < R; ++draw) {
+    const int64_t i = int64_t(rng_below(seed_, stream_id("ntk/anchors"), draw, uint64_t(pool)));
+    if (std::find(picked.begin(), picked.end(), i) != picked.end()) continue;
+    picked.push_back(i);
+    const auto ref = i < cfg_.n_train ? std::make_pair(Split::train, i) : std::make_pair(Split::val, i - cfg_.n_train);
+    anchor_refs_.push_back(ref);
+    inputs(ref.first, ref.second, anchors_.data() + (picked.size() - 1) * size_t(T) * d);
   }
   beta_.resize(size_t(R));
   double l1 = 0;
@@ -145,32 +148,55 @@ void TeacherStudentTask::build_ntk() {
   for (int j = 0; j < M; ++j)
     transport(W_.data() + size_t(j) * d * d, U_.data() + size_t(j) * d, &vc_[j], vu_.data() + size_t(j) * d,
               vw_.data() + size_t(j) * d * d);
+  // The draws in blocks of kDrawLanes, lanes innermost, for ntk_teacher: per block [W (d*d);
+  // U (d); vc (1); vu (d); vw (d*d)] vectors. Padding draws have v = 0 and add nothing.
+  const bool diag = cfg_.teacher_w == "diagonal";
+  const int nb = (M + kDrawLanes - 1) / kDrawLanes, per = 2 * d * d + 2 * d + 1;
+  blocks_.assign(size_t(nb) * per, v8d{});
+  for (int j = 0; j < M; ++j) {
+    v8d* b = blocks_.data() + size_t(j / kDrawLanes) * per;
+    const int l = j % kDrawLanes;
+    for (int k = 0; k < d * d; ++k) {
+      const bool off = diag && k / d != k % d;  // the diagonal variant's scores see diag(W) only
+      b[k][l] = off ? 0.0 : W_[size_t(j) * d * d + k];
+      b[d * d + 2 * d + 1 + k][l] = vw_[size_t(j) * d * d + k];
+    }
+    for (int k = 0; k < d; ++k) {
+      b[d * d + k][l] = U_[size_t(j) * d + k];
+      b[d * d + d + 1 + k][l] = vu_[size_t(j) * d + k];
+    }
+    b[d * d + d][l] = vc_[size_t(j)];
+  }
 }
 
 void TeacherStudentTask::transport(const double* W, const double* U, double* vc, double* vu, double* vw) const {
   const int T = cfg_.seq_len, d = cfg_.d_in, R = cfg_.anchors;
+  const bool diag = cfg_.teacher_w == "diagonal";
+  const double nu_c = cfg_.nu[0], nu_u = cfg_.nu[1], nu_w = cfg_.nu[2];
   *vc = 0;
   std::fill(vu, vu + d, 0.0);
   std::fill(vw, vw + size_t(d) * d, 0.0);
   for (int r = 0; r < R; ++r) {
     const float* xr = anchors_.data() + size_t(r) * T * d;
-    const Features f = features(xr, T, d, W, U);
+    const Features f = features(xr, T, d, W, U, diag);
     const float* xT = xr + size_t(T - 1) * d;
-    *vc += beta_[r] * f.phi_c;
-    for (int i = 0; i < d; ++i) vu[i] += beta_[r] * f.dsig * f.a[i];
+    *vc += nu_c * beta_[r] * f.phi_c;
+    for (int i = 0; i < d; ++i) vu[i] += nu_u * beta_[r] * f.dsig * f.a[i];
+    // phi_w(X_r) = sigma'(s) g x_T^T has Frobenius norm |sigma'(s)| ||g|| ||x_T||; clipped to nu_w.
+    double g2 = 0, x2 = 0;
+    for (int i = 0; i < d; ++i) { g2 += f.g[i] * f.g[i]; x2 += double(xT[i]) * xT[i]; }
+    const double norm = std::fabs(f.dsig) * std::sqrt(g2 * x2);
+    const double k = beta_[r] * f.dsig * (norm > nu_w ? nu_w / norm : 1.0);
     for (int i = 0; i < d; ++i)
-      for (int k = 0; k < d; ++k) vw[size_t(i) * d + k] += beta_[r] * f.dsig * f.g[i] * xT[k];
+      for (int j = 0; j < d; ++j) vw[size_t(i) * d + j] += k * f.g[i] * xT[j];
   }
-  clip(vc, 1, cfg_.nu);
-  clip(vu, size_t(d), cfg_.nu);
-  clip(vw, size_t(d) * d, cfg_.nu);
 }
 
 double TeacherStudentTask::kernel_term(const float* x, const double* W, const double* U, double vc, const double* vu,
                                        const double* vw) const {
   const int T = cfg_.seq_len, d = cfg_.d_in;
   const float* xT = x + size_t(T - 1) * d;
-  const Features f = features(x, T, d, W, U);
+  const Features f = features(x, T, d, W, U, cfg_.teacher_w == "diagonal");
   double v = f.phi_c * vc;
   for (int i = 0; i < d; ++i) v += f.dsig * f.a[i] * vu[i];
   for (int i = 0; i < d; ++i) {  // <phi_w, v_w>_F = sigma'(s) g^T v_w x_T
@@ -181,12 +207,66 @@ double TeacherStudentTask::kernel_term(const float* x, const double* W, const do
   return v;
 }
 
+// The kernel terms of kDrawLanes draws at once, lanes = draws (the same formulas as
+// features() and kernel_term(), vectorized across draws: the teacher sums 8192 of them per
+// input, and one term at a time took ~15 s of labels per E1 run).
 double TeacherStudentTask::ntk_teacher(const float* x) const {
-  const int d = cfg_.d_in, M = cfg_.teacher_samples;
+  const int T = cfg_.seq_len, d = cfg_.d_in, M = cfg_.teacher_samples;
+  const int nb = (M + kDrawLanes - 1) / kDrawLanes, per = 2 * d * d + 2 * d + 1;
+  const float* xT = x + size_t(T - 1) * d;
+  thread_local std::vector<v8d> scratch;
+  scratch.resize(size_t(2 * T + 4 * d));
+  v8d* p = scratch.data();   // [T] scores, then probabilities
+  v8d* xu = p + T;           // [T] <U, x_t>
+  v8d* q = xu + T;           // [d] W x_T
+  v8d* a = q + d;            // [d] sum_t p_t x_t
+  v8d* g = a + d;            // [d] sum_t p_t <U, x_t> x_t - a <U, a>
+  v8d* vx = g + d;           // [d] v_w x_T
+  v8d total{};
+  for (int blk = 0; blk < nb; ++blk) {
+    const v8d* W = blocks_.data() + size_t(blk) * per;
+    const v8d* U = W + d * d;
+    const v8d vc = U[d];
+    const v8d* vu = U + d + 1;
+    const v8d* vw = vu + d;
+    for (int k = 0; k < d; ++k) {
+      v8d acc{}, acw{};
+      for (int j = 0; j < d; ++j) { acc += W[k * d + j] * double(xT[j]); acw += vw[k * d + j] * double(xT[j]); }
+      q[k] = acc;
+      vx[k] = acw;
+    }
+    v8d mx = v8d{} - INFINITY;
+    for (int t = 0; t < T; ++t) {
+      v8d s{}, u{};
+      for (int k = 0; k < d; ++k) { s += q[k] * double(x[size_t(t) * d + k]); u += U[k] * double(x[size_t(t) * d + k]); }
+      p[t] = s;
+      xu[t] = u;
+      mx = s > mx ? s : mx;
+    }
+    v8d z{};
+    for (int t = 0; t < T; ++t) {
+      for (int l = 0; l < kDrawLanes; ++l) p[t][l] = std::exp(p[t][l] - mx[l]);
+      z += p[t];
+    }
+    const v8d inv = 1.0 / z;
+    for (int k = 0; k < d; ++k) { a[k] = v8d{}; g[k] = v8d{}; }
+    v8d su{};
+    for (int t = 0; t < T; ++t) {
+      const v8d pt = p[t] * inv, pu = pt * xu[t];
+      su += pu;  // = <U, a>
+      for (int k = 0; k < d; ++k) {
+        const double xk = x[size_t(t) * d + k];
+        a[k] += pt * xk;
+        g[k] += pu * xk;
+      }
+    }
+    v8d lin{}, th;
+    for (int k = 0; k < d; ++k) lin += a[k] * vu[k] + (g[k] - a[k] * su) * vx[k];
+    for (int l = 0; l < kDrawLanes; ++l) th[l] = std::tanh(su[l]);
+    total += th * vc + (1.0 - th * th) * lin;
+  }
   double sum = 0;
-  for (int j = 0; j < M; ++j)
-    sum += kernel_term(x, W_.data() + size_t(j) * d * d, U_.data() + size_t(j) * d, vc_[j], vu_.data() + size_t(j) * d,
-                       vw_.data() + size_t(j) * d * d);
+  for (int l = 0; l < kDrawLanes; ++l) sum += total[l];
   return sum / M;
 }
 
@@ -224,8 +304,13 @@ void teacher_dims(Keys& k, TaskConfig& c) {
 
 void teacher_student_ntk_keys(Keys& k, TaskConfig& c) {
   teacher_dims(k, c);
-  k.integer("anchors", c.anchors, 1);                  // R anchor sequences
-  k.number("nu", c.nu, 0.0, true);                     // bound on the transport map's norms
+  k.integer("anchors", c.anchors, 1);                  // R anchors, drawn from the inputs
+  k.numbers("nu", c.nu, 0.0, true);                    // (nu_c, nu_u, nu_w); one number: all three
+  if (k.reading()) {
+    if (c.nu.size() == 1) c.nu.assign(3, c.nu[0]);
+    if (c.nu.size() != 3) k.fail("nu", "expected a number or a list of three numbers [nu_c, nu_u, nu_w]");
+  }
+  k.choice("teacher_w", c.teacher_w, {"full", "diagonal"});  // W of the teacher's draws: full (theory) or diag (authors' code)
   k.integer("teacher_samples", c.teacher_samples, 1);  // M_teacher Monte Carlo draws
 }
 
