@@ -178,6 +178,37 @@ TEST(Cli, BenchScalingAndProfile) {
 // The authors' gradient statistic (paper 3, E4): per step the gradient norm (global and per
 // group), cut into blocks of train.grad_block steps, each block's maximum, averaged over the
 // blocks, a last partial block included: against the per-step norms metrics.jsonl logs.
+// train.val_every = 1: min_val_loss and best_val_step over the validation losses after every
+// update (paper 3's authors' metric), here against a run that logs every step's val_loss.
+TEST(Cli, ValEveryOneTakesTheMinimumAfterEveryUpdate) {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_valevery_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  { std::ofstream(d / "c.toml") << "seed = 3\n[task]\nkind = \"ar_forecast\"\nlag = 3\nn = 60\n"
+                                   "[model]\nkind = \"shallow_attention\"\nwidth = 8\n[train]\noptimizer = \"gd\"\nlr = 1.0\n"
+                                   "steps = 12\nloss = \"mse\"\nthreads = 1\n"; }
+  const std::string c = (d / "c.toml").string();
+  ASSERT_EQ(run("train " + c + " --out " + (d / "every").string() + " train.eval_every=1").status, 0);
+  ASSERT_EQ(run("train " + c + " --out " + (d / "sparse").string() + " train.eval_every=12 train.val_every=1").status, 0);
+  ASSERT_EQ(run("train " + c + " --out " + (d / "coarse").string() + " train.eval_every=12").status, 0);
+  std::ifstream mf(d / "every" / "metrics.jsonl");
+  std::string line;
+  double best = INFINITY;
+  int64_t best_step = -1;
+  while (std::getline(mf, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["val_loss"].get<double>() < best) { best = j["val_loss"]; best_step = j["step"]; }
+  }
+  const auto summary = [&](const char* run) { std::ifstream f(d / run / "summary.json"); return nlohmann::json::parse(f); };
+  const auto sparse = summary("sparse"), coarse = summary("coarse");
+  EXPECT_DOUBLE_EQ(sparse["min_val_loss"].get<double>(), best);
+  EXPECT_EQ(sparse["best_val_step"].get<int64_t>(), best_step);
+  EXPECT_EQ(best_step, 2);  // lr 1 overshoots: the validation loss zigzags, lowest after step 2
+  EXPECT_EQ(coarse["best_val_step"].get<int64_t>(), 12);
+  EXPECT_GT(coarse["min_val_loss"].get<double>(), best);
+  fs::remove_all(d);
+}
+
 TEST(Cli, BlockMaxGradNormIsTheMeanOfBlockMaxima) {
   const fs::path d = fs::temp_directory_path() / ("attnlab_blockmax_" + std::to_string(::getpid()));
   fs::remove_all(d);

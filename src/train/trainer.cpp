@@ -120,7 +120,8 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   const auto t0 = Clock::now();
   double max_gnorm = 0, first_loss = 0;
   double train_time = 0, window_loss = 0, last_train = NAN, last_val = NAN, min_val = INFINITY, min_train = INFINITY, target_var = 0;
-  int64_t window_n = 0, step = 0;
+  int64_t window_n = 0, step = 0, best_val_step = -1;
+  const int64_t val_every = tc.val_every > 0 ? tc.val_every : tc.eval_every;
   std::string status = "completed", reason;
   int64_t diverged_step = -1;
   Batch b;
@@ -189,12 +190,18 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     prog.elapsed_s = seconds_since(t0);
     prog.tokens_per_s = double(prog.step) * batch * b.T / std::max(train_time, 1e-9);
     prog.evaluated = false;
-    if ((step + 1) % tc.eval_every == 0 || step + 1 == tc.steps) {
+    const bool eval_now = (step + 1) % tc.eval_every == 0 || step + 1 == tc.steps;
+    double val_now = NAN;
+    const bool val_pass = eval_now || (step + 1) % val_every == 0;
+    if (val_pass) {  // the validation loss after this update
       const EvalResult ev = evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch);
-      last_train = window_loss / double(window_n);
-      last_val = ev.loss;
+      val_now = ev.loss;
       target_var = ev.target_var;
-      min_val = std::min(min_val, last_val);
+      if (val_now < min_val) { min_val = val_now; best_val_step = step + 1; }
+    }
+    if (eval_now) {
+      last_train = window_loss / double(window_n);
+      last_val = val_now;
       window_loss = 0;
       window_n = 0;
       nlohmann::ordered_json line{{"step", step + 1}, {"train_loss", last_train}, {"val_loss", last_val},
@@ -213,7 +220,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
       prog.evaluated = true;
     }
     if (out.on_progress) out.on_progress(prog);
-    if (prog.evaluated && !std::isfinite(last_val)) {  // this step's update blew the parameters up
+    if (val_pass && !std::isfinite(val_now)) {  // this step's update blew the parameters up
       status = "diverged";
       diverged_step = ++step;  // the step count whose iterate is not finite, as in metrics.jsonl
       reason = "validation loss is not finite";
@@ -239,6 +246,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   s["final_val_loss"] = num(last_val);
   s["min_val_loss"] = num(min_val);
   s["min_train_loss"] = num(min_train);
+  if (best_val_step > 0) s["best_val_step"] = best_val_step;
   if (tc.loss == "ce") {  // token tasks: cross-entropy in nats, and in bits per token (byte for text_lm)
     s["final_val_bits_per_byte"] = num(last_val / std::log(2.0));
     s["min_val_bits_per_byte"] = num(min_val / std::log(2.0));
