@@ -165,36 +165,74 @@ TEST(ErrorDecomposition, LogLogSlope) {
   EXPECT_TRUE(std::isnan(loglog_slope({1}, {1})));
 }
 
-// The register-blocked float kernels (16 | m, d in {1,2,4,8,16}) against the double-precision
-// generic path, which the finite-difference tests check.
+// The register-blocked float kernels (16 | m, d <= 32: compiled dimensions, and padded ones
+// such as 3, 5, 10) against the double-precision generic path, which the finite-difference
+// tests check: forward and backward apart, and the fused forward_backward_mse of a training
+// step (outputs, and gradients against backward() of the MSE's dy = coef mask (f - y)).
+void check_blocked(const char* kind, const char* act, int d, int T) {
+  const std::string tag = std::string(kind) + "/" + act + " d=" + std::to_string(d);
+  auto c = p3_config(kind, act, 32, d, T);
+  c.init = "iid";
+  c.score_scale = 0.7;
+  const int B = 5;
+  auto mf = make_model<float>(c, B);
+  auto md = make_model<double>(c, B);
+  md->init(3);
+  for (size_t i = 0; i < md->arena.size(); ++i) mf->arena.data()[i] = float(md->arena.data()[i]);
+  auto x = randn(size_t(B) * T * d, 40, 0.5);
+  std::vector<float> xf(x.begin(), x.end());
+  std::vector<double> dy = {0.3, -1.0, 0.5, 2.0, -0.7};
+  std::vector<float> dyf(dy.begin(), dy.end());
+  const auto rel_grad_err = [&]() {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < md->arena.size(); ++i) {
+      num += std::pow(mf->arena.grad()[i] - md->arena.grad()[i], 2);
+      den += std::pow(md->arena.grad()[i], 2);
+    }
+    return std::sqrt(num / den);
+  };
+  const float* of = mf->forward(xf.data(), nullptr, B, T);
+  const double* od = md->forward(x.data(), nullptr, B, T);
+  std::vector<double> out(od, od + B);
+  for (int b = 0; b < B; ++b) EXPECT_NEAR(of[b], od[b], 1e-5 * (1 + std::fabs(od[b]))) << tag;
+  mf->arena.zero_grad();
+  md->arena.zero_grad();
+  mf->backward(dyf.data());
+  md->backward(dy.data());
+  EXPECT_LT(rel_grad_err(), 1e-5) << tag;
+  // Fused: y and mask chosen so that coef mask (f - y) is dy where mask = 1.
+  const double coef = 0.8;
+  std::vector<double> mask = {1, 1, 0, 1, 1}, y(B), dyd(B);
+  for (int b = 0; b < B; ++b) { y[b] = out[b] - dy[b] / coef; dyd[b] = coef * mask[b] * (out[b] - y[b]); }
+  std::vector<float> yf(y.begin(), y.end()), maskf(mask.begin(), mask.end());
+  mf->arena.zero_grad();
+  md->arena.zero_grad();
+  const float* fused = mf->forward_backward_mse(xf.data(), B, T, yf.data(), maskf.data(), float(coef));
+  ASSERT_NE(fused, nullptr) << tag << ": no fused path";
+  for (int b = 0; b < B; ++b) EXPECT_NEAR(fused[b], out[b], 1e-5 * (1 + std::fabs(out[b]))) << tag;
+  md->forward(x.data(), nullptr, B, T);
+  md->backward(dyd.data());
+  EXPECT_LT(rel_grad_err(), 1e-5) << tag << " (fused)";
+}
+
 TEST(ShallowAttention, BlockedFloatKernelsMatchDouble) {
   for (const char* act : {"tanh", "erf"})
-    for (int d : {4, 8}) {
-      auto c = p3_config("shallow_attention", act, 32, d, 11);
-      c.init = "iid";
-      c.score_scale = 0.7;
-      auto mf = make_model<float>(c, 5);
-      auto md = make_model<double>(c, 5);
-      md->init(3);
-      for (size_t i = 0; i < md->arena.size(); ++i) mf->arena.data()[i] = float(md->arena.data()[i]);
-      auto x = randn(size_t(5) * 11 * d, 40, 0.5);
-      std::vector<float> xf(x.begin(), x.end());
-      std::vector<double> dy = {0.3, -1.0, 0.5, 2.0, -0.7};
-      std::vector<float> dyf(dy.begin(), dy.end());
-      const float* of = mf->forward(xf.data(), nullptr, 5, 11);
-      const double* od = md->forward(x.data(), nullptr, 5, 11);
-      for (int b = 0; b < 5; ++b) EXPECT_NEAR(of[b], od[b], 1e-5 * (1 + std::fabs(od[b])));
-      mf->arena.zero_grad();
-      md->arena.zero_grad();
-      mf->backward(dyf.data());
-      md->backward(dy.data());
-      double num = 0, den = 0;
-      for (size_t i = 0; i < md->arena.size(); ++i) {
-        num += std::pow(mf->arena.grad()[i] - md->arena.grad()[i], 2);
-        den += std::pow(md->arena.grad()[i], 2);
-      }
-      EXPECT_LT(std::sqrt(num / den), 1e-5) << act << " d=" << d;
-    }
+    for (int d : {3, 4, 8, 10, 17}) check_blocked("shallow_attention", act, d, 11);
+}
+
+TEST(P3Models, BlockedIndRnnMatchesDouble) {
+  for (int d : {1, 5, 17}) check_blocked("indrnn", "tanh", d, 13);
+}
+
+// Models without a fused path say so, and training falls back to forward + backward.
+TEST(P3Models, FusedPathIsOptional) {
+  for (auto c : {p3_config("indrnn", "erf", 32, 4, 5), p3_config("rnn", "tanh", 32, 4, 5),
+                 p3_config("shallow_attention", "tanh", 6, 4, 5)}) {
+    auto m = make_model<float>(c, 2);
+    m->init(1);
+    std::vector<float> x(40, 0.1f), y(2, 0.f), mask(2, 1.f);
+    EXPECT_EQ(m->forward_backward_mse(x.data(), 2, 5, y.data(), mask.data(), 1.f), nullptr) << c.kind << " " << c.activation;
+  }
 }
 
 // The IndRNN's recurrent weights by default are +-1.5 with equal probability (the authors'

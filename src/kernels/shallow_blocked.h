@@ -111,15 +111,13 @@ inline float forward_seq(const float* X, int Tn, const float* Wt, const float* U
   return s;
 }
 
-// Backward of one sequence (g = dy / sqrt m) for the 16 heads at h0; accumulates into the
-// block's L1-resident partial sums acc = [dW (D*D vectors, [k][j]); dU (D); dc (1)].
+// The gradient of one sequence (g = dy / sqrt m) for the 16 heads at h0, from its attention
+// (p [Tn], a [D], z, h = sigma(z)); accumulates into the block's partial sums acc = [dW (D*D
+// vectors, [k][j]); dU (D); dc (1)].
 template <int D>
-inline void backward_block(const float* X, int Tn, const float* Wt, const float* Ut, const float* c, int m, float sc,
-                           bool erf, const float* h, float g, int h0, v16* acc, v16* p, v16* dp) {
+inline void backward_from(const float* X, int Tn, const float* Ut, const float* c, int m, float sc, bool erf, v16 z,
+                          v16 hh, const v16* a, const v16* p, float g, int h0, v16* acc, v16* dp) {
   const float* xT = X + size_t(Tn - 1) * D;
-  v16 a[D];
-  const v16 z = attend<D>(X, Tn, Wt, Ut, m, h0, sc, p, a);
-  const v16 hh = load(h + h0);
   const v16 dz = g * load(c + h0) * vdsigma(erf, z, hh);
   v16* dW = acc;
   v16* dU = acc + D * D;
@@ -147,6 +145,74 @@ inline void backward_block(const float* X, int Tn, const float* Wt, const float*
   }
   for (int k = 0; k < D; ++k)
     for (int j = 0; j < D; ++j) dW[k * D + j] += dq[k] * xT[j];
+}
+
+// Backward of one sequence for the 16 heads at h0, recomputing its attention.
+template <int D>
+inline void backward_block(const float* X, int Tn, const float* Wt, const float* Ut, const float* c, int m, float sc,
+                           bool erf, const float* h, float g, int h0, v16* acc, v16* p, v16* dp) {
+  v16 a[D];
+  const v16 z = attend<D>(X, Tn, Wt, Ut, m, h0, sc, p, a);
+  backward_from<D>(X, Tn, Ut, c, m, sc, erf, z, load(h + h0), a, p, g, h0, acc, dp);
+}
+
+// Forward and backward of one sequence in one pass, for a loss whose gradient at this
+// sequence's output f is known as soon as f is: dy = coef * (f - y) (MSE of a one-output
+// model). The attention of every block is kept (p [m/16][Tn], a [m/16][D]) instead of
+// recomputed in backward. acc: [m/16][D*D + D + 1]. Returns f.
+template <int D>
+inline float fused_seq(const float* X, int Tn, const float* Wt, const float* Ut, const float* c, int m, float sc,
+                       bool erf, float inv_sqrt_m, float y, float coef, v16* acc, v16* p, v16* a, v16* zh, v16* dp) {
+  const int nb = m / kLanes;
+  v16 f{};
+  for (int blk = 0; blk < nb; ++blk) {
+    const v16 z = attend<D>(X, Tn, Wt, Ut, m, blk * kLanes, sc, p + size_t(blk) * Tn, a + size_t(blk) * D);
+    const v16 hh = vsigma(erf, z);
+    zh[2 * blk] = z;
+    zh[2 * blk + 1] = hh;
+    f += load(c + blk * kLanes) * hh;
+  }
+  float out = 0;
+  for (int l = 0; l < kLanes; ++l) out += f[l];
+  out *= inv_sqrt_m;
+  const float g = coef * (out - y) * inv_sqrt_m;
+  for (int blk = 0; blk < nb; ++blk)
+    backward_from<D>(X, Tn, Ut, c, m, sc, erf, zh[2 * blk], zh[2 * blk + 1], a + size_t(blk) * D, p + size_t(blk) * Tn,
+                     g, blk * kLanes, acc + size_t(blk) * (D * D + D + 1), dp);
+  return out;
+}
+
+// The token dimensions with compiled kernels; any other d <= 32 runs at the next one, its
+// tokens and weights padded with zeros (padding adds nothing to any score, output or gradient).
+constexpr int kDims[] = {1, 2, 4, 8, 12, 16, 17, 20, 24, 32};
+inline int padded_dim(int d) {
+  for (int D : kDims)
+    if (D >= d) return D;
+  return 0;  // d > 32: the generic path
+}
+template <class F>
+inline void dispatch_dim(int D, F&& f) {
+  switch (D) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    case 4: f.template operator()<4>(); break;
+    case 8: f.template operator()<8>(); break;
+    case 12: f.template operator()<12>(); break;
+    case 16: f.template operator()<16>(); break;
+    case 17: f.template operator()<17>(); break;
+    case 20: f.template operator()<20>(); break;
+    case 24: f.template operator()<24>(); break;
+    default: f.template operator()<32>(); break;
+  }
+}
+// X [Tn, d] -> out [Tn, D], zeros in the padding; returns out (or X itself when d == D).
+inline const float* pad_tokens(const float* X, int Tn, int d, int D, float* out) {
+  if (d == D) return X;
+  for (int t = 0; t < Tn; ++t) {
+    for (int k = 0; k < d; ++k) out[size_t(t) * D + k] = X[size_t(t) * d + k];
+    for (int k = d; k < D; ++k) out[size_t(t) * D + k] = 0.f;
+  }
+  return out;
 }
 
 }  // namespace attnlab::blocked

@@ -46,6 +46,15 @@ class Model {
   // x: [B, T, d_in] or tokens [B, T]. Returns [B, T, out_dim], or [B, 1, out_dim] if last_only().
   virtual const T* forward(const T* x, const int* tokens, int B, int Tn) = 0;
   virtual void backward(const T* dyhat) = 0;
+  // For a one-output, last-position model under an MSE loss, whose gradient at sequence b is
+  // dy_b = coef_b (f_b - y_b) with coef_b = coef * mask_b: forward and backward in one pass per
+  // sequence (no recomputation, nothing of size B * T stored); accumulates into the arena's
+  // grads and returns the outputs [B]. nullptr: the model has no such path (use forward and
+  // backward). Attention probes are not computed.
+  virtual const T* forward_backward_mse(const T* x, int B, int Tn, const T* y, const T* mask, T coef) {
+    (void)x, (void)B, (void)Tn, (void)y, (void)mask, (void)coef;
+    return nullptr;
+  }
   virtual int out_dim() const = 0;
   virtual bool last_only() const { return false; }
   virtual ParamCounts counts() const = 0;

@@ -2,11 +2,14 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "core/rng.h"
 #include "kernels/fast_math.h"
 #include "kernels/gemm.h"
+#include "kernels/indrnn_blocked.h"
 
 namespace attnlab {
 
@@ -28,8 +31,8 @@ Rnn<T>::Rnn(const ModelConfig& cfg, int max_batch)
   rec_ = ind_ ? arena.add("u", {m_}, false) : arena.add("W_hh", {m_, m_}, true);
   c_ = arena.add("c", {m_}, false);
   arena.allocate();
-  const size_t n = size_t(max_batch) * cfg.max_len * m_;
-  z_.resize(n); h_.resize(n); dz_.resize(n);
+  // z_, h_, dz_ ([B, T, m]) are sized by the generic paths when first used: the blocked IndRNN
+  // stores nothing of size B * T.
   out_.resize(size_t(max_batch));
   dh_.resize(size_t(max_batch) * m_);
 }
@@ -70,7 +73,8 @@ ParamCounts Rnn<T>::counts() const {
 
 template <class T>
 std::vector<std::pair<std::string, std::vector<int>>> Rnn<T>::probe_groups() const {
-  return {{"W_in", {Win_}}, {ind_ ? "u" : "W_hh", {rec_}}, {"c", {c_}}};
+  // "memory": the parameters that carry the context (paper 3's E4 figure: u against attention's W)
+  return {{"W_in", {Win_}}, {ind_ ? "u" : "W_hh", {rec_}}, {"c", {c_}}, {"memory", {rec_}}};
 }
 
 template <class T>
@@ -90,6 +94,8 @@ const T* Rnn<T>::forward(const T* x, const int*, int B, int Tn) {
   B_ = B; T_ = Tn; x_ = x;
   if (ind_) return forward_ind();
   const int m = m_, d = d_;
+  const size_t n = size_t(B) * Tn * m;
+  if (z_.size() < n) { z_.resize(n); h_.resize(n); dz_.resize(n); }
   const T* W = arena.p(Win_); const T* r = arena.p(rec_); const T* c = arena.p(c_);
   for (int t = 0; t < Tn; ++t) {
     T* z = z_.data() + size_t(t) * B * m;
@@ -146,14 +152,61 @@ void Rnn<T>::backward(const T* dy) {
 // would see only K = d_in GEMMs per time step here (measured: 354 ms vs this path's few ms
 // for n = 4000, L = 96, m = 64).
 template <class T>
+bool Rnn<T>::blocked_ok() const {
+  return std::is_same_v<T, float> && ind_ && !erf_ && m_ % blocked::kLanes == 0 && blocked::padded_dim(d_) > 0;
+}
+
+// W_in transposed [e, m] (e = the padded dimension on the blocked path, else d), zero beyond d;
+// kept, so that a step allocates nothing.
+template <class T>
+void Rnn<T>::transpose_input_weights() {
+  const int m = m_, d = d_, e = blocked_ok() ? blocked::padded_dim(d) : d;
+  const T* W = arena.p(Win_);
+  wt_.assign(size_t(e) * m, T(0));
+  for (int i = 0; i < m; ++i)
+    for (int k = 0; k < d; ++k) wt_[size_t(k) * m + i] = W[size_t(i) * d + k];
+}
+
+template <class T>
 const T* Rnn<T>::forward_ind() {
   const int B = B_, Tn = T_, m = m_, d = d_;
-  const T* W = arena.p(Win_); const T* u = arena.p(rec_); const T* c = arena.p(c_);
-  std::vector<T>& Wt = wt_;  // W_in transposed [d, m]; kept, so that a step allocates nothing
-  Wt.resize(size_t(d) * m);
-  for (int i = 0; i < m; ++i)
-    for (int k = 0; k < d; ++k) Wt[size_t(k) * m + i] = W[size_t(i) * d + k];
+  const T* u = arena.p(rec_); const T* c = arena.p(c_);
+  transpose_input_weights();
+  const std::vector<T>& Wt = wt_;
   const T kf = T(1.0 / std::sqrt(double(m)));
+  if constexpr (std::is_same_v<T, float>) {
+    if (blocked_ok()) {  // h_T only: backward recomputes the states
+      blocked::dispatch_dim(blocked::padded_dim(d), [&]<int D>() {
+#pragma omp parallel
+        {
+          constexpr int S = kChains;
+          thread_local std::vector<float> pad;
+          pad.resize(size_t(S) * Tn * D);
+#pragma omp for schedule(static)
+          for (int g = 0; g < (B + S - 1) / S; ++g) {
+            const float* X[S];
+            for (int s = 0; s < S; ++s) {  // a short last group repeats its last sequence
+              const int b = std::min(g * S + s, B - 1);
+              X[s] = blocked::pad_tokens(x_ + size_t(b) * Tn * d, Tn, d, D, pad.data() + size_t(s) * Tn * D);
+            }
+            blocked::v16 f[S] = {}, hT[S];
+            for (int h0 = 0; h0 < m; h0 += blocked::kLanes) {
+              blocked::rnn_forward<D, S>(X, Tn, Wt.data(), u, m, h0, nullptr, hT);
+              for (int s = 0; s < S; ++s) f[s] += blocked::load(c + h0) * hT[s];
+            }
+            for (int s = 0; s < S && g * S + s < B; ++s) {
+              float sum = 0;
+              for (int l = 0; l < blocked::kLanes; ++l) sum += f[s][l];
+              out_[g * S + s] = sum * kf;
+            }
+          }
+        }
+      });
+      return out_.data();
+    }
+  }
+  const size_t n = size_t(B) * Tn * m;
+  if (z_.size() < n) { z_.resize(n); h_.resize(n); }
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < B; ++b) {
     const T* X = x_ + size_t(b) * Tn * d;
@@ -193,6 +246,47 @@ void Rnn<T>::backward_ind(const T* dy) {
   const T* u = arena.p(rec_); const T* c = arena.p(c_);
   const T kf = T(1.0 / std::sqrt(double(m)));
   const int nthreads = omp_get_max_threads();
+  if constexpr (std::is_same_v<T, float>) {
+    if (blocked_ok()) {
+      // Work items: (block of 16 units) x (chunk of sequences), each recomputing its states and
+      // keeping its own partial sums, added in a fixed order.
+      const int nb = m / blocked::kLanes, e = blocked::padded_dim(d), accn = e + 2;
+      const int nchunks = std::max(1, (2 * nthreads + nb - 1) / nb);
+      bacc_.assign(size_t(nb) * nchunks * accn, blocked::v16{});
+      blocked::dispatch_dim(e, [&]<int D>() {
+#pragma omp parallel
+        {
+          constexpr int S = kChains;
+          thread_local std::vector<float> pad;
+          thread_local std::vector<blocked::v16> H;
+          pad.resize(size_t(S) * Tn * D);
+          H.resize(size_t(S) * Tn);
+#pragma omp for schedule(dynamic, 1)
+          for (int w = 0; w < nb * nchunks; ++w) {
+            const int blk = w / nchunks, chunk = w % nchunks;
+            const int b0 = int(int64_t(B) * chunk / nchunks), b1 = int(int64_t(B) * (chunk + 1) / nchunks);
+            blocked::v16* acc = bacc_.data() + size_t(w) * accn;
+            for (int b = b0; b < b1; b += S) {
+              const float* X[S];
+              blocked::v16* Hs[S];
+              blocked::v16 hT[S];
+              for (int s = 0; s < S; ++s) {
+                X[s] = blocked::pad_tokens(x_ + size_t(std::min(b + s, b1 - 1)) * Tn * d, Tn, d, D, pad.data() + size_t(s) * Tn * D);
+                Hs[s] = H.data() + size_t(s) * Tn;
+              }
+              blocked::rnn_forward<D, S>(X, Tn, wt_.data(), u, m, blk * blocked::kLanes, Hs, hT);
+              for (int s = 0; s < S && b + s < b1; ++s)
+                blocked::rnn_backward_from<D>(X[s], Tn, u, c, blk * blocked::kLanes, Hs[s], dy[b + s] * kf, acc);
+            }
+          }
+        }
+      });
+      for (int chunk = 0; chunk < nchunks; ++chunk)
+        for (int blk = 0; blk < nb; ++blk) add_blocked_grads(bacc_.data() + (size_t(blk) * nchunks + chunk) * accn, blk);
+      return;
+    }
+  }
+  if (dz_.size() < size_t(B) * Tn * m) dz_.resize(size_t(B) * Tn * m);
   // Per thread: dWt [d, m], du [m], dc [m], then the scratch dh [m], dz [m]. Kept across steps.
   const size_t per = size_t(d + 4) * m;
   part_.assign(size_t(nthreads) * per, T(0));
@@ -241,6 +335,65 @@ void Rnn<T>::backward_ind(const T* dy) {
       gu[i] += acc[size_t(d) * m + i];
       gc[i] += acc[size_t(d + 1) * m + i];
     }
+  }
+}
+
+// Adds one block's partial sums [dW_in (e vectors); du; dc] (padding dropped) to the gradients.
+template <class T>
+void Rnn<T>::add_blocked_grads(const void* accp, int blk) {
+  const blocked::v16* a = static_cast<const blocked::v16*>(accp);
+  const int d = d_, e = blocked::padded_dim(d_);
+  T* gW = arena.g(Win_); T* gu = arena.g(rec_); T* gc = arena.g(c_);
+  for (int l = 0; l < blocked::kLanes; ++l) {
+    const int i = blk * blocked::kLanes + l;
+    for (int k = 0; k < d; ++k) gW[size_t(i) * d + k] += a[k][l];
+    gu[i] += a[e][l];
+    gc[i] += a[e + 1][l];
+  }
+}
+
+// Training step of an MSE loss in one pass per sequence (kernels/indrnn_blocked.h): threads
+// over sequences, each with partial sums for every unit, added in thread order.
+template <class T>
+const T* Rnn<T>::forward_backward_mse(const T* x, int B, int Tn, const T* y, const T* mask, T coef) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return nullptr;
+  } else {
+    if (!blocked_ok()) return nullptr;
+    B_ = B; T_ = Tn; x_ = x;
+    const int m = m_, d = d_, nb = m / blocked::kLanes, e = blocked::padded_dim(d), accn = e + 2;
+    const float* u = arena.p(rec_); const float* c = arena.p(c_);
+    transpose_input_weights();
+    const float kf = float(1.0 / std::sqrt(double(m)));
+    const int nthreads = omp_get_max_threads();
+    bacc_.assign(size_t(nthreads) * nb * accn, blocked::v16{});
+    blocked::dispatch_dim(e, [&]<int D>() {
+#pragma omp parallel
+      {
+        blocked::v16* acc = bacc_.data() + size_t(omp_get_thread_num()) * nb * accn;
+        constexpr int S = kChains;
+        thread_local std::vector<float> pad;
+        thread_local std::vector<blocked::v16> H;
+        pad.resize(size_t(S) * Tn * D);
+        H.resize(size_t(nb) * S * Tn);
+#pragma omp for schedule(static)
+        for (int g = 0; g < (B + S - 1) / S; ++g) {
+          const float* X[S];
+          float ys[S], cs[S], f[S];
+          for (int s = 0; s < S; ++s) {  // a short last group pads with its last sequence, at weight 0
+            const int b = std::min(g * S + s, B - 1);
+            X[s] = blocked::pad_tokens(x + size_t(b) * Tn * d, Tn, d, D, pad.data() + size_t(s) * Tn * D);
+            ys[s] = y[b];
+            cs[s] = g * S + s < B ? coef * mask[b] : 0.f;
+          }
+          blocked::rnn_fused_seqs<D, S>(X, Tn, wt_.data(), u, c, m, kf, ys, cs, acc, H.data(), f);
+          for (int s = 0; s < S && g * S + s < B; ++s) out_[g * S + s] = f[s];
+        }
+      }
+    });
+    for (int t = 0; t < nthreads; ++t)
+      for (int blk = 0; blk < nb; ++blk) add_blocked_grads(bacc_.data() + (size_t(t) * nb + blk) * accn, blk);
+    return out_.data();
   }
 }
 

@@ -21,6 +21,7 @@ class Rnn : public Model<T> {
   void init(uint64_t seed) override;
   const T* forward(const T* x, const int* tokens, int B, int Tn) override;
   void backward(const T* dyhat) override;
+  const T* forward_backward_mse(const T* x, int B, int Tn, const T* y, const T* mask, T coef) override;
   int out_dim() const override { return 1; }
   bool last_only() const override { return true; }
   ParamCounts counts() const override;
@@ -30,6 +31,13 @@ class Rnn : public Model<T> {
  private:
   const T* forward_ind();
   void backward_ind(const T* dy);
+  // The register-blocked IndRNN (kernels/indrnn_blocked.h): float, tanh, 16 | m, d <= 32.
+  bool blocked_ok() const;
+  void transpose_input_weights();
+  void add_blocked_grads(const void* acc, int blk);
+  typedef float v16 __attribute__((vector_size(64)));
+  std::vector<v16> bacc_;  // blocked partial gradients
+  static constexpr int kChains = 8;  // sequences whose recurrences the blocked kernels interleave
   ModelConfig cfg_;
   bool ind_, erf_;
   int m_, d_, Win_ = -1, rec_ = -1, c_ = -1;

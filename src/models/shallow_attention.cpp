@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -133,21 +134,43 @@ void ShallowAttention<T>::attend(const T* X, int Tn, T* q, T* P, T* A, T* z, T* 
   }
 }
 
-// The register-blocked float kernels (kernels/shallow_blocked.h) need 16 | m and d in {1, 2, 4, 8, 16}.
+// The register-blocked float kernels (kernels/shallow_blocked.h) need 16 | m and d <= 32 (d
+// is padded to the next compiled dimension, Dp_).
 template <class T>
 bool ShallowAttention<T>::blocked_ok() const {
-  return m_ % blocked::kLanes == 0 && (d_ == 1 || d_ == 2 || d_ == 4 || d_ == 8 || d_ == 16);
+  return std::is_same_v<T, float> && m_ % blocked::kLanes == 0 && blocked::padded_dim(d_) > 0;
 }
 
+// Wt [e, e, m] and Ut [e, m], heads innermost, zero beyond d (e = Dp_ on the blocked path, else d).
 template <class T>
-template <class F>
-void ShallowAttention<T>::dispatch_d(F&& f) const {
-  switch (d_) {
-    case 1: f.template operator()<1>(); break;
-    case 2: f.template operator()<2>(); break;
-    case 4: f.template operator()<4>(); break;
-    case 8: f.template operator()<8>(); break;
-    default: f.template operator()<16>(); break;
+void ShallowAttention<T>::transpose_weights() {
+  const int m = m_, d = d_, e = blocked_ok() ? blocked::padded_dim(d_) : d_;
+  const T* W = arena.p(W_); const T* U = arena.p(U_);
+  Wt_.assign(size_t(e) * e * m, T(0));
+  Ut_.assign(size_t(e) * m, T(0));
+  for (int i = 0; i < m; ++i)
+    for (int k = 0; k < d; ++k) {
+      Ut_[size_t(k) * m + i] = U[size_t(i) * d + k];
+      for (int j = 0; j < d; ++j) Wt_[(size_t(k) * e + j) * m + i] = W[(size_t(i) * d + k) * d + j];
+    }
+}
+
+// Adds the blocked partial sums acc [m/16][Dp*Dp + Dp + 1] (padding dropped) to the gradients.
+template <class T>
+void ShallowAttention<T>::add_blocked_grads(const void* accp) {
+  const blocked::v16* acc = static_cast<const blocked::v16*>(accp);
+  const int m = m_, d = d_, e = blocked::padded_dim(d_), accn = e * e + e + 1;
+  T* gW = arena.g(W_); T* gU = arena.g(U_); T* gc = arena.g(c_);
+  for (int blk = 0; blk < m / blocked::kLanes; ++blk) {
+    const blocked::v16* a = acc + size_t(blk) * accn;
+    for (int l = 0; l < blocked::kLanes; ++l) {
+      const int i = blk * blocked::kLanes + l;
+      for (int k = 0; k < d; ++k) {
+        for (int j = 0; j < d; ++j) gW[(size_t(i) * d + k) * d + j] += a[k * e + j][l];
+        gU[size_t(i) * d + k] += a[e * e + k][l];
+      }
+      gc[i] += a[e * e + e][l];
+    }
   }
 }
 
@@ -155,25 +178,26 @@ template <class T>
 const T* ShallowAttention<T>::forward(const T* x, const int*, int B, int Tn) {
   B_ = B; T_ = Tn; x_ = x;
   const int m = m_, d = d_;
-  const T* W = arena.p(W_); const T* U = arena.p(U_); const T* c = arena.p(c_);
-  for (int i = 0; i < m; ++i)
-    for (int k = 0; k < d; ++k) {
-      Ut_[size_t(k) * m + i] = U[size_t(i) * d + k];
-      for (int j = 0; j < d; ++j) Wt_[(size_t(k) * d + j) * m + i] = W[(size_t(i) * d + k) * d + j];
-    }
+  const T* c = arena.p(c_);
+  transpose_weights();
   const T inv_sqrt_m = T(1.0 / std::sqrt(double(m)));
   if constexpr (std::is_same_v<T, float>) {
     if (blocked_ok()) {
       double ent = 0;
-      dispatch_d([&]<int D>() {
+      blocked::dispatch_dim(blocked::padded_dim(d), [&]<int D>() {
 #pragma omp parallel reduction(+ : ent)
         {
-          std::vector<blocked::v16> P(static_cast<size_t>(Tn));
+          thread_local std::vector<blocked::v16> P;  // thread_local: a step allocates nothing
+          thread_local std::vector<float> pad;
+          P.resize(static_cast<size_t>(Tn));
+          pad.resize(size_t(Tn) * D);
 #pragma omp for schedule(static)
-          for (int b = 0; b < B; ++b)
-            out_[b] = inv_sqrt_m * blocked::forward_seq<D>(x + size_t(b) * Tn * d, Tn, Wt_.data(), Ut_.data(), c, m,
-                                                           float(scale_), erf_, z_.data() + size_t(b) * m,
-                                                           h_.data() + size_t(b) * m, P.data(), b < kEntropySeqs ? &ent : nullptr);
+          for (int b = 0; b < B; ++b) {
+            const float* X = blocked::pad_tokens(x + size_t(b) * Tn * d, Tn, d, D, pad.data());
+            out_[b] = inv_sqrt_m * blocked::forward_seq<D>(X, Tn, Wt_.data(), Ut_.data(), c, m, float(scale_), erf_,
+                                                           z_.data() + size_t(b) * m, h_.data() + size_t(b) * m, P.data(),
+                                                           b < kEntropySeqs ? &ent : nullptr);
+          }
         }
       });
       entropy_ = B > 0 ? ent / (double(std::min(B, kEntropySeqs)) * m) : NAN;
@@ -225,40 +249,42 @@ void ShallowAttention<T>::backward(const T* dy) {
     if (blocked_ok()) {
       // Work items: (block of 16 heads) x (chunk of sequences), each with its own partial sums
       // in L1, reduced in a fixed order afterwards.
-      const int nblocks = m / blocked::kLanes;
+      const int nblocks = m / blocked::kLanes, e = blocked::padded_dim(d);
       const int nchunks = std::max(1, (2 * nthreads + nblocks - 1) / nblocks);
-      const int accn = d * d + d + 1;
-      std::vector<blocked::v16> partial(size_t(nblocks) * nchunks * accn);
-      dispatch_d([&]<int D>() {
+      const int accn = e * e + e + 1;
+      std::vector<blocked::v16>& partial = bacc_;
+      partial.assign(size_t(nblocks) * nchunks * accn, blocked::v16{});
+      blocked::dispatch_dim(e, [&]<int D>() {
 #pragma omp parallel
         {
-          std::vector<blocked::v16> P(static_cast<size_t>(Tn)), dP(static_cast<size_t>(Tn));
+          thread_local std::vector<blocked::v16> P, dP;
+          thread_local std::vector<float> pad;
+          P.resize(static_cast<size_t>(Tn));
+          dP.resize(static_cast<size_t>(Tn));
+          pad.resize(size_t(Tn) * D);
 #pragma omp for schedule(dynamic, 1)
           for (int w = 0; w < nblocks * nchunks; ++w) {
             const int blk = w / nchunks, chunk = w % nchunks;
             const int b0 = int(int64_t(B) * chunk / nchunks), b1 = int(int64_t(B) * (chunk + 1) / nchunks);
             blocked::v16* acc = partial.data() + size_t(w) * accn;
             for (int j = 0; j < accn; ++j) acc[j] = blocked::v16{};
-            for (int b = b0; b < b1; ++b)
-              blocked::backward_block<D>(x_ + size_t(b) * Tn * d, Tn, Wt_.data(), Ut_.data(), c, m, float(scale_), erf_,
+            for (int b = b0; b < b1; ++b) {
+              const float* X = blocked::pad_tokens(x_ + size_t(b) * Tn * d, Tn, d, D, pad.data());
+              blocked::backward_block<D>(X, Tn, Wt_.data(), Ut_.data(), c, m, float(scale_), erf_,
                                          h_.data() + size_t(b) * m, dy[b] * inv_sqrt_m, blk * blocked::kLanes, acc,
                                          P.data(), dP.data());
+            }
           }
         }
       });
-      T* gW = arena.g(W_); T* gU = arena.g(U_); T* gc = arena.g(c_);
-      for (int blk = 0; blk < nblocks; ++blk)
-        for (int chunk = 0; chunk < nchunks; ++chunk) {
-          const blocked::v16* acc = partial.data() + (size_t(blk) * nchunks + chunk) * accn;
-          for (int l = 0; l < blocked::kLanes; ++l) {
-            const int i = blk * blocked::kLanes + l;
-            for (int k = 0; k < d; ++k) {
-              for (int j = 0; j < d; ++j) gW[(size_t(i) * d + k) * d + j] += acc[k * d + j][l];
-              gU[size_t(i) * d + k] += acc[d * d + k][l];
-            }
-            gc[i] += acc[d * d + d][l];
-          }
-        }
+      // partial is [blk][chunk][accn]; add_blocked_grads takes [blk][accn], once per chunk
+      std::vector<blocked::v16>& one = fused_acc_;
+      one.resize(size_t(nblocks) * accn);
+      for (int chunk = 0; chunk < nchunks; ++chunk) {
+        for (int blk = 0; blk < nblocks; ++blk)
+          std::copy_n(partial.data() + (size_t(blk) * nchunks + chunk) * accn, accn, one.data() + size_t(blk) * accn);
+        add_blocked_grads(one.data());
+      }
       return;
     }
   }
@@ -342,6 +368,46 @@ void ShallowAttention<T>::backward(const T* dy) {
         for (int j = 0; j < d; ++j) gW[(size_t(i) * d + k) * d + j] += dWt[(size_t(k) * d + j) * m + i];
       }
     }
+  }
+}
+
+// Training step of an MSE loss in one pass per sequence (kernels/shallow_blocked.h fused_seq):
+// threads over sequences, each with partial sums for every head, added in thread order.
+template <class T>
+const T* ShallowAttention<T>::forward_backward_mse(const T* x, int B, int Tn, const T* y, const T* mask, T coef) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return nullptr;
+  } else {
+    if (!blocked_ok()) return nullptr;
+    B_ = B; T_ = Tn; x_ = x;
+    const int m = m_, d = d_, nb = m / blocked::kLanes, e = blocked::padded_dim(d), accn = e * e + e + 1;
+    const float* c = arena.p(c_);
+    transpose_weights();
+    const float inv_sqrt_m = float(1.0 / std::sqrt(double(m)));
+    const int nthreads = omp_get_max_threads();
+    fused_acc_.assign(size_t(nthreads) * nb * accn, blocked::v16{});
+    blocked::dispatch_dim(e, [&]<int D>() {
+#pragma omp parallel
+      {
+        blocked::v16* acc = fused_acc_.data() + size_t(omp_get_thread_num()) * nb * accn;
+        thread_local std::vector<blocked::v16> P, A, ZH, dP;
+        thread_local std::vector<float> pad;
+        P.resize(size_t(nb) * Tn);
+        A.resize(size_t(nb) * D);
+        ZH.resize(size_t(2 * nb));
+        dP.resize(static_cast<size_t>(Tn));
+        pad.resize(size_t(Tn) * D);
+#pragma omp for schedule(static)
+        for (int b = 0; b < B; ++b) {
+          const float* X = blocked::pad_tokens(x + size_t(b) * Tn * d, Tn, d, D, pad.data());
+          out_[b] = blocked::fused_seq<D>(X, Tn, Wt_.data(), Ut_.data(), c, m, float(scale_), erf_, inv_sqrt_m, y[b],
+                                          coef * mask[b], acc, P.data(), A.data(), ZH.data(), dP.data());
+        }
+      }
+    });
+    for (int t = 0; t < nthreads; ++t) add_blocked_grads(fused_acc_.data() + size_t(t) * nb * accn);
+    entropy_ = NAN;
+    return out_.data();
   }
 }
 

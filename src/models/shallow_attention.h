@@ -20,11 +20,13 @@ class ShallowAttention : public Model<T> {
   void init(uint64_t seed) override;
   const T* forward(const T* x, const int* tokens, int B, int Tn) override;
   void backward(const T* dyhat) override;
+  const T* forward_backward_mse(const T* x, int B, int Tn, const T* y, const T* mask, T coef) override;
   int out_dim() const override { return 1; }
   bool last_only() const override { return true; }
   ParamCounts counts() const override;
   std::vector<std::pair<std::string, std::vector<int>>> probe_groups() const override {
-    return {{"W", {W_}}, {"U", {U_}}, {"c", {c_}}};
+    // "memory": the parameters that carry the context (paper 3's E4 figure: W against the IndRNN's u)
+    return {{"W", {W_}}, {"U", {U_}}, {"c", {c_}}, {"memory", {W_}}};
   }
   std::vector<HeadSlice> head_slices() const override;
   // Mean entropy of the attention rows, over heads and the first kEntropySeqs sequences.
@@ -39,12 +41,14 @@ class ShallowAttention : public Model<T> {
   int B_ = 0, T_ = 0;
   const T* x_ = nullptr;
   bool blocked_ok() const;
-  template <class F>
-  void dispatch_d(F&& f) const;
+  void transpose_weights();
+  void add_blocked_grads(const void* acc);
   // Attention of one sequence into thread-local buffers (heads innermost).
   void attend(const T* X, int Tn, T* q, T* P, T* A, T* z, T* mx, T* sum) const;
   // Saved per sequence: z and h = sigma(z) [B, m], out [B]; transposed weights Wt [d,d,m], Ut [d,m].
   std::vector<T> z_, h_, out_, Wt_, Ut_;
+  typedef float v16 __attribute__((vector_size(64)));
+  std::vector<v16> fused_acc_, bacc_;  // partial gradients of forward_backward_mse, backward
   double entropy_ = NAN;
 };
 

@@ -20,6 +20,15 @@ class LossRunner {
   LossRunner(Model<float>& m, const Task& task, const std::string& loss) : m_(m), task_(task), loss_(loss) {}
   double run(const Batch& b, bool grad) {
     const int B = b.B, Tn = b.T, D = m_.out_dim();
+    if (grad && loss_ != "ce" && D == 1 && task_.last_only() && m_.last_only() && !b.x.empty()) {
+      // MSE of one output per sequence: the model may run forward and backward in one pass.
+      double count = 0;
+      for (int i = 0; i < B; ++i) count += b.mask[size_t(i)];
+      const double coef = (loss_ == "half_mse" ? 1.0 : 2.0) / (count > 0 ? count : 1.0);
+      m_.arena.zero_grad();
+      if (const float* out = m_.forward_backward_mse(b.x.data(), B, Tn, b.y.data(), b.mask.data(), float(coef)))
+        return mse_forward_backward<float>(nullptr, out, b.y.data(), b.mask.data(), B, 1);
+    }
     const float* out = m_.forward(b.x.empty() ? nullptr : b.x.data(), b.tokens.empty() ? nullptr : b.tokens.data(), B, Tn);
     const bool pick_last = task_.last_only() && !m_.last_only();
     const int P = task_.last_only() ? 1 : Tn;  // positions with targets
