@@ -224,7 +224,7 @@ TEST(Cli, BlockMaxGradNormIsTheMeanOfBlockMaxima) {
   ASSERT_EQ(steps.size(), 7u);
   std::ifstream sf(d / "r" / "summary.json");
   const auto s = nlohmann::json::parse(sf);
-  for (const std::string key : {"grad_norm", "grad_norm.u", "grad_norm.W_in"}) {
+  for (const std::string key : {"grad_norm", "grad_norm.u", "grad_norm.W_in", "grad_norm.memory"}) {
     double sum = 0;
     for (size_t b0 : {0u, 3u, 6u}) {
       double mx = 0;
@@ -235,5 +235,6 @@ TEST(Cli, BlockMaxGradNormIsTheMeanOfBlockMaxima) {
     ASSERT_TRUE(s.contains(field)) << field;
     EXPECT_NEAR(s[field].get<double>(), sum / 3.0, 1e-9 * sum) << field;
   }
+  EXPECT_EQ(s["block_max_grad_norm.memory"], s["block_max_grad_norm.u"]);  // the IndRNN's memory is u
   fs::remove_all(d);
 }
