@@ -231,3 +231,83 @@ TEST(Claims, TooFewPointsIsNotEvaluated) {
   EXPECT_FALSE(r.holds);
   EXPECT_FALSE(r.note.empty());
 }
+
+// crossing: with y = sqrt(log(n) / m) (1 + noise), the width where y reaches the level is
+// m* = log(n) / level^2, whose log-log slope on n over 500 .. 50000 is about 0.12 (logarithmic
+// growth); with y = sqrt(n^0.5 / m) it is m* = n^0.5 / level^2, slope 0.5.
+namespace {
+std::vector<Observation> width_needed(bool logarithmic, uint64_t seed) {
+  std::vector<Observation> obs;
+  uint64_t k = 0;
+  for (int n : {500, 5000, 50000})
+    for (int m : {4, 8, 16, 32, 64, 128, 256, 512, 1024})
+      for (int sd = 1; sd <= 6; ++sd) {
+        Observation o;
+        o.point["task.n"] = std::to_string(n);
+        o.point["model.width"] = std::to_string(m);
+        o.seed = sd;
+        const double need = logarithmic ? std::log(double(n)) : std::sqrt(double(n));
+        o.summary["err"] = std::sqrt(need / m) * (1.0 + 0.03 * rng_normal(seed, 2, k++));
+        obs.push_back(o);
+      }
+  return obs;
+}
+}  // namespace
+
+TEST(Claims, CrossingIsTheSlopeOfTheWidthThatReachesTheLevel) {
+  ClaimSpec c;
+  c.kind = "crossing";
+  c.x = "task.n";
+  c.across = "model.width";
+  c.y = "err";
+  c.level = 0.5;
+  c.lo = -INFINITY;
+  c.hi = 0.16;
+  const double truth = std::log(std::log(50000.0) / std::log(500.0)) / std::log(100.0);
+  const auto a = evaluate_claims(spec_with(c), width_needed(true, 1));
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_TRUE(a[0].evaluated) << a[0].note;
+  EXPECT_NEAR(a[0].measured, truth, 0.03);  // log-log interpolation between powers of 2
+  EXPECT_TRUE(a[0].holds) << a[0].ci_low << " " << a[0].ci_high;
+  const auto b = evaluate_claims(spec_with(c), width_needed(false, 1));
+  EXPECT_NEAR(b[0].measured, 0.5, 0.03);
+  EXPECT_FALSE(b[0].holds);
+  // A level that the curves never reach (or reach at the smallest width) is no verdict.
+  c.level = 0.01;
+  const auto never = evaluate_claims(spec_with(c), width_needed(true, 1));
+  EXPECT_FALSE(never[0].evaluated);
+  EXPECT_EQ(never[0].note, "the mean err does not cross 0.01 inside the model.width grid at task.n = 500 (never), 5000 (never), 50000 (never)");
+}
+
+// ratio: the mean of y at b over the mean at a (seeds paired), e.g. a gradient statistic at a
+// long lag over its value at a short one; an outlier seed moves the mean, as in the paper's plot.
+TEST(Claims, RatioIsTheQuotientOfSeedMeans) {
+  std::vector<Observation> obs;
+  uint64_t k = 0;
+  for (int sd = 1; sd <= 8; ++sd)
+    for (int lag : {4, 96}) {
+      Observation o;
+      o.point["task.lag"] = std::to_string(lag);
+      o.seed = sd;
+      o.summary["g"] = (lag == 4 ? 1.0 : 3.0) * (1.0 + 0.05 * rng_normal(7, 1, k++));
+      obs.push_back(o);
+    }
+  ClaimSpec c;
+  c.kind = "ratio";
+  c.y = "g";
+  c.a = {{"task.lag", "4"}};
+  c.b = {{"task.lag", "96"}};
+  c.lo = 2.5;
+  c.hi = 3.5;
+  auto r = evaluate_claims(spec_with(c), obs);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_NEAR(r[0].measured, 3.0, 0.1);
+  EXPECT_TRUE(r[0].holds) << r[0].ci_low << " " << r[0].ci_high;
+  EXPECT_EQ(r[0].expected, "mean g at task.lag = 96 / at task.lag = 4 in [2.5, 3.5]");
+  c.lo = 3.5;
+  c.hi = INFINITY;
+  EXPECT_FALSE(evaluate_claims(spec_with(c), obs)[0].holds);
+  obs.back().summary["g"] = 300.0;  // one seed's outlier at L = 96: the mean ratio grows
+  c.lo = 2.5;
+  EXPECT_GT(evaluate_claims(spec_with(c), obs)[0].measured, 30.0);
+}

@@ -147,7 +147,9 @@ ClaimResult evaluate_compare(const ExperimentSpec& spec, ClaimResult r, const Cl
   std::string a, b;
   for (const auto& [k, v] : c.a) a += (a.empty() ? "" : ", ") + k + " = " + v;
   for (const auto& [k, v] : c.b) b += (b.empty() ? "" : ", ") + k + " = " + v;
-  r.expected = a + " lower " + c.y + " than " + b + " by >= " + fmt_num(c.value);
+  const bool ratio = c.kind == "ratio";
+  r.expected = ratio ? "mean " + c.y + " at " + b + " / at " + a + " in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]"
+                     : a + " lower " + c.y + " than " + b + " by >= " + fmt_num(c.value);
   Point fa = filter, fb = filter;
   for (const auto& [k, v] : c.a) fa[k] = v;
   for (const auto& [k, v] : c.b) fb[k] = v;
@@ -185,7 +187,7 @@ ClaimResult evaluate_compare(const ExperimentSpec& spec, ClaimResult r, const Cl
   }
   if (!empty.empty()) { r.note = "no completed run with " + c.y + " at " + empty; return r; }
   BySeed d;
-  d.y.assign(1, {});
+  d.y.assign(ratio ? 2 : 1, {});
   std::set<int64_t> seeds;
   for (const auto& [key, runs_a] : groups) {
     if (key.first != 0) continue;
@@ -197,7 +199,12 @@ ClaimResult evaluate_compare(const ExperimentSpec& spec, ClaimResult r, const Cl
         if (ob->seed != oa->seed) continue;
         const double yb = ob->status == "completed" ? summary_value(ob->summary, c.y) : NAN;
         if (std::isfinite(ya) && std::isfinite(yb) && yb != 0) {
-          d.y[0][oa->seed].push_back((yb - ya) / yb);
+          if (ratio) {
+            d.y[0][oa->seed].push_back(ya);
+            d.y[1][oa->seed].push_back(yb);
+          } else {
+            d.y[0][oa->seed].push_back((yb - ya) / yb);
+          }
           seeds.insert(oa->seed);
         }
       }
@@ -205,8 +212,13 @@ ClaimResult evaluate_compare(const ExperimentSpec& spec, ClaimResult r, const Cl
   }
   if (seeds.empty()) { r.note = "no pair of completed runs of a and b at the same point and seed"; return r; }
   d.seeds.assign(seeds.begin(), seeds.end());
-  bootstrap(d, [](const std::vector<double>& m) { return m[0]; }, r, seed);
-  r.holds = r.evaluated && r.ci_low >= c.value;
+  if (ratio) {
+    bootstrap(d, [](const std::vector<double>& m) { return m[1] / m[0]; }, r, seed);
+    r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
+  } else {
+    bootstrap(d, [](const std::vector<double>& m) { return m[0]; }, r, seed);
+    r.holds = r.evaluated && r.ci_low >= c.value;
+  }
   if (r.evaluated && !partial.empty()) add_note(r, "missing seeds: " + partial);
   return r;
 }
@@ -245,6 +257,112 @@ ClaimResult evaluate_level(ClaimResult r, const ClaimSpec& c, const std::vector<
   return r;
 }
 
+// The value of `across` at which the mean y first falls to `level`, interpolated linearly in
+// log-log between the last point above and the first at or below it (across ascending). NaN
+// if y never falls to the level, or is already there at the smallest value (the crossing is
+// then not inside the grid).
+double crossing_of(const std::vector<double>& a, const double* m, double level) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!(m[i] > 0)) return NAN;
+    if (m[i] > level) continue;
+    if (i == 0) return NAN;
+    const double t = (std::log(level) - std::log(m[i - 1])) / (std::log(m[i]) - std::log(m[i - 1]));
+    return std::exp(std::log(a[i - 1]) + t * (std::log(a[i]) - std::log(a[i - 1])));
+  }
+  return NAN;
+}
+
+// crossing: per value of x, the value of `across` where the mean y reaches `level`; the
+// statistic is the least-squares slope of log(that value) on log x (e.g. the width needed for
+// a fixed training error against the sample size n).
+ClaimResult evaluate_crossing(const ExperimentSpec& spec, ClaimResult r, const ClaimSpec& c, const std::vector<Observation>& obs,
+                              const Point& filter, uint64_t seed) {
+  r.expected = "slope of log(" + c.across + " where " + c.y + " reaches " + fmt_num(c.level) + ") on log " + c.x + " in [" +
+               fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]";
+  std::vector<const Observation*> sel;
+  for (const auto& o : obs)
+    if (point_matches(o.point, filter)) sel.push_back(&o);
+  const std::string where = point_text(filter);
+  if (sel.empty()) { r.note = "no run matches " + (where.empty() ? std::string("the claim") : where); return r; }
+  std::map<std::string, std::set<std::string>> values;
+  for (const auto* o : sel)
+    for (const auto& [k, v] : o->point)
+      if (k != c.x && k != c.across) values[k].insert(v);
+  for (const auto& [k, vs] : values)
+    if (vs.size() >= 2) {
+      r.note = "the selected runs differ in " + k + ": pin it with where = { \"" + k + "\" = ... }";
+      return r;
+    }
+  std::map<double, std::map<double, std::vector<const Observation*>>> grid;  // x -> across -> runs
+  std::set<double> across_values;
+  std::map<std::pair<double, double>, std::string> labels;
+  for (const auto* o : sel) {
+    auto ix = o->point.find(c.x), ia = o->point.find(c.across);
+    const double x = ix == o->point.end() ? NAN : point_number(ix->second);
+    const double a = ia == o->point.end() ? NAN : point_number(ia->second);
+    if (!std::isfinite(x)) { r.note = c.x + " is not a numeric axis of these runs"; return r; }
+    if (!std::isfinite(a)) { r.note = c.across + " is not a numeric axis of these runs"; return r; }
+    grid[x][a].push_back(o);
+    across_values.insert(a);
+    labels[{x, a}] = c.x + " = " + ix->second + ", " + c.across + " = " + ia->second;
+  }
+  if (grid.size() < 2) { r.note = "fewer than two values of " + c.x + " in the selected runs"; return r; }
+  const std::vector<double> as(across_values.begin(), across_values.end());
+  std::vector<double> xs;
+  BySeed d;
+  std::set<int64_t> seeds;
+  std::string empty, partial;
+  for (const auto& [x, row] : grid) {
+    xs.push_back(x);
+    for (double a : as) {
+      PointCount pc;
+      pc.label = labels.count({x, a}) ? labels[{x, a}] : c.x + " = " + fmt_num(x) + ", " + c.across + " = " + fmt_num(a);
+      std::map<int64_t, std::vector<double>> ys;
+      auto it = row.find(a);
+      const std::vector<const Observation*> runs = it == row.end() ? std::vector<const Observation*>{} : it->second;
+      for (const auto* o : runs) {
+        const double y = o->status == "completed" ? summary_value(o->summary, c.y) : NAN;
+        count_run(pc, *o, y);
+        if (std::isfinite(y)) { ys[o->seed].push_back(y); seeds.insert(o->seed); }
+      }
+      if (ys.empty()) empty += (empty.empty() ? "" : "; ") + pc.label + (runs.empty() ? ": no run" : ": " + missing_runs(runs, c.y));
+      else if (pc.completed - pc.no_value < pc.runs) partial += (partial.empty() ? "" : "; ") + pc.label + ": " + missing_runs(runs, c.y);
+      r.points.push_back(pc);
+      d.y.push_back(std::move(ys));
+    }
+  }
+  if (!empty.empty()) { r.note = "no completed run with " + c.y + " at " + empty; return r; }
+  d.seeds.assign(seeds.begin(), seeds.end());
+  const double level = c.level;
+  const size_t A = as.size();
+  bootstrap(d, [&](const std::vector<double>& m) {
+    std::vector<double> need(xs.size());
+    for (size_t i = 0; i < xs.size(); ++i) need[i] = crossing_of(as, m.data() + i * A, level);
+    return slope_of(xs, need);
+  }, r, seed);
+  if (!std::isfinite(r.measured)) {
+    std::string where_not;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      std::vector<double> m(A);
+      for (size_t j = 0; j < A; ++j) {
+        double sum = 0;
+        size_t n = 0;
+        for (const auto& [s, v] : d.y[i * A + j])
+          for (double y : v) { sum += y; ++n; }
+        m[j] = sum / double(n);
+      }
+      if (!std::isfinite(crossing_of(as, m.data(), level)))
+        where_not += (where_not.empty() ? "" : ", ") + fmt_num(xs[i]) + (m[0] <= level ? " (already at the smallest " + c.across + ")" : " (never)");
+    }
+    r.note = "the mean " + c.y + " does not cross " + fmt_num(level) + " inside the " + c.across + " grid at " + c.x + " = " + where_not;
+    r.evaluated = false;
+    return r;
+  }
+  r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
+  if (r.evaluated && !partial.empty()) add_note(r, "missing seeds: " + partial);
+  return r;
+}
+
 ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const std::vector<Observation>& obs,
                          const Point& filter, const std::string& series_label, uint64_t seed) {
   ClaimResult r;
@@ -254,8 +372,9 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
   r.series = series_label;
   const std::string where = point_text(filter);
   r.claim = !c.text.empty() ? c.text : c.kind + " of " + c.y + (c.x.empty() ? "" : " against " + c.x) + (where.empty() ? "" : " (" + where + ")");
-  if (c.kind == "compare") return evaluate_compare(spec, r, c, obs, filter, seed);
+  if (c.kind == "compare" || c.kind == "ratio") return evaluate_compare(spec, r, c, obs, filter, seed);
   if (c.kind == "level") return evaluate_level(r, c, obs, filter, seed);
+  if (c.kind == "crossing") return evaluate_crossing(spec, r, c, obs, filter, seed);
 
   if (c.kind == "slope") r.expected = "slope in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]";
   else if (c.kind == "flat") r.expected = "|slope| <= " + fmt_num(c.value);

@@ -7,9 +7,12 @@
 //   flat:     the same slope;                                           |slope| <= expect
 //   monotone: largest relative step (decreasing) / smallest (increasing) of mean y along x
 //   compare:  mean over paired runs (same other coordinates and seed) of (y_b - y_a) / y_b; >= expect
+//   ratio:    mean y of b over mean y of a, over the same paired runs;                 expect = [lo, hi]
 //   plateau:  largest gain per doubling of x beyond `after`, 1 - (y2/y1)^(1/log2(x2/x1)); <= expect
 //   optimum:  the x with the lowest mean y (its bootstrap distribution gives the interval); expect = [lo, hi]
 //   level:    the mean of y over the seeds of one configuration (no x);                 expect = [lo, hi]
+//   crossing: per x, the value of `across` where mean y reaches `level` (log-log interpolation);
+//             the least-squares slope of its log on log x;                              expect = [lo, hi]
 // Every run of the selection counts: a point (an x, or one side of a comparison at some
 // other coordinates) with no completed seed makes the claim "n/a" with a note naming the
 // runs; points with missing seeds are named in the note. A claim over runs that differ on an

@@ -276,7 +276,7 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
       ClaimSpec c;
       for (const auto& [k, v] : *t) {
         const std::string key(k.str());
-        static const std::set<std::string> allowed = {"kind", "x", "y", "series", "where", "expect", "a", "b", "after", "text"};
+        static const std::set<std::string> allowed = {"kind", "x", "y", "series", "where", "expect", "a", "b", "after", "text", "across", "level"};
         if (!allowed.count(key)) throw UserError(where + "." + key + ": unknown key (allowed: kind, x, y, series, where, expect, a, b, after, text)");
       }
       auto str = [&](const char* key, bool required) {
@@ -289,7 +289,7 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
         return n->as_string()->get();
       };
       c.kind = str("kind", true);
-      c.x = str("x", c.kind != "compare" && c.kind != "level");
+      c.x = str("x", c.kind != "compare" && c.kind != "ratio" && c.kind != "level");
       c.y = str("y", true);
       c.text = str("text", false);
       c.where = read_point(t->get("where"), where + ".where");
@@ -299,12 +299,21 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
       }
       const toml::node* e = t->get("expect");
       if (!e) throw UserError(where + ".expect: missing");
-      if (c.kind == "slope" || c.kind == "optimum" || c.kind == "level") {
+      if (c.kind == "slope" || c.kind == "optimum" || c.kind == "level" || c.kind == "crossing" || c.kind == "ratio") {
         const toml::array* ea = e->as_array();
         if (!ea || ea->size() != 2) throw UserError(where + ".expect: " + c.kind + " needs [lo, hi]");
         c.lo = number(*ea->get(0), where + ".expect");
         c.hi = number(*ea->get(1), where + ".expect");
         if (c.lo > c.hi) throw UserError(where + ".expect: lo > hi");
+        if (c.kind == "crossing") {
+          const toml::node* ac = t->get("across");
+          if (!ac || !ac->is_string()) throw UserError(where + ".across: crossing needs across = \"<axis>\" (the axis searched for the level)");
+          c.across = ac->as_string()->get();
+          const toml::node* lv = t->get("level");
+          if (!lv) throw UserError(where + ".level: crossing needs level = <y value>");
+          c.level = number(*lv, where + ".level");
+          if (!(c.level > 0)) throw UserError(where + ".level: must be > 0 (the crossing is found on log axes)");
+        }
       } else if (c.kind == "flat" || c.kind == "compare" || c.kind == "plateau") {
         c.value = number(*e, where + ".expect");
         if (c.kind == "plateau") {
@@ -312,17 +321,18 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
           if (!af) throw UserError(where + ".after: plateau needs after = <x>");
           c.after = number(*af, where + ".after");
         }
-        if (c.kind == "compare") {
-          c.a = read_point(t->get("a"), where + ".a");
-          c.b = read_point(t->get("b"), where + ".b");
-          if (c.a.empty() || c.b.empty()) throw UserError(where + ": compare needs a = {...} and b = {...}");
-        }
+
       } else if (c.kind == "monotone") {
         if (!e->is_string() || (e->as_string()->get() != "decreasing" && e->as_string()->get() != "increasing"))
           throw UserError(where + ".expect: monotone needs \"decreasing\" or \"increasing\"");
         c.direction = e->as_string()->get();
       } else {
-        throw UserError(where + ".kind: '" + c.kind + "' is not allowed (allowed: slope, flat, monotone, compare, plateau, optimum, level)");
+        throw UserError(where + ".kind: '" + c.kind + "' is not allowed (allowed: slope, flat, monotone, compare, ratio, plateau, optimum, level, crossing)");
+      }
+      if (c.kind == "compare" || c.kind == "ratio") {
+        c.a = read_point(t->get("a"), where + ".a");
+        c.b = read_point(t->get("b"), where + ".b");
+        if (c.a.empty() || c.b.empty()) throw UserError(where + ": " + c.kind + " needs a = {...} and b = {...}");
       }
       s.claims.push_back(c);
     }

@@ -30,13 +30,15 @@ struct FigureSpec {
 };
 
 struct ClaimSpec {
-  std::string kind;  // slope | flat | monotone | compare | plateau
+  std::string kind;  // slope | flat | monotone | compare | plateau | optimum | level | crossing
   std::string x, y, text;
   Point where;         // `where = { "model.kind" = "indrnn" }` (or the older `series = {...}`): only these runs
   std::string series;  // `series = "model.kind"`: the claim is checked for each of its values
   double lo = 0, hi = 0, value = 0, after = 0;
   std::string direction;  // monotone: decreasing | increasing
   Point a, b;             // compare
+  std::string across;     // crossing: the axis searched for the level (e.g. model.width)
+  double level = 0;       // crossing: the level of y
 };
 
 struct ExperimentSpec {

@@ -49,15 +49,27 @@ void add_probes(nlohmann::ordered_json& j, const std::vector<HeadProbe>& ps) {
 
 
 // Mean loss over a whole split, in chunks of eval_batch; also the targets' variance.
-EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch) {
-  Batch b;
+EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch, EvalCache* cache) {
+  Batch fresh;
   std::vector<int64_t> idx;
   double loss_sum = 0, weight = 0, ysum = 0, y2sum = 0, ycount = 0;
-  for (int64_t start = 0; start < n; start += eval_batch) {
+  size_t bytes = 0;
+  const bool use_cache = cache && !cache->off;
+  for (int64_t start = 0, i = 0; start < n; start += eval_batch, ++i) {
     const int B = int(std::min<int64_t>(eval_batch, n - start));
-    idx.resize(size_t(B));
-    std::iota(idx.begin(), idx.end(), start);
-    task.fill(split, idx.data(), B, b);
+    Batch* bp = &fresh;
+    if (use_cache && cache->full) {
+      bp = &cache->batches[size_t(i)];
+    } else {
+      idx.resize(size_t(B));
+      std::iota(idx.begin(), idx.end(), start);
+      task.fill(split, idx.data(), B, fresh);
+      if (use_cache) {
+        bytes += fresh.x.size() * 4 + fresh.y.size() * 4 + fresh.mask.size() * 4 + fresh.tokens.size() * 4 + fresh.targets.size() * 4;
+        if (bytes <= EvalCache::kMaxBytes) cache->batches.push_back(fresh);
+      }
+    }
+    const Batch& b = *bp;
     const double w = std::accumulate(b.mask.begin(), b.mask.end(), 0.0);
     loss_sum += runner.run(b, false) * w;
     weight += w;
@@ -68,6 +80,14 @@ EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n
           const double y = b.y[i * D + j];
           ysum += y; y2sum += y * y; ycount += 1;
         }
+  }
+  if (use_cache && !cache->full) {
+    if (bytes <= EvalCache::kMaxBytes) {
+      cache->full = true;
+    } else {
+      cache->off = true;
+      cache->batches.clear();
+    }
   }
   EvalResult r;
   r.loss = weight > 0 ? loss_sum / weight : 0;

@@ -67,8 +67,18 @@ class LossRunner {
 
 struct EvalResult { double loss = 0, target_var = 0; };
 
+// The batches of one split, filled once and reused by every later evaluation (a run that
+// validates after every update would otherwise rebuild them each step: at E4's shape the
+// filling took longer than the forward). Kept only up to kMaxBytes.
+struct EvalCache {
+  static constexpr size_t kMaxBytes = size_t(256) << 20;
+  std::vector<Batch> batches;
+  bool full = false, off = false;  // every batch is in; too big to keep
+};
+
 // Mean loss over a whole split, in chunks of eval_batch; also the targets' variance.
-EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch);
+EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch,
+                    EvalCache* cache = nullptr);
 
 // Paper 1's attention probes (models/model.h HeadProbe) as JSON: aggregates over every head
 // (max |logit| is the max, the others are means), per-layer max |logit| and mean entropy

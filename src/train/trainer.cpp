@@ -122,6 +122,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   double train_time = 0, window_loss = 0, last_train = NAN, last_val = NAN, min_val = INFINITY, min_train = INFINITY, target_var = 0;
   int64_t window_n = 0, step = 0, best_val_step = -1;
   const int64_t val_every = tc.val_every > 0 ? tc.val_every : tc.eval_every;
+  EvalCache val_cache;
   std::string status = "completed", reason;
   int64_t diverged_step = -1;
   Batch b;
@@ -194,7 +195,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     double val_now = NAN;
     const bool val_pass = eval_now || (step + 1) % val_every == 0;
     if (val_pass) {  // the validation loss after this update
-      const EvalResult ev = evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch);
+      const EvalResult ev = evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch, &val_cache);
       val_now = ev.loss;
       target_var = ev.target_var;
       if (val_now < min_val) { min_val = val_now; best_val_step = step + 1; }
