@@ -203,6 +203,8 @@ TEST(Cli, ValEveryOneTakesTheMinimumAfterEveryUpdate) {
   const auto sparse = summary("sparse"), coarse = summary("coarse");
   EXPECT_DOUBLE_EQ(sparse["min_val_loss"].get<double>(), best);
   EXPECT_EQ(sparse["best_val_step"].get<int64_t>(), best_step);
+  EXPECT_DOUBLE_EQ(sparse["min_train_rel"].get<double>(),
+                   sparse["min_train_loss"].get<double>() / sparse["val_target_var"].get<double>());
   EXPECT_EQ(best_step, 2);  // lr 1 overshoots: the validation loss zigzags, lowest after step 2
   EXPECT_EQ(coarse["best_val_step"].get<int64_t>(), 12);
   EXPECT_GT(coarse["min_val_loss"].get<double>(), best);

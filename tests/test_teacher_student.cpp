@@ -141,25 +141,33 @@ TEST(TeacherStudentNtk, DiagonalVariantDiffersFromTheFullTeacher) {
   EXPECT_GT(std::fabs(full.ntk_teacher(x.data()) - diag.ntk_teacher(x.data())), 1e-6);
 }
 
-TEST(TeacherStudentNtk, AnchorsAreDistinctInputsWithUnitL1Weights) {
+// The anchors are the first R training inputs (an i.i.d. sample, the same for every n), so a
+// seed's teacher does not change with the data-set size.
+TEST(TeacherStudentNtk, AnchorsAreTheFirstTrainingInputsAndTheTeacherDoesNotDependOnN) {
   TaskConfig c = small_config();
-  c.anchors = 10;  // every train and validation input
+  c.anchors = 6;
   TeacherStudentTask t(c, 3);
-  std::set<std::pair<int, int64_t>> seen;
-  for (auto [s, i] : t.anchor_inputs()) {
-    EXPECT_TRUE(s == Split::train ? i < c.n_train : (s == Split::val && i < c.n_val));
-    seen.insert({int(s), i});
+  ASSERT_EQ(t.anchor_inputs().size(), 6u);
+  for (int r = 0; r < 6; ++r) {
+    EXPECT_EQ(t.anchor_inputs()[size_t(r)].first, Split::train);
+    EXPECT_EQ(t.anchor_inputs()[size_t(r)].second, r);
   }
-  EXPECT_EQ(seen.size(), 10u);
   double l1 = 0;
   for (double b : t.anchor_weights()) l1 += std::fabs(b);
   EXPECT_NEAR(l1, 1.0, 1e-12);
-  c.anchors = 11;
+  TaskConfig big = c;
+  big.n_train = 60;
+  big.n_val = 30;
+  TeacherStudentTask tb(big, 3);
+  std::vector<float> x(size_t(c.seq_len) * c.d_in);
+  t.inputs(Split::val, 2, x.data());
+  EXPECT_EQ(t.ntk_teacher(x.data()), tb.ntk_teacher(x.data()));
+  c.anchors = 7;
   try {
     TeacherStudentTask bad(c, 3);
-    ADD_FAILURE() << "11 anchors from 10 inputs";
+    ADD_FAILURE() << "7 anchors from 6 training inputs";
   } catch (const UserError& e) {
-    EXPECT_STREQ(e.what(), "task.anchors: 11 anchors need at least as many inputs, but n_train + n_val = 10");
+    EXPECT_STREQ(e.what(), "task.anchors: 7 anchors need at least as many training inputs, but n_train = 6");
   }
 }
 

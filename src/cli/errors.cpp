@@ -17,7 +17,7 @@ std::function<int()> add_errors(CLI::App& app) {
     std::string config, scale, json;
     std::vector<std::string> overrides;
     std::vector<int> widths = {8, 16, 32, 64, 128, 256};
-    int inputs = 200;
+    int inputs = 0;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("errors", "Paper 3's approximation (E2) and linearization (E3) errors against width m");
@@ -25,7 +25,7 @@ std::function<int()> add_errors(CLI::App& app) {
   sub->add_option("overrides", a->overrides, "Overrides key=value");
   sub->add_option("--scale", a->scale, "For an experiment spec: apply [scale.NAME]");
   sub->add_option("--widths", a->widths, "Widths m (even)")->delimiter(',')->check(CLI::PositiveNumber);
-  sub->add_option("--inputs", a->inputs, "Validation inputs the errors are taken over")->check(CLI::Range(1, 1000000));
+  sub->add_option("--inputs", a->inputs, "Inputs the errors are taken over: the first N training, then validation inputs (default: all n)")->check(CLI::Range(1, 1000000));
   sub->add_option("--json", a->json, "Also write the table as JSON to FILE");
   sub->footer("Example: attnlab errors experiments/p3_e1_width.toml --widths 8,32,128 --inputs 100");
   return [a]() {

@@ -7,7 +7,8 @@
 //    initialization (the authors' construction, ../shared/papers/p3_authors_setup.md). For a
 //    draw phi = (W, U) of the initialization, s = U^T a, a = X softmax(X^T W x_T) = sum_t alpha_t x_t:
 //      phi_c = sigma(s), phi_u = sigma'(s) a, phi_w = sigma'(s) (sum_t alpha_t x_t x_t^T - a a^T) U x_T^T.
-//    The transport map over R anchors X_r (drawn from the train + validation inputs) with
+//    The transport map over R anchors X_r (the first R training inputs: i.i.d., so a random
+//    sample of the inputs, and the same for every n) with
 //    weights beta ~ N(0, I_R) rescaled to ||beta||_1 = 1 is
 //      v_c = nu_c sum_r beta_r phi_c(X_r), v_u = nu_u sum_r beta_r phi_u(X_r),
 //      v_w = sum_r beta_r clip(phi_w(X_r), nu_w)   (clip: rescale to Frobenius norm <= nu_w),
@@ -31,10 +32,14 @@ class TeacherStudentTask : public Task {
   void inputs(Split split, int64_t index, float* x) const;
   // The NTK teacher at one input; valid for kind teacher_student_ntk.
   double ntk_teacher(const float* x) const;
-  // The m-head transport predictor (1/m) sum_i <phi(x; W_i, U_i), v(W_i, U_i)>: the teacher's
-  // Monte Carlo estimate with the given draws (W [m, d, d], U [m, d]), e.g. a student's
-  // initial heads. Its distance to ntk_teacher is the approximation error (E2).
-  double transport_predictor(const float* x, const double* W, const double* U, int m) const;
+  // |f_lin,m(x_b) - fstar_b| for n inputs x [n, T, d], where f_lin,m is the m-head transport
+  // predictor (1/m) sum_i <phi(x; W_i, U_i), v(W_i, U_i)>: the teacher's Monte Carlo estimate
+  // with the given draws (W [m, d, d], U [m, d]), e.g. a student's initial heads. Against the
+  // teacher's values, this is the approximation error (E2).
+  std::vector<double> transport_predictor_errors(const float* x, const double* fstar, int64_t n, const double* W,
+                                                 const double* U, int m) const;
+  // The label of sample `index` of `split` (the teacher's value there).
+  float target(Split split, int64_t index) const { return targets_[int(split)][size_t(index)]; }
   // The construction, for tests: the anchors as (split, index) of the inputs, their weights,
   // and the teacher's draws W [M, d, d], U [M, d].
   const std::vector<std::pair<Split, int64_t>>& anchor_inputs() const { return anchor_refs_; }

@@ -3,9 +3,11 @@
 //  - approximation error: |f_lin,m(X) - f*(X)|, f_lin,m the m-head transport predictor built on
 //    the student's initial heads, f* the NTK teacher (task teacher_student_ntk);
 //  - linearization error: |f(theta0 + Delta)(X) - f(theta0)(X) - <grad f(theta0)(X), Delta>|
-//    with Delta on the boundary of every head's projection ball, aligned with the gradient:
-//    Delta_{i,g} = (rho_g / sqrt m) grad_{i,g} f / ||grad_{i,g} f||.
-// Both are reported as max and mean over validation inputs.
+//    with one Delta for the data set on the boundary of every head's projection ball, as the
+//    authors build it: dU_i, dW_i along the gradient of sum_b h_i(X_b) with lengths
+//    rho_u / sqrt m, rho_w / sqrt m, and dc_i = +rho_c / sqrt m.
+// Both are reported as max and mean over the inputs: the first `inputs` training inputs, then
+// validation inputs; inputs <= 0 takes all n (the authors: E2's metric is the max, E3's the mean).
 #include <string>
 #include <vector>
 
@@ -18,7 +20,7 @@ struct ErrorPoint {
   double approx_max = 0, approx_mean = 0, lin_max = 0, lin_mean = 0;
 };
 
-std::vector<ErrorPoint> p3_error_decomposition(const RunConfig& cfg, const std::vector<int>& widths, int inputs);
+std::vector<ErrorPoint> p3_error_decomposition(const RunConfig& cfg, const std::vector<int>& widths, int64_t inputs = 0);
 
 // Least-squares slope of log y against log x (NaN with fewer than two positive points).
 double loglog_slope(const std::vector<double>& x, const std::vector<double>& y);

@@ -232,7 +232,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   const auto pc = model->counts();
   nlohmann::ordered_json s;
   if (tc.probe_errors) {  // paper 3's E2/E3 errors of this width, at initialization
-    const auto e = p3_error_decomposition(cfg, {cfg.model.width}, int(std::min<int64_t>(200, cfg.task.n_val)))[0];
+    const auto e = p3_error_decomposition(cfg, {cfg.model.width})[0];  // over all n inputs, as the authors
     s["approx_error_max"] = e.approx_max;
     s["approx_error_mean"] = e.approx_mean;
     s["lin_error_max"] = e.lin_max;
@@ -255,6 +255,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   if (tc.loss != "ce" && target_var > 0 && std::isfinite(last_val)) {
     s["val_target_var"] = target_var;
     s["final_val_rel"] = last_val / target_var;  // fraction of the target's variance left unexplained
+    s["min_train_rel"] = num(min_train / target_var);  // the same for the minimum training loss
   }
   if (status == "completed") {
     // The averaged iterate (what the theory bounds), evaluated on the training and validation sets.
