@@ -2,6 +2,7 @@
 // plain MSE (forward + backward, the path `attnlab train` takes: the fused
 // forward_backward_mse where the model has it) at the paper's shapes: E1 (shallow attention,
 // n 4000, m 256, T 16, d 8) and E4 (n 4000, T = L + 1 = 97, d = 17, m 64, both models).
+// The _Shared variants: E4's time channels shared by the batch (kernels/shared_channels.h).
 // Compare with tools/torch_p3.py speed shallow|indrnn (the authors' formulation).
 #include <benchmark/benchmark.h>
 
@@ -11,7 +12,9 @@
 
 using namespace attnlab;
 
-static void run(benchmark::State& state, const char* kind, int m, int d, int T, int B) {
+// shared > 0: channels [shared, d) are the same in every sequence (E4's time channels) and the
+// model is told so (kernels/shared_channels.h), as `attnlab train` does on ar_forecast.
+static void run(benchmark::State& state, const char* kind, int m, int d, int T, int B, int shared = -1) {
   configure_threads(int(state.range(0)));
   ModelConfig c;
   c.kind = kind;
@@ -22,6 +25,11 @@ static void run(benchmark::State& state, const char* kind, int m, int d, int T, 
   model->init(1);
   std::vector<float> x(size_t(B) * T * d), y(static_cast<size_t>(B)), mask(static_cast<size_t>(B), 1.f), dy(static_cast<size_t>(B));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(0.3 * rng_normal(1, 2, i));
+  if (shared > 0)
+    for (size_t b = 1; b < size_t(B); ++b)
+      for (size_t t = 0; t < size_t(T); ++t)
+        for (size_t k = size_t(shared); k < size_t(d); ++k) x[(b * T + t) * d + k] = x[t * d + k];
+  model->set_shared_channels(shared);
   for (int b = 0; b < B; ++b) y[size_t(b)] = float(rng_normal(1, 3, uint64_t(b)));
   const float coef = 2.f / float(B);
   for (auto _ : state) {
@@ -39,6 +47,10 @@ static void run(benchmark::State& state, const char* kind, int m, int d, int T, 
 static void BM_P3_ShallowE1(benchmark::State& s) { run(s, "shallow_attention", 256, 8, 16, 4000); }
 static void BM_P3_ShallowE4_L96(benchmark::State& s) { run(s, "shallow_attention", 64, 17, 97, 4000); }
 static void BM_P3_IndRnnE4_L96(benchmark::State& s) { run(s, "indrnn", 64, 17, 97, 4000); }
+static void BM_P3_ShallowE4_L96_Shared(benchmark::State& s) { run(s, "shallow_attention", 64, 17, 97, 4000, 1); }
+static void BM_P3_IndRnnE4_L96_Shared(benchmark::State& s) { run(s, "indrnn", 64, 17, 97, 4000, 1); }
 BENCHMARK(BM_P3_ShallowE1)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_P3_ShallowE4_L96)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_P3_IndRnnE4_L96)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_P3_ShallowE4_L96_Shared)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_P3_IndRnnE4_L96_Shared)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -135,3 +135,19 @@ TEST(ArForecast, OlderVariantsBehindTheirKeys) {
     }
   EXPECT_THROW(config("split = \"halves\"\n"), UserError);
 }
+
+// A batch says which channels every window shares: the time channels, at window positions.
+TEST(ArForecast, TimeChannelsAreSharedByTheBatchAtWindowPositions) {
+  for (const char* origin : {"window", "series"}) {
+    const RunConfig c = config(std::string("time_origin = \"") + origin + "\"\n");
+    auto t = make_task(c.task, 1);
+    const Batch b = all_of(*t, Split::train, 50);
+    const int T = b.T, d = t->d_in();
+    bool same = true;
+    for (int s = 1; s < 50; ++s)
+      for (int p = 0; p < T; ++p)
+        for (int k = 1; k < d; ++k) same = same && b.x[(size_t(s) * T + p) * d + k] == b.x[size_t(p) * d + k];
+    EXPECT_EQ(same, std::string(origin) == "window") << origin;
+    EXPECT_EQ(b.shared_from, std::string(origin) == "window" ? 1 : -1) << origin;
+  }
+}

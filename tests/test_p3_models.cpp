@@ -194,8 +194,10 @@ TEST(ErrorDecomposition, LogLogSlope) {
 // such as 3, 5, 10) against the double-precision generic path, which the finite-difference
 // tests check: forward and backward apart, and the fused forward_backward_mse of a training
 // step (outputs, and gradients against backward() of the MSE's dy = coef mask (f - y)).
-void check_blocked(const char* kind, const char* act, int d, int T) {
-  const std::string tag = std::string(kind) + "/" + act + " d=" + std::to_string(d);
+// shared > 0: channels [shared, d) are the same in every sequence (kernels/shared_channels.h),
+// and the float model is told so.
+void check_blocked(const char* kind, const char* act, int d, int T, int shared = -1) {
+  const std::string tag = std::string(kind) + "/" + act + " d=" + std::to_string(d) + " shared=" + std::to_string(shared);
   auto c = p3_config(kind, act, 32, d, T);
   c.init = "iid";
   c.score_scale = 0.7;
@@ -205,6 +207,11 @@ void check_blocked(const char* kind, const char* act, int d, int T) {
   md->init(3);
   for (size_t i = 0; i < md->arena.size(); ++i) mf->arena.data()[i] = float(md->arena.data()[i]);
   auto x = randn(size_t(B) * T * d, 40, 0.5);
+  if (shared > 0)
+    for (int b = 1; b < B; ++b)
+      for (int t = 0; t < T; ++t)
+        for (int k = shared; k < d; ++k) x[(size_t(b) * T + t) * d + k] = x[size_t(t) * d + k];
+  mf->set_shared_channels(shared);
   std::vector<float> xf(x.begin(), x.end());
   std::vector<double> dy = {0.3, -1.0, 0.5, 2.0, -0.7};
   std::vector<float> dyf(dy.begin(), dy.end());
@@ -247,6 +254,16 @@ TEST(ShallowAttention, BlockedFloatKernelsMatchDouble) {
 
 TEST(P3Models, BlockedIndRnnMatchesDouble) {
   for (int d : {1, 5, 17}) check_blocked("indrnn", "tanh", d, 13);
+}
+
+// Tokens [p_t, e_t] whose channels from P on are shared by the batch's sequences: the kernels
+// that compute their terms once per batch against the double generic path.
+TEST(P3Models, SharedChannelKernelsMatchDouble) {
+  for (int P : {1, 2, 4}) {
+    for (const char* act : {"tanh", "erf"}) check_blocked("shallow_attention", act, 17, 11, P);
+    check_blocked("indrnn", "tanh", 17, 13, P);
+  }
+  check_blocked("shallow_attention", "tanh", 5, 11, 3);  // P = 3: no shared kernel, the blocked one
 }
 
 // Models without a fused path say so, and training falls back to forward + backward.

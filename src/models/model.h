@@ -51,6 +51,10 @@ class Model {
   // sequence (no recomputation, nothing of size B * T stored); accumulates into the arena's
   // grads and returns the outputs [B]. nullptr: the model has no such path (use forward and
   // backward). Attention probes are not computed.
+  // A hint for the next forward / forward_backward_mse: input channels [from, d_in) are the
+  // same in every sequence of the batch at each position (Batch::shared_from; -1: none).
+  // A model may use it to compute their terms once per batch.
+  virtual void set_shared_channels(int from) { (void)from; }
   virtual const T* forward_backward_mse(const T* x, int B, int Tn, const T* y, const T* mask, T coef) {
     (void)x, (void)B, (void)Tn, (void)y, (void)mask, (void)coef;
     return nullptr;

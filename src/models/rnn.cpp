@@ -10,6 +10,7 @@
 #include "kernels/fast_math.h"
 #include "kernels/gemm.h"
 #include "kernels/indrnn_blocked.h"
+#include "kernels/shared_channels.h"
 
 namespace attnlab {
 
@@ -168,6 +169,61 @@ void Rnn<T>::transpose_input_weights() {
 }
 
 template <class T>
+bool Rnn<T>::shared_ok() const {
+  return blocked_ok() && (shared_ == 1 || shared_ == 2 || shared_ == 4) && shared_ < d_;
+}
+
+template <class T>
+template <class F>
+void Rnn<T>::dispatch_private(F&& f) const {
+  switch (shared_) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    default: f.template operator()<4>(); break;
+  }
+}
+
+// Per block of 16 units: [W_p (P); per t: zeta_t = W_e e_t] from the shared channels of sequence 0.
+template <class T>
+void Rnn<T>::build_shared_tables(const T* x, int Tn) {
+  const int m = m_, d = d_, P = shared_, tn = blocked::shared_rnn_table_size(P, Tn);
+  const T* W = arena.p(Win_);
+  tabs_.assign(size_t(m / blocked::kLanes) * tn, v16{});
+  for (int i = 0; i < m; ++i) {
+    v16* tab = tabs_.data() + size_t(i / blocked::kLanes) * tn;
+    const int l = i % blocked::kLanes;
+    const T* Wi = W + size_t(i) * d;
+    for (int k = 0; k < P; ++k) tab[k][l] = float(Wi[k]);
+    for (int t = 0; t < Tn; ++t) {
+      double z = 0;
+      for (int k = P; k < d; ++k) z += double(Wi[k]) * x[size_t(t) * d + k];
+      tab[P + t][l] = float(z);
+    }
+  }
+}
+
+// Adds partial sums [m/16][dW_p (P); du; dc; Z_t per t] to the gradients: dW_e = sum_t Z_t e_t.
+template <class T>
+void Rnn<T>::add_shared_grads(const void* accp, const T* x, int Tn) {
+  const blocked::v16* accs = static_cast<const blocked::v16*>(accp);
+  const int m = m_, d = d_, P = shared_, an = blocked::shared_rnn_acc_size(P, Tn);
+  T* gW = arena.g(Win_); T* gu = arena.g(rec_); T* gc = arena.g(c_);
+  for (int i = 0; i < m; ++i) {
+    const blocked::v16* acc = accs + size_t(i / blocked::kLanes) * an;
+    const int l = i % blocked::kLanes;
+    for (int k = 0; k < d; ++k) {
+      double g = 0;
+      if (k < P) g = acc[k][l];
+      else
+        for (int t = 0; t < Tn; ++t) g += double(acc[P + 2 + t][l]) * x[size_t(t) * d + k];
+      gW[size_t(i) * d + k] += T(g);
+    }
+    gu[i] += acc[P][l];
+    gc[i] += acc[P + 1][l];
+  }
+}
+
+template <class T>
 const T* Rnn<T>::forward_ind() {
   const int B = B_, Tn = T_, m = m_, d = d_;
   const T* u = arena.p(rec_); const T* c = arena.p(c_);
@@ -175,6 +231,30 @@ const T* Rnn<T>::forward_ind() {
   const std::vector<T>& Wt = wt_;
   const T kf = T(1.0 / std::sqrt(double(m)));
   if constexpr (std::is_same_v<T, float>) {
+    if (shared_ok() && B > 0) {  // h_T only, as below, with the shared channels' terms once per batch
+      build_shared_tables(x_, Tn);
+      const int tn = blocked::shared_rnn_table_size(shared_, Tn);
+      dispatch_private([&]<int P>() {
+        constexpr int S = kChains;
+#pragma omp parallel for schedule(static)
+        for (int g = 0; g < (B + S - 1) / S; ++g) {
+          const float* X[S];
+          for (int s = 0; s < S; ++s) X[s] = x_ + size_t(std::min(g * S + s, B - 1)) * Tn * d;
+          blocked::v16 f[S] = {}, hT[S];
+          for (int h0 = 0; h0 < m; h0 += blocked::kLanes) {
+            blocked::shared_rnn_forward<P, S>(X, Tn, d, tabs_.data() + size_t(h0 / blocked::kLanes) * tn,
+                                              blocked::load(u + h0), nullptr, hT);
+            for (int s = 0; s < S; ++s) f[s] += blocked::load(c + h0) * hT[s];
+          }
+          for (int s = 0; s < S && g * S + s < B; ++s) {
+            float sum = 0;
+            for (int l = 0; l < blocked::kLanes; ++l) sum += f[s][l];
+            out_[g * S + s] = sum * kf;
+          }
+        }
+      });
+      return out_.data();
+    }
     if (blocked_ok()) {  // h_T only: backward recomputes the states
       blocked::dispatch_dim(blocked::padded_dim(d), [&]<int D>() {
 #pragma omp parallel
@@ -366,6 +446,50 @@ const T* Rnn<T>::forward_backward_mse(const T* x, int B, int Tn, const T* y, con
     transpose_input_weights();
     const float kf = float(1.0 / std::sqrt(double(m)));
     const int nthreads = omp_get_max_threads();
+    if (shared_ok() && B > 0) {
+      build_shared_tables(x, Tn);
+      const int tn = blocked::shared_rnn_table_size(shared_, Tn), an = blocked::shared_rnn_acc_size(shared_, Tn);
+      bacc_.assign(size_t(nthreads) * nb * an, blocked::v16{});
+      dispatch_private([&]<int P>() {
+#pragma omp parallel
+        {
+          constexpr int S = kChains;
+          blocked::v16* acc = bacc_.data() + size_t(omp_get_thread_num()) * nb * an;
+          thread_local std::vector<blocked::v16> H;
+          H.resize(size_t(nb) * S * Tn);
+#pragma omp for schedule(static)
+          for (int g = 0; g < (B + S - 1) / S; ++g) {
+            const float* X[S];
+            for (int s = 0; s < S; ++s) X[s] = x + size_t(std::min(g * S + s, B - 1)) * Tn * d;
+            blocked::v16 f[S] = {}, hT[S];
+            for (int blk = 0; blk < nb; ++blk) {
+              blocked::v16* Hs[S];
+              for (int s = 0; s < S; ++s) Hs[s] = H.data() + (size_t(blk) * S + s) * Tn;
+              blocked::shared_rnn_forward<P, S>(X, Tn, d, tabs_.data() + size_t(blk) * tn,
+                                                blocked::load(u + blk * blocked::kLanes), Hs, hT);
+              for (int s = 0; s < S; ++s) f[s] += blocked::load(c + blk * blocked::kLanes) * hT[s];
+            }
+            float gs[S];
+            for (int s = 0; s < S; ++s) {  // a short last group's repeats get weight 0
+              const int b = std::min(g * S + s, B - 1);
+              float out = 0;
+              for (int l = 0; l < blocked::kLanes; ++l) out += f[s][l];
+              out *= kf;
+              gs[s] = g * S + s < B ? coef * mask[b] * (out - y[b]) * kf : 0.f;
+              if (g * S + s < B) out_[b] = out;
+            }
+            for (int blk = 0; blk < nb; ++blk) {
+              const blocked::v16* Hs[S];
+              for (int s = 0; s < S; ++s) Hs[s] = H.data() + (size_t(blk) * S + s) * Tn;
+              blocked::shared_rnn_backward<P, S>(X, Tn, d, blocked::load(u + blk * blocked::kLanes),
+                                                 blocked::load(c + blk * blocked::kLanes), Hs, gs, acc + size_t(blk) * an);
+            }
+          }
+        }
+      });
+      for (int t = 0; t < nthreads; ++t) add_shared_grads(bacc_.data() + size_t(t) * nb * an, x, Tn);
+      return out_.data();
+    }
     bacc_.assign(size_t(nthreads) * nb * accn, blocked::v16{});
     blocked::dispatch_dim(e, [&]<int D>() {
 #pragma omp parallel

@@ -22,6 +22,7 @@ class Rnn : public Model<T> {
   const T* forward(const T* x, const int* tokens, int B, int Tn) override;
   void backward(const T* dyhat) override;
   const T* forward_backward_mse(const T* x, int B, int Tn, const T* y, const T* mask, T coef) override;
+  void set_shared_channels(int from) override { shared_ = from; }
   int out_dim() const override { return 1; }
   bool last_only() const override { return true; }
   ParamCounts counts() const override;
@@ -38,6 +39,15 @@ class Rnn : public Model<T> {
   typedef float v16 __attribute__((vector_size(64)));
   std::vector<v16> bacc_;  // blocked partial gradients
   static constexpr int kChains = 8;  // sequences whose recurrences the blocked kernels interleave
+  // Shared channels (kernels/shared_channels.h): the blocked IndRNN with P = shared_ private
+  // channels, P in {1, 2, 4}, P < d.
+  int shared_ = -1;
+  bool shared_ok() const;
+  void build_shared_tables(const T* x, int Tn);
+  void add_shared_grads(const void* acc, const T* x, int Tn);
+  template <class F>
+  void dispatch_private(F&& f) const;
+  std::vector<v16> tabs_;
   ModelConfig cfg_;
   bool ind_, erf_;
   int m_, d_, Win_ = -1, rec_ = -1, c_ = -1;

@@ -10,6 +10,7 @@
 #include "kernels/fast_math.h"
 #include "kernels/gemm.h"
 #include "kernels/shallow_blocked.h"
+#include "kernels/shared_channels.h"
 
 namespace attnlab {
 
@@ -175,6 +176,104 @@ void ShallowAttention<T>::add_blocked_grads(const void* accp) {
 }
 
 template <class T>
+bool ShallowAttention<T>::shared_ok() const {
+  return std::is_same_v<T, float> && m_ % blocked::kLanes == 0 && (shared_ == 1 || shared_ == 2 || shared_ == 4) &&
+         shared_ < d_;
+}
+
+template <class T>
+template <class F>
+void ShallowAttention<T>::dispatch_private(F&& f) const {
+  switch (shared_) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    default: f.template operator()<4>(); break;
+  }
+}
+
+// The per-head tables of kernels/shared_channels.h from the shared channels of sequence 0.
+template <class T>
+void ShallowAttention<T>::build_shared_tables(const T* x, int Tn) {
+  const int m = m_, d = d_, P = shared_, tn = blocked::shared_attn_table_size(P, Tn);
+  const T* W = arena.p(W_); const T* U = arena.p(U_);
+  const T* eT = x + size_t(Tn - 1) * d;  // channels >= P are the shared ones
+  tabs_.assign(size_t(m / blocked::kLanes) * tn, v16{});
+  for (int i = 0; i < m; ++i) {
+    v16* tab = tabs_.data() + size_t(i / blocked::kLanes) * tn;
+    const int l = i % blocked::kLanes;
+    const T* Wi = W + size_t(i) * d * d;
+    const T* Ui = U + size_t(i) * d;
+    for (int k = 0; k < P; ++k) {
+      for (int j = 0; j < P; ++j) tab[k * P + j][l] = float(Wi[k * d + j]);
+      double qc = 0;
+      for (int j = P; j < d; ++j) qc += double(Wi[k * d + j]) * eT[j];
+      tab[P * P + k][l] = float(qc);
+      tab[P * P + P + k][l] = float(Ui[k]);
+    }
+    v16* rows = tab + P * P + 2 * P;
+    std::vector<double> we(static_cast<size_t>(d));  // W_ee e_T, rows k >= P
+    for (int k = P; k < d; ++k) {
+      double s = 0;
+      for (int j = P; j < d; ++j) s += double(Wi[k * d + j]) * eT[j];
+      we[size_t(k)] = s;
+    }
+    for (int t = 0; t < Tn; ++t) {
+      const T* e = x + size_t(t) * d;
+      v16* row = rows + size_t(t) * (P + 2);
+      double cst = 0, mu = 0;
+      for (int j = 0; j < P; ++j) {
+        double h = 0;
+        for (int k = P; k < d; ++k) h += double(e[k]) * Wi[k * d + j];
+        row[j][l] = float(h);
+      }
+      for (int k = P; k < d; ++k) { cst += double(e[k]) * we[size_t(k)]; mu += double(Ui[k]) * e[k]; }
+      row[P][l] = float(cst);
+      row[P + 1][l] = float(mu);
+    }
+  }
+}
+
+// Adds one set of shared-channel partial sums [m/16][acc] to the gradients (see the layout in
+// kernels/shared_channels.h): the shared channels' terms are the per-position sums times e_t.
+template <class T>
+void ShallowAttention<T>::add_shared_grads(const void* accp, const T* x, int Tn) {
+  const blocked::v16* accs = static_cast<const blocked::v16*>(accp);
+  const int m = m_, d = d_, P = shared_, an = blocked::shared_attn_acc_size(P, Tn);
+  const T* eT = x + size_t(Tn - 1) * d;
+  T* gW = arena.g(W_); T* gU = arena.g(U_); T* gc = arena.g(c_);
+  std::vector<double> q1e(size_t(d) * P), q2e(static_cast<size_t>(d)), ae(static_cast<size_t>(d));
+  for (int i = 0; i < m; ++i) {
+    const blocked::v16* acc = accs + size_t(i / blocked::kLanes) * an;
+    const int l = i % blocked::kLanes;
+    const blocked::v16* rows = acc + P * P + 2 * P + 1;
+    std::fill(q1e.begin(), q1e.end(), 0.0);
+    std::fill(q2e.begin(), q2e.end(), 0.0);
+    std::fill(ae.begin(), ae.end(), 0.0);
+    for (int t = 0; t < Tn; ++t) {
+      const T* e = x + size_t(t) * d;
+      const blocked::v16* row = rows + size_t(t) * (P + 2);
+      for (int k = P; k < d; ++k) {
+        ae[size_t(k)] += double(row[0][l]) * e[k];
+        for (int j = 0; j < P; ++j) q1e[size_t(k) * P + j] += double(row[1 + j][l]) * e[k];
+        q2e[size_t(k)] += double(row[P + 1][l]) * e[k];
+      }
+    }
+    T* Wi = gW + size_t(i) * d * d;
+    for (int k = 0; k < d; ++k)
+      for (int j = 0; j < d; ++j) {
+        double g;
+        if (k < P && j < P) g = acc[k * P + j][l];
+        else if (k < P) g = double(acc[P * P + k][l]) * eT[j];
+        else if (j < P) g = q1e[size_t(k) * P + j];
+        else g = q2e[size_t(k)] * eT[j];
+        Wi[k * d + j] += T(g);
+      }
+    for (int k = 0; k < d; ++k) gU[size_t(i) * d + k] += T(k < P ? double(acc[P * P + P + k][l]) : ae[size_t(k)]);
+    gc[i] += acc[P * P + 2 * P][l];
+  }
+}
+
+template <class T>
 const T* ShallowAttention<T>::forward(const T* x, const int*, int B, int Tn) {
   B_ = B; T_ = Tn; x_ = x;
   const int m = m_, d = d_;
@@ -182,6 +281,41 @@ const T* ShallowAttention<T>::forward(const T* x, const int*, int B, int Tn) {
   transpose_weights();
   const T inv_sqrt_m = T(1.0 / std::sqrt(double(m)));
   if constexpr (std::is_same_v<T, float>) {
+    if (shared_ok() && B > 0) {
+      build_shared_tables(x, Tn);
+      const int nb = m / blocked::kLanes, tn = blocked::shared_attn_table_size(shared_, Tn);
+      double ent = 0;
+      dispatch_private([&]<int P>() {
+#pragma omp parallel reduction(+ : ent)
+        {
+          thread_local std::vector<blocked::v16> p, v;
+          p.resize(static_cast<size_t>(Tn));
+          v.resize(static_cast<size_t>(Tn));
+#pragma omp for schedule(static)
+          for (int b = 0; b < B; ++b) {
+            const float* X = x + size_t(b) * Tn * d;
+            blocked::v16 f{}, ap[P];
+            for (int blk = 0; blk < nb; ++blk) {
+              const blocked::v16 z = blocked::shared_attend<P>(X, Tn, d, tabs_.data() + size_t(blk) * tn, float(scale_),
+                                                               p.data(), v.data(), ap);
+              const blocked::v16 hh = blocked::vsigma(erf_, z);
+              blocked::store(z_.data() + size_t(b) * m + blk * blocked::kLanes, z);
+              blocked::store(h_.data() + size_t(b) * m + blk * blocked::kLanes, hh);
+              f += blocked::load(c + blk * blocked::kLanes) * hh;
+              if (b < kEntropySeqs)
+                for (int t = 0; t < Tn; ++t)
+                  for (int l = 0; l < blocked::kLanes; ++l)
+                    if (p[size_t(t)][l] > 0) ent -= double(p[size_t(t)][l]) * std::log(double(p[size_t(t)][l]));
+            }
+            float s = 0;
+            for (int l = 0; l < blocked::kLanes; ++l) s += f[l];
+            out_[b] = s * inv_sqrt_m;
+          }
+        }
+      });
+      entropy_ = ent / (double(std::min(B, kEntropySeqs)) * m);
+      return out_.data();
+    }
     if (blocked_ok()) {
       double ent = 0;
       blocked::dispatch_dim(blocked::padded_dim(d), [&]<int D>() {
@@ -378,13 +512,38 @@ const T* ShallowAttention<T>::forward_backward_mse(const T* x, int B, int Tn, co
   if constexpr (!std::is_same_v<T, float>) {
     return nullptr;
   } else {
-    if (!blocked_ok()) return nullptr;
+    if (!blocked_ok() && !shared_ok()) return nullptr;
     B_ = B; T_ = Tn; x_ = x;
-    const int m = m_, d = d_, nb = m / blocked::kLanes, e = blocked::padded_dim(d), accn = e * e + e + 1;
+    const int m = m_, d = d_, nb = m / blocked::kLanes;
     const float* c = arena.p(c_);
     transpose_weights();
     const float inv_sqrt_m = float(1.0 / std::sqrt(double(m)));
     const int nthreads = omp_get_max_threads();
+    if (shared_ok() && B > 0) {
+      build_shared_tables(x, Tn);
+      const int tn = blocked::shared_attn_table_size(shared_, Tn), an = blocked::shared_attn_acc_size(shared_, Tn);
+      fused_acc_.assign(size_t(nthreads) * nb * an, blocked::v16{});
+      dispatch_private([&]<int P>() {
+#pragma omp parallel
+        {
+          blocked::v16* acc = fused_acc_.data() + size_t(omp_get_thread_num()) * nb * an;
+          thread_local std::vector<blocked::v16> p, v, a, zh;
+          p.resize(size_t(nb) * Tn);
+          v.resize(size_t(nb) * Tn);
+          a.resize(size_t(nb) * P);
+          zh.resize(size_t(2 * nb));
+#pragma omp for schedule(static)
+          for (int b = 0; b < B; ++b)
+            out_[b] = blocked::shared_fused_seq<P>(x + size_t(b) * Tn * d, Tn, d, tabs_.data(), c, m, float(scale_), erf_,
+                                                   inv_sqrt_m, y[b], coef * mask[b], acc, p.data(), v.data(), a.data(),
+                                                   zh.data());
+        }
+      });
+      for (int t = 0; t < nthreads; ++t) add_shared_grads(fused_acc_.data() + size_t(t) * nb * an, x, Tn);
+      entropy_ = NAN;
+      return out_.data();
+    }
+    const int e = blocked::padded_dim(d), accn = e * e + e + 1;
     fused_acc_.assign(size_t(nthreads) * nb * accn, blocked::v16{});
     blocked::dispatch_dim(e, [&]<int D>() {
 #pragma omp parallel

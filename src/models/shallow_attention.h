@@ -21,6 +21,7 @@ class ShallowAttention : public Model<T> {
   const T* forward(const T* x, const int* tokens, int B, int Tn) override;
   void backward(const T* dyhat) override;
   const T* forward_backward_mse(const T* x, int B, int Tn, const T* y, const T* mask, T coef) override;
+  void set_shared_channels(int from) override { shared_ = from; }
   int out_dim() const override { return 1; }
   bool last_only() const override { return true; }
   ParamCounts counts() const override;
@@ -43,12 +44,21 @@ class ShallowAttention : public Model<T> {
   bool blocked_ok() const;
   void transpose_weights();
   void add_blocked_grads(const void* acc);
+  // Shared channels (kernels/shared_channels.h): float, 16 | m, and P = shared_ private
+  // channels with P in {1, 2, 4} and P < d.
+  int shared_ = -1;
+  bool shared_ok() const;
+  void build_shared_tables(const T* x, int Tn);
+  void add_shared_grads(const void* acc, const T* x, int Tn);
+  template <class F>
+  void dispatch_private(F&& f) const;
   // Attention of one sequence into thread-local buffers (heads innermost).
   void attend(const T* X, int Tn, T* q, T* P, T* A, T* z, T* mx, T* sum) const;
   // Saved per sequence: z and h = sigma(z) [B, m], out [B]; transposed weights Wt [d,d,m], Ut [d,m].
   std::vector<T> z_, h_, out_, Wt_, Ut_;
   typedef float v16 __attribute__((vector_size(64)));
   std::vector<v16> fused_acc_, bacc_;  // partial gradients of forward_backward_mse, backward
+  std::vector<v16> tabs_;              // shared-channel tables [m/16][table]
   double entropy_ = NAN;
 };
 

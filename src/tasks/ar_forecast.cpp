@@ -94,6 +94,8 @@ void ArForecastTask::fill(Split split, const int64_t* indices, int B, Batch& bat
     }
     batch.y[b] = float((s[size_t(start + T)] - out_mean_) / out_sd_);
   }
+  // The time channels of window positions are the same in every window.
+  if (cfg_.time_origin == "window" && cfg_.time_channels > 0) batch.shared_from = 1;
 }
 
 void ar_forecast_keys(Keys& k, TaskConfig& c) {

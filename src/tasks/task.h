@@ -20,6 +20,9 @@ struct Batch {
   std::vector<float> y;       // [B, T, d_out] real targets
   std::vector<int> targets;   // [B, T] token targets
   std::vector<float> mask;    // [B, T] 1 where the loss counts
+  // Input channels [shared_from, d_in) are the same in every sequence at each position (e.g.
+  // features of the position only); -1: no such channels. Models may compute their terms once.
+  int shared_from = -1;
 
   // Shapes a batch of real inputs [B, T, d_in] with n_y targets and n_mask mask entries, every
   // target 0 and every mask entry `mask_value`; no token fields. Reuses the vectors' storage.
@@ -31,6 +34,7 @@ struct Batch {
     mask.assign(n_mask, mask_value);
     tokens.clear();
     targets.clear();
+    shared_from = -1;
   }
 };
 

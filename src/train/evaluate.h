@@ -20,6 +20,7 @@ class LossRunner {
   LossRunner(Model<float>& m, const Task& task, const std::string& loss) : m_(m), task_(task), loss_(loss) {}
   double run(const Batch& b, bool grad) {
     const int B = b.B, Tn = b.T, D = m_.out_dim();
+    m_.set_shared_channels(b.shared_from);
     if (grad && loss_ != "ce" && D == 1 && task_.last_only() && m_.last_only() && !b.x.empty()) {
       // MSE of one output per sequence: the model may run forward and backward in one pass.
       double count = 0;
