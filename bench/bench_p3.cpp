@@ -6,6 +6,9 @@
 // Compare with tools/torch_p3.py speed shallow|indrnn (the authors' formulation).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/rng.h"
 #include "models/model.h"
 #include "train/trainer.h"
@@ -24,7 +27,13 @@ static void run(benchmark::State& state, const char* kind, int m, int d, int T, 
   auto model = make_model<float>(c, B);
   model->init(1);
   std::vector<float> x(size_t(B) * T * d), y(static_cast<size_t>(B)), mask(static_cast<size_t>(B), 1.f), dy(static_cast<size_t>(B));
-  for (size_t i = 0; i < x.size(); ++i) x[i] = float(0.3 * rng_normal(1, 2, i));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(rng_normal(1, 2, i));
+  for (size_t t = 0; t < x.size() / size_t(d); ++t) {  // tokens of norm <= 1, as the teacher-student inputs
+    double n2 = 0;
+    for (int k = 0; k < d; ++k) n2 += double(x[t * d + k]) * x[t * d + k];
+    const double r = std::min(1.0, 1.0 / std::sqrt(n2));
+    for (int k = 0; k < d; ++k) x[t * d + k] = float(x[t * d + k] * r);
+  }
   if (shared > 0)
     for (size_t b = 1; b < size_t(B); ++b)
       for (size_t t = 0; t < size_t(T); ++t)

@@ -1,6 +1,7 @@
 #include "train/error_probe.h"
 
 #include <cmath>
+#include <memory>
 
 #include "core/error.h"
 #include "models/shallow_attention.h"
@@ -23,14 +24,17 @@ double loglog_slope(const std::vector<double>& x, const std::vector<double>& y) 
 
 // The inputs the errors are taken over: the first `inputs` of the training set, then of the
 // validation set (all n of them by default, as the authors).
-std::vector<ErrorPoint> p3_error_decomposition(const RunConfig& cfg, const std::vector<int>& widths, int64_t inputs) {
+std::vector<ErrorPoint> p3_error_decomposition(const RunConfig& cfg, const std::vector<int>& widths, int64_t inputs,
+                                               const TeacherStudentTask* built) {
   if (cfg.model.kind != "shallow_attention") throw UserError("model.kind: the error decomposition is for shallow_attention");
   if (cfg.task.kind != "teacher_student_ntk") throw UserError("task.kind: the error decomposition needs teacher_student_ntk");
   const uint64_t task_seed = uint64_t(cfg.task.seed >= 0 ? cfg.task.seed : cfg.seed);
   TaskConfig tc = cfg.task;
   if (inputs <= 0) inputs = tc.n_train + tc.n_val;
   tc.n_val = std::max<int64_t>(tc.n_val, inputs - tc.n_train);
-  const TeacherStudentTask task(tc, task_seed);
+  std::unique_ptr<TeacherStudentTask> own;
+  if (!built || tc.n_val > cfg.task.n_val) own = std::make_unique<TeacherStudentTask>(tc, task_seed);
+  const TeacherStudentTask& task = own ? *own : *built;
   const int T = tc.seq_len, d = tc.d_in;
   const std::vector<double> rho = cfg.train.rho.empty() ? std::vector<double>{3.0, 3.0, 3.0} : cfg.train.rho;
   const size_t n = size_t(inputs);

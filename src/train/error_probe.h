@@ -20,7 +20,11 @@ struct ErrorPoint {
   double approx_max = 0, approx_mean = 0, lin_max = 0, lin_mean = 0;
 };
 
-std::vector<ErrorPoint> p3_error_decomposition(const RunConfig& cfg, const std::vector<int>& widths, int64_t inputs = 0);
+// `built`: the run's task, if it has been built (its labels are the teacher's values there;
+// building another costs the teacher's Monte Carlo sums again).
+class TeacherStudentTask;
+std::vector<ErrorPoint> p3_error_decomposition(const RunConfig& cfg, const std::vector<int>& widths, int64_t inputs = 0,
+                                               const TeacherStudentTask* built = nullptr);
 
 // Least-squares slope of log y against log x (NaN with fewer than two positive points).
 double loglog_slope(const std::vector<double>& x, const std::vector<double>& y);

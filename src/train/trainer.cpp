@@ -17,6 +17,7 @@
 #include "models/model.h"
 #include "tasks/task.h"
 #include "train/error_probe.h"
+#include "tasks/teacher_student.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
 #include "train/projection.h"
@@ -232,7 +233,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   const auto pc = model->counts();
   nlohmann::ordered_json s;
   if (tc.probe_errors) {  // paper 3's E2/E3 errors of this width, at initialization
-    const auto e = p3_error_decomposition(cfg, {cfg.model.width})[0];  // over all n inputs, as the authors
+    const auto e = p3_error_decomposition(cfg, {cfg.model.width}, 0, dynamic_cast<const TeacherStudentTask*>(task.get()))[0];  // all n inputs
     s["approx_error_max"] = e.approx_max;
     s["approx_error_mean"] = e.approx_mean;
     s["lin_error_max"] = e.lin_max;
