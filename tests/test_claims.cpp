@@ -53,6 +53,8 @@ TEST(Claims, SlopeIntervalsCoverTheTruthAndDecide) {
     covered += r[0].ci_low <= -0.5 && -0.5 <= r[0].ci_high;
     EXPECT_TRUE(r[0].holds) << r[0].ci_low << " " << r[0].ci_high;
     EXPECT_NEAR(r[0].measured, -0.5, 0.03);
+    EXPECT_EQ(r[0].fit_exponent, r[0].measured);  // y = 2 x^-0.5: the fit's constant is about 2
+    EXPECT_NEAR(r[0].fit_c, 2.0, 0.2);
   }
   EXPECT_GE(covered, 17);  // a 95% interval: about 19 of 20
   auto c = claim("slope");

@@ -196,9 +196,10 @@ TEST(ErrorDecomposition, LogLogSlope) {
 // step (outputs, and gradients against backward() of the MSE's dy = coef mask (f - y)).
 // shared > 0: channels [shared, d) are the same in every sequence (kernels/shared_channels.h),
 // and the float model is told so.
-void check_blocked(const char* kind, const char* act, int d, int T, int shared = -1) {
-  const std::string tag = std::string(kind) + "/" + act + " d=" + std::to_string(d) + " shared=" + std::to_string(shared);
-  auto c = p3_config(kind, act, 32, d, T);
+void check_blocked(const char* kind, const char* act, int d, int T, int shared = -1, int m = 32) {
+  const std::string tag = std::string(kind) + "/" + act + " d=" + std::to_string(d) + " shared=" + std::to_string(shared) +
+                          " m=" + std::to_string(m);
+  auto c = p3_config(kind, act, m, d, T);
   c.init = "iid";
   c.score_scale = 0.7;
   const int B = 5;
@@ -250,10 +251,12 @@ void check_blocked(const char* kind, const char* act, int d, int T, int shared =
 TEST(ShallowAttention, BlockedFloatKernelsMatchDouble) {
   for (const char* act : {"tanh", "erf"})
     for (int d : {3, 4, 8, 10, 17}) check_blocked("shallow_attention", act, d, 11);
+  for (int m : {8, 6, 24}) check_blocked("shallow_attention", "tanh", 8, 11, -1, m);  // heads padded to 16 | m
 }
 
 TEST(P3Models, BlockedIndRnnMatchesDouble) {
   for (int d : {1, 5, 17}) check_blocked("indrnn", "tanh", d, 13);
+  for (int m : {8, 6, 24}) check_blocked("indrnn", "tanh", 17, 13, -1, m);  // units padded to 16 | m
 }
 
 // Tokens [p_t, e_t] whose channels from P on are shared by the batch's sequences: the kernels
@@ -264,15 +267,19 @@ TEST(P3Models, SharedChannelKernelsMatchDouble) {
     check_blocked("indrnn", "tanh", 17, 13, P);
   }
   check_blocked("shallow_attention", "tanh", 5, 11, 3);  // P = 3: no shared kernel, the blocked one
+  for (int m : {8, 24}) {
+    check_blocked("shallow_attention", "tanh", 17, 11, 1, m);
+    check_blocked("indrnn", "tanh", 17, 13, 1, m);
+  }
 }
 
 // Models without a fused path say so, and training falls back to forward + backward.
 TEST(P3Models, FusedPathIsOptional) {
   for (auto c : {p3_config("indrnn", "erf", 32, 4, 5), p3_config("rnn", "tanh", 32, 4, 5),
-                 p3_config("shallow_attention", "tanh", 6, 4, 5)}) {
+                 p3_config("shallow_attention", "tanh", 6, 40, 5)}) {  // d = 40: above the blocked kernels' 32
     auto m = make_model<float>(c, 2);
     m->init(1);
-    std::vector<float> x(40, 0.1f), y(2, 0.f), mask(2, 1.f);
+    std::vector<float> x(size_t(2) * 5 * c.d_in, 0.1f), y(2, 0.f), mask(2, 1.f);
     EXPECT_EQ(m->forward_backward_mse(x.data(), 2, 5, y.data(), mask.data(), 1.f), nullptr) << c.kind << " " << c.activation;
   }
 }

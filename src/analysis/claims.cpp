@@ -435,6 +435,19 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
   d.seeds.assign(seeds.begin(), seeds.end());
   if (c.kind == "slope" || c.kind == "flat") {
     bootstrap(d, [&xs](const std::vector<double>& m) { return slope_of(xs, m); }, r, seed);
+    if (r.evaluated) {  // the constant of the fit through the seed means: mean log y - slope mean log x
+      double lx = 0, ly = 0;
+      for (size_t g = 0; g < xs.size(); ++g) {
+        double sum = 0;
+        size_t n = 0;
+        for (const auto& [sd, v] : d.y[g])
+          for (double y : v) { sum += y; ++n; }
+        lx += std::log(xs[g]) / double(xs.size());
+        ly += std::log(sum / double(n)) / double(xs.size());
+      }
+      r.fit_exponent = r.measured;
+      r.fit_c = std::exp(ly - r.measured * lx);
+    }
     if (c.kind == "slope") r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
     else r.holds = r.evaluated && r.ci_low >= -c.value && r.ci_high <= c.value;
   } else if (c.kind == "monotone") {

@@ -50,6 +50,9 @@ struct ClaimResult {
   bool holds = false;
   std::string note;  // why it is n/a; or, for an evaluated claim, missing seeds and dropped resamples
   std::vector<PointCount> points;
+  // slope and flat: the power law y = fit_c x^fit_exponent through the seed means (least
+  // squares in log-log; fit_exponent is `measured`); NaN otherwise.
+  double fit_c = NAN, fit_exponent = NAN;
   int resamples = 0, resamples_dropped = 0;  // bootstrap resamples, and those with a non-finite statistic
 
   std::string verdict() const { return !evaluated ? "n/a" : holds ? "yes" : "no"; }

@@ -85,4 +85,26 @@ inline void rnn_fused_seqs(const float* const* X, int Tn, const float* Wt, const
   }
 }
 
+// Outputs f = (1/sqrt m) sum_i c_i h_{T,i} of B sequences in groups of S, threads over groups:
+// seqs(g, X) points X[0..S) at group g's sequences (a short last group repeats its last one),
+// block(X, h0, hT) runs the recurrences of units h0 .. h0+15 and writes h_T.
+template <int S, class Seqs, class Block>
+inline void rnn_outputs(int B, int m, const float* c, float kf, float* out, Seqs&& seqs, Block&& block) {
+#pragma omp parallel for schedule(static)
+  for (int g = 0; g < (B + S - 1) / S; ++g) {
+    const float* X[S];
+    seqs(g, X);
+    v16 f[S] = {}, hT[S];
+    for (int h0 = 0; h0 < m; h0 += kLanes) {
+      block(X, h0, hT);
+      for (int s = 0; s < S; ++s) f[s] += load(c + h0) * hT[s];
+    }
+    for (int s = 0; s < S && g * S + s < B; ++s) {
+      float sum = 0;
+      for (int l = 0; l < kLanes; ++l) sum += f[s][l];
+      out[g * S + s] = sum * kf;
+    }
+  }
+}
+
 }  // namespace attnlab::blocked

@@ -52,6 +52,16 @@ inline v16 vdsigma(bool erf, v16 z, v16 h) {
   return d;
 }
 
+// p[t] <- exp(p[t] - mx) for every t (mx: the scores' maximum); returns 1 / sum_t p[t].
+inline v16 exp_shifted(v16* p, int Tn, v16 mx) {
+  v16 sum{};
+  for (int t = 0; t < Tn; ++t) {
+    p[t] = vexp(p[t] - mx);
+    sum += p[t];
+  }
+  return 1.0f / sum;
+}
+
 // Attention of one sequence X [Tn, D] for heads blk*16 .. blk*16+15.
 // Wt [D, D, m], Ut [D, m] (heads innermost). Fills p [Tn] (probabilities), a [D], returns z.
 template <int D>
@@ -72,12 +82,7 @@ inline v16 attend(const float* X, int Tn, const float* Wt, const float* Ut, int 
     p[t] = s;
     mx = vmax(mx, s);
   }
-  v16 sum{};
-  for (int t = 0; t < Tn; ++t) {
-    p[t] = vexp(p[t] - mx);
-    sum += p[t];
-  }
-  const v16 inv = 1.0f / sum;
+  const v16 inv = exp_shifted(p, Tn, mx);
   for (int k = 0; k < D; ++k) a[k] = v16{};
   for (int t = 0; t < Tn; ++t) {
     p[t] *= inv;
@@ -89,10 +94,11 @@ inline v16 attend(const float* X, int Tn, const float* Wt, const float* Ut, int 
   return z;
 }
 
-// Forward of one sequence: stores z, h [m]; returns sum_i c_i h_i (before 1/sqrt m).
+// Forward of one sequence: stores z, h [m]; returns sum_i c_i h_i (before 1/sqrt m). ent: adds
+// the entropy of the rows of heads below m_valid (the heads beyond are padding).
 template <int D>
 inline float forward_seq(const float* X, int Tn, const float* Wt, const float* Ut, const float* c, int m, float sc,
-                         bool erf, float* z, float* h, v16* p, double* ent) {
+                         bool erf, float* z, float* h, v16* p, double* ent, int m_valid) {
   v16 a[D];
   v16 f{};
   for (int h0 = 0; h0 < m; h0 += kLanes) {
@@ -103,7 +109,7 @@ inline float forward_seq(const float* X, int Tn, const float* Wt, const float* U
     f += load(c + h0) * hh;
     if (ent)
       for (int t = 0; t < Tn; ++t)
-        for (int l = 0; l < kLanes; ++l)
+        for (int l = 0; l < kLanes && h0 + l < m_valid; ++l)
           if (p[t][l] > 0) *ent -= double(p[t][l]) * std::log(double(p[t][l]));
   }
   float s = 0;

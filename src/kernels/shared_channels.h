@@ -10,6 +10,17 @@
 
 namespace attnlab::blocked {
 
+// The private-channel counts with compiled kernels.
+inline bool shared_private_ok(int P, int d) { return (P == 1 || P == 2 || P == 4) && P < d; }
+template <class F>
+inline void dispatch_private(int P, F&& f) {
+  switch (P) {
+    case 1: f.template operator()<1>(); break;
+    case 2: f.template operator()<2>(); break;
+    default: f.template operator()<4>(); break;
+  }
+}
+
 // ---- Shallow attention -----------------------------------------------------------------
 // Scores s_t = x_t^T W x_T split by blocks of W (p private, e shared):
 //   s_t = p_t^T (W_pp p_T + W_pe e_T) + (e_t^T W_ep) p_T + e_t^T W_ee e_T
@@ -63,12 +74,7 @@ inline v16 shared_attend(const float* X, int Tn, int d, const v16* tab, float sc
     p[t] = s;
     mx = vmax(mx, s);
   }
-  v16 sum{};
-  for (int t = 0; t < Tn; ++t) {
-    p[t] = vexp(p[t] - mx);
-    sum += p[t];
-  }
-  const v16 inv = 1.0f / sum;
+  const v16 inv = exp_shifted(p, Tn, mx);
   // The sums over t run in kU interleaved partial sums: one chain per sum would wait on the
   // multiply-add latency at every t (measured: the kernel ran at a third of its throughput).
   v16 zs[kU] = {}, as[kU][P] = {};

@@ -154,33 +154,36 @@ void Rnn<T>::backward(const T* dy) {
 // for n = 4000, L = 96, m = 64).
 template <class T>
 bool Rnn<T>::blocked_ok() const {
-  return std::is_same_v<T, float> && ind_ && !erf_ && m_ % blocked::kLanes == 0 && blocked::padded_dim(d_) > 0;
+  return std::is_same_v<T, float> && ind_ && !erf_ && blocked::padded_dim(d_) > 0;
 }
 
-// W_in transposed [e, m] (e = the padded dimension on the blocked path, else d), zero beyond d;
-// kept, so that a step allocates nothing.
+// Units on the blocked path: m rounded up to a multiple of 16, the extra units with W_in, u and
+// c all 0 (their state stays 0, they add nothing to f, and their gradients are dropped).
+template <class T>
+int Rnn<T>::units_padded() const {
+  return blocked_ok() ? (m_ + blocked::kLanes - 1) / blocked::kLanes * blocked::kLanes : m_;
+}
+
+// W_in transposed [e, mp] (e = the padded dimension on the blocked path, else d; mp =
+// units_padded()), zero beyond d and m; u and c padded to mp. Kept: a step allocates nothing.
 template <class T>
 void Rnn<T>::transpose_input_weights() {
-  const int m = m_, d = d_, e = blocked_ok() ? blocked::padded_dim(d) : d;
+  const int m = m_, d = d_, e = blocked_ok() ? blocked::padded_dim(d) : d, mp = units_padded();
   const T* W = arena.p(Win_);
-  wt_.assign(size_t(e) * m, T(0));
+  wt_.assign(size_t(e) * mp, T(0));
   for (int i = 0; i < m; ++i)
-    for (int k = 0; k < d; ++k) wt_[size_t(k) * m + i] = W[size_t(i) * d + k];
+    for (int k = 0; k < d; ++k) wt_[size_t(k) * mp + i] = W[size_t(i) * d + k];
+  if (ind_) {
+    upad_.assign(size_t(mp), T(0));
+    cpad_.assign(size_t(mp), T(0));
+    std::copy_n(arena.p(rec_), m, upad_.begin());
+    std::copy_n(arena.p(c_), m, cpad_.begin());
+  }
 }
 
 template <class T>
 bool Rnn<T>::shared_ok() const {
-  return blocked_ok() && (shared_ == 1 || shared_ == 2 || shared_ == 4) && shared_ < d_;
-}
-
-template <class T>
-template <class F>
-void Rnn<T>::dispatch_private(F&& f) const {
-  switch (shared_) {
-    case 1: f.template operator()<1>(); break;
-    case 2: f.template operator()<2>(); break;
-    default: f.template operator()<4>(); break;
-  }
+  return blocked_ok() && blocked::shared_private_ok(shared_, d_);
 }
 
 // Per block of 16 units: [W_p (P); per t: zeta_t = W_e e_t] from the shared channels of sequence 0.
@@ -188,7 +191,7 @@ template <class T>
 void Rnn<T>::build_shared_tables(const T* x, int Tn) {
   const int m = m_, d = d_, P = shared_, tn = blocked::shared_rnn_table_size(P, Tn);
   const T* W = arena.p(Win_);
-  tabs_.assign(size_t(m / blocked::kLanes) * tn, v16{});
+  tabs_.assign(size_t(units_padded() / blocked::kLanes) * tn, v16{});
   for (int i = 0; i < m; ++i) {
     v16* tab = tabs_.data() + size_t(i / blocked::kLanes) * tn;
     const int l = i % blocked::kLanes;
@@ -226,61 +229,45 @@ void Rnn<T>::add_shared_grads(const void* accp, const T* x, int Tn) {
 template <class T>
 const T* Rnn<T>::forward_ind() {
   const int B = B_, Tn = T_, m = m_, d = d_;
-  const T* u = arena.p(rec_); const T* c = arena.p(c_);
   transpose_input_weights();
+  const bool padded = blocked_ok();  // the blocked paths read the padded u, c; m_p units
+  const T* u = padded ? upad_.data() : arena.p(rec_);
+  const T* c = padded ? cpad_.data() : arena.p(c_);
+  const int mp = units_padded();
   const std::vector<T>& Wt = wt_;
   const T kf = T(1.0 / std::sqrt(double(m)));
   if constexpr (std::is_same_v<T, float>) {
-    if (shared_ok() && B > 0) {  // h_T only, as below, with the shared channels' terms once per batch
+    constexpr int S = kChains;
+    if (shared_ok() && B > 0) {  // h_T only, with the shared channels' terms once per batch
       build_shared_tables(x_, Tn);
       const int tn = blocked::shared_rnn_table_size(shared_, Tn);
-      dispatch_private([&]<int P>() {
-        constexpr int S = kChains;
-#pragma omp parallel for schedule(static)
-        for (int g = 0; g < (B + S - 1) / S; ++g) {
-          const float* X[S];
-          for (int s = 0; s < S; ++s) X[s] = x_ + size_t(std::min(g * S + s, B - 1)) * Tn * d;
-          blocked::v16 f[S] = {}, hT[S];
-          for (int h0 = 0; h0 < m; h0 += blocked::kLanes) {
-            blocked::shared_rnn_forward<P, S>(X, Tn, d, tabs_.data() + size_t(h0 / blocked::kLanes) * tn,
-                                              blocked::load(u + h0), nullptr, hT);
-            for (int s = 0; s < S; ++s) f[s] += blocked::load(c + h0) * hT[s];
-          }
-          for (int s = 0; s < S && g * S + s < B; ++s) {
-            float sum = 0;
-            for (int l = 0; l < blocked::kLanes; ++l) sum += f[s][l];
-            out_[g * S + s] = sum * kf;
-          }
-        }
+      blocked::dispatch_private(shared_, [&]<int P>() {
+        blocked::rnn_outputs<S>(
+            B, mp, c, kf, out_.data(),
+            [&](int g, const float** X) {
+              for (int s = 0; s < S; ++s) X[s] = x_ + size_t(std::min(g * S + s, B - 1)) * Tn * d;
+            },
+            [&](const float* const* X, int h0, blocked::v16* hT) {
+              blocked::shared_rnn_forward<P, S>(X, Tn, d, tabs_.data() + size_t(h0 / blocked::kLanes) * tn,
+                                                blocked::load(u + h0), nullptr, hT);
+            });
       });
       return out_.data();
     }
     if (blocked_ok()) {  // h_T only: backward recomputes the states
       blocked::dispatch_dim(blocked::padded_dim(d), [&]<int D>() {
-#pragma omp parallel
-        {
-          constexpr int S = kChains;
-          thread_local std::vector<float> pad;
-          pad.resize(size_t(S) * Tn * D);
-#pragma omp for schedule(static)
-          for (int g = 0; g < (B + S - 1) / S; ++g) {
-            const float* X[S];
-            for (int s = 0; s < S; ++s) {  // a short last group repeats its last sequence
-              const int b = std::min(g * S + s, B - 1);
-              X[s] = blocked::pad_tokens(x_ + size_t(b) * Tn * d, Tn, d, D, pad.data() + size_t(s) * Tn * D);
-            }
-            blocked::v16 f[S] = {}, hT[S];
-            for (int h0 = 0; h0 < m; h0 += blocked::kLanes) {
-              blocked::rnn_forward<D, S>(X, Tn, Wt.data(), u, m, h0, nullptr, hT);
-              for (int s = 0; s < S; ++s) f[s] += blocked::load(c + h0) * hT[s];
-            }
-            for (int s = 0; s < S && g * S + s < B; ++s) {
-              float sum = 0;
-              for (int l = 0; l < blocked::kLanes; ++l) sum += f[s][l];
-              out_[g * S + s] = sum * kf;
-            }
-          }
-        }
+        blocked::rnn_outputs<S>(
+            B, mp, c, kf, out_.data(),
+            [&](int g, const float** X) {
+              thread_local std::vector<float> pad;
+              pad.resize(size_t(S) * Tn * D);
+              for (int s = 0; s < S; ++s)
+                X[s] = blocked::pad_tokens(x_ + size_t(std::min(g * S + s, B - 1)) * Tn * d, Tn, d, D,
+                                           pad.data() + size_t(s) * Tn * D);
+            },
+            [&](const float* const* X, int h0, blocked::v16* hT) {
+              blocked::rnn_forward<D, S>(X, Tn, Wt.data(), u, mp, h0, nullptr, hT);
+            });
       });
       return out_.data();
     }
@@ -330,7 +317,9 @@ void Rnn<T>::backward_ind(const T* dy) {
     if (blocked_ok()) {
       // Work items: (block of 16 units) x (chunk of sequences), each recomputing its states and
       // keeping its own partial sums, added in a fixed order.
-      const int nb = m / blocked::kLanes, e = blocked::padded_dim(d), accn = e + 2;
+      const int mp = units_padded(), nb = mp / blocked::kLanes, e = blocked::padded_dim(d), accn = e + 2;
+      const float* up = upad_.data();
+      const float* cp = cpad_.data();
       const int nchunks = std::max(1, (2 * nthreads + nb - 1) / nb);
       bacc_.assign(size_t(nb) * nchunks * accn, blocked::v16{});
       blocked::dispatch_dim(e, [&]<int D>() {
@@ -354,9 +343,9 @@ void Rnn<T>::backward_ind(const T* dy) {
                 X[s] = blocked::pad_tokens(x_ + size_t(std::min(b + s, b1 - 1)) * Tn * d, Tn, d, D, pad.data() + size_t(s) * Tn * D);
                 Hs[s] = H.data() + size_t(s) * Tn;
               }
-              blocked::rnn_forward<D, S>(X, Tn, wt_.data(), u, m, blk * blocked::kLanes, Hs, hT);
+              blocked::rnn_forward<D, S>(X, Tn, wt_.data(), up, mp, blk * blocked::kLanes, Hs, hT);
               for (int s = 0; s < S && b + s < b1; ++s)
-                blocked::rnn_backward_from<D>(X[s], Tn, u, c, blk * blocked::kLanes, Hs[s], dy[b + s] * kf, acc);
+                blocked::rnn_backward_from<D>(X[s], Tn, up, cp, blk * blocked::kLanes, Hs[s], dy[b + s] * kf, acc);
             }
           }
         }
@@ -424,7 +413,7 @@ void Rnn<T>::add_blocked_grads(const void* accp, int blk) {
   const blocked::v16* a = static_cast<const blocked::v16*>(accp);
   const int d = d_, e = blocked::padded_dim(d_);
   T* gW = arena.g(Win_); T* gu = arena.g(rec_); T* gc = arena.g(c_);
-  for (int l = 0; l < blocked::kLanes; ++l) {
+  for (int l = 0; l < blocked::kLanes && blk * blocked::kLanes + l < m_; ++l) {
     const int i = blk * blocked::kLanes + l;
     for (int k = 0; k < d; ++k) gW[size_t(i) * d + k] += a[k][l];
     gu[i] += a[e][l];
@@ -441,16 +430,17 @@ const T* Rnn<T>::forward_backward_mse(const T* x, int B, int Tn, const T* y, con
   } else {
     if (!blocked_ok()) return nullptr;
     B_ = B; T_ = Tn; x_ = x;
-    const int m = m_, d = d_, nb = m / blocked::kLanes, e = blocked::padded_dim(d), accn = e + 2;
-    const float* u = arena.p(rec_); const float* c = arena.p(c_);
+    const int m = m_, d = d_, mp = units_padded(), nb = mp / blocked::kLanes, e = blocked::padded_dim(d), accn = e + 2;
     transpose_input_weights();
+    const float* u = upad_.data();
+    const float* c = cpad_.data();
     const float kf = float(1.0 / std::sqrt(double(m)));
     const int nthreads = omp_get_max_threads();
     if (shared_ok() && B > 0) {
       build_shared_tables(x, Tn);
       const int tn = blocked::shared_rnn_table_size(shared_, Tn), an = blocked::shared_rnn_acc_size(shared_, Tn);
       bacc_.assign(size_t(nthreads) * nb * an, blocked::v16{});
-      dispatch_private([&]<int P>() {
+      blocked::dispatch_private(shared_, [&]<int P>() {
 #pragma omp parallel
         {
           constexpr int S = kChains;
@@ -510,7 +500,7 @@ const T* Rnn<T>::forward_backward_mse(const T* x, int B, int Tn, const T* y, con
             ys[s] = y[b];
             cs[s] = g * S + s < B ? coef * mask[b] : 0.f;
           }
-          blocked::rnn_fused_seqs<D, S>(X, Tn, wt_.data(), u, c, m, kf, ys, cs, acc, H.data(), f);
+          blocked::rnn_fused_seqs<D, S>(X, Tn, wt_.data(), u, c, mp, kf, ys, cs, acc, H.data(), f);
           for (int s = 0; s < S && g * S + s < B; ++s) out_[g * S + s] = f[s];
         }
       }

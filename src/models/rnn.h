@@ -34,6 +34,7 @@ class Rnn : public Model<T> {
   void backward_ind(const T* dy);
   // The register-blocked IndRNN (kernels/indrnn_blocked.h): float, tanh, 16 | m, d <= 32.
   bool blocked_ok() const;
+  int units_padded() const;  // m, rounded up to a multiple of 16 on the blocked paths
   void transpose_input_weights();
   void add_blocked_grads(const void* acc, int blk);
   typedef float v16 __attribute__((vector_size(64)));
@@ -45,8 +46,6 @@ class Rnn : public Model<T> {
   bool shared_ok() const;
   void build_shared_tables(const T* x, int Tn);
   void add_shared_grads(const void* acc, const T* x, int Tn);
-  template <class F>
-  void dispatch_private(F&& f) const;
   std::vector<v16> tabs_;
   ModelConfig cfg_;
   bool ind_, erf_;
@@ -54,6 +53,7 @@ class Rnn : public Model<T> {
   int B_ = 0, T_ = 0;
   const T* x_ = nullptr;
   std::vector<T> wt_, part_;  // IndRNN scratch: W_in transposed, per-thread gradient partials
+  std::vector<T> upad_, cpad_;  // u and c padded to units_padded()
   std::vector<T> z_, h_, out_, dz_, dh_;  // z, h: [T, B, m] (Elman, time-major) or [B, T, m] (IndRNN)
 };
 

@@ -34,8 +34,9 @@ ShallowAttention<T>::ShallowAttention(const ModelConfig& cfg, int max_batch)
   arena.allocate();
   const size_t B = size_t(max_batch), L = size_t(cfg.max_len), m = size_t(m_), d = size_t(d_);
   (void)L;
-  z_.resize(B * m); h_.resize(B * m); out_.resize(B);
-  Wt_.resize(d * d * m); Ut_.resize(d * m);
+  const size_t mp = size_t(heads_padded());
+  z_.resize(B * mp); h_.resize(B * mp); out_.resize(B);
+  Wt_.resize(d * d * mp); Ut_.resize(d * mp);
 }
 
 template <class T>
@@ -136,24 +137,34 @@ void ShallowAttention<T>::attend(const T* X, int Tn, T* q, T* P, T* A, T* z, T* 
 }
 
 // The register-blocked float kernels (kernels/shallow_blocked.h) need 16 | m and d <= 32 (d
-// is padded to the next compiled dimension, Dp_).
+// is padded to the next compiled dimension) and any m (padded to a multiple of 16 with heads
+// whose W, U and c are 0: they add nothing to f, and their gradients are dropped).
 template <class T>
 bool ShallowAttention<T>::blocked_ok() const {
-  return std::is_same_v<T, float> && m_ % blocked::kLanes == 0 && blocked::padded_dim(d_) > 0;
+  return std::is_same_v<T, float> && blocked::padded_dim(d_) > 0;
 }
 
-// Wt [e, e, m] and Ut [e, m], heads innermost, zero beyond d (e = Dp_ on the blocked path, else d).
+template <class T>
+int ShallowAttention<T>::heads_padded() const {
+  return blocked_ok() || shared_ok() ? (m_ + blocked::kLanes - 1) / blocked::kLanes * blocked::kLanes : m_;
+}
+
+// Wt [e, e, mp] and Ut [e, mp], heads innermost, zero beyond d and m (e = the padded dimension
+// on the blocked path, else d; mp = heads_padded()), and c padded to mp.
 template <class T>
 void ShallowAttention<T>::transpose_weights() {
-  const int m = m_, d = d_, e = blocked_ok() ? blocked::padded_dim(d_) : d_;
-  const T* W = arena.p(W_); const T* U = arena.p(U_);
-  Wt_.assign(size_t(e) * e * m, T(0));
-  Ut_.assign(size_t(e) * m, T(0));
-  for (int i = 0; i < m; ++i)
+  const int m = m_, d = d_, e = blocked_ok() ? blocked::padded_dim(d_) : d_, mp = heads_padded();
+  const T* W = arena.p(W_); const T* U = arena.p(U_); const T* c = arena.p(c_);
+  Wt_.assign(size_t(e) * e * mp, T(0));
+  Ut_.assign(size_t(e) * mp, T(0));
+  cpad_.assign(size_t(mp), T(0));
+  for (int i = 0; i < m; ++i) {
+    cpad_[size_t(i)] = c[i];
     for (int k = 0; k < d; ++k) {
-      Ut_[size_t(k) * m + i] = U[size_t(i) * d + k];
-      for (int j = 0; j < d; ++j) Wt_[(size_t(k) * e + j) * m + i] = W[(size_t(i) * d + k) * d + j];
+      Ut_[size_t(k) * mp + i] = U[size_t(i) * d + k];
+      for (int j = 0; j < d; ++j) Wt_[(size_t(k) * e + j) * mp + i] = W[(size_t(i) * d + k) * d + j];
     }
+  }
 }
 
 // Adds the blocked partial sums acc [m/16][Dp*Dp + Dp + 1] (padding dropped) to the gradients.
@@ -162,9 +173,9 @@ void ShallowAttention<T>::add_blocked_grads(const void* accp) {
   const blocked::v16* acc = static_cast<const blocked::v16*>(accp);
   const int m = m_, d = d_, e = blocked::padded_dim(d_), accn = e * e + e + 1;
   T* gW = arena.g(W_); T* gU = arena.g(U_); T* gc = arena.g(c_);
-  for (int blk = 0; blk < m / blocked::kLanes; ++blk) {
+  for (int blk = 0; blk < heads_padded() / blocked::kLanes; ++blk) {
     const blocked::v16* a = acc + size_t(blk) * accn;
-    for (int l = 0; l < blocked::kLanes; ++l) {
+    for (int l = 0; l < blocked::kLanes && blk * blocked::kLanes + l < m; ++l) {
       const int i = blk * blocked::kLanes + l;
       for (int k = 0; k < d; ++k) {
         for (int j = 0; j < d; ++j) gW[(size_t(i) * d + k) * d + j] += a[k * e + j][l];
@@ -177,18 +188,7 @@ void ShallowAttention<T>::add_blocked_grads(const void* accp) {
 
 template <class T>
 bool ShallowAttention<T>::shared_ok() const {
-  return std::is_same_v<T, float> && m_ % blocked::kLanes == 0 && (shared_ == 1 || shared_ == 2 || shared_ == 4) &&
-         shared_ < d_;
-}
-
-template <class T>
-template <class F>
-void ShallowAttention<T>::dispatch_private(F&& f) const {
-  switch (shared_) {
-    case 1: f.template operator()<1>(); break;
-    case 2: f.template operator()<2>(); break;
-    default: f.template operator()<4>(); break;
-  }
+  return blocked_ok() && blocked::shared_private_ok(shared_, d_);
 }
 
 // The per-head tables of kernels/shared_channels.h from the shared channels of sequence 0.
@@ -197,7 +197,7 @@ void ShallowAttention<T>::build_shared_tables(const T* x, int Tn) {
   const int m = m_, d = d_, P = shared_, tn = blocked::shared_attn_table_size(P, Tn);
   const T* W = arena.p(W_); const T* U = arena.p(U_);
   const T* eT = x + size_t(Tn - 1) * d;  // channels >= P are the shared ones
-  tabs_.assign(size_t(m / blocked::kLanes) * tn, v16{});
+  tabs_.assign(size_t(heads_padded() / blocked::kLanes) * tn, v16{});
   for (int i = 0; i < m; ++i) {
     v16* tab = tabs_.data() + size_t(i / blocked::kLanes) * tn;
     const int l = i % blocked::kLanes;
@@ -281,11 +281,13 @@ const T* ShallowAttention<T>::forward(const T* x, const int*, int B, int Tn) {
   transpose_weights();
   const T inv_sqrt_m = T(1.0 / std::sqrt(double(m)));
   if constexpr (std::is_same_v<T, float>) {
+    const int mp = heads_padded();
+    const float* cp = cpad_.data();
     if (shared_ok() && B > 0) {
       build_shared_tables(x, Tn);
-      const int nb = m / blocked::kLanes, tn = blocked::shared_attn_table_size(shared_, Tn);
+      const int nb = mp / blocked::kLanes, tn = blocked::shared_attn_table_size(shared_, Tn);
       double ent = 0;
-      dispatch_private([&]<int P>() {
+      blocked::dispatch_private(shared_, [&]<int P>() {
 #pragma omp parallel reduction(+ : ent)
         {
           thread_local std::vector<blocked::v16> p, v;
@@ -299,12 +301,12 @@ const T* ShallowAttention<T>::forward(const T* x, const int*, int B, int Tn) {
               const blocked::v16 z = blocked::shared_attend<P>(X, Tn, d, tabs_.data() + size_t(blk) * tn, float(scale_),
                                                                p.data(), v.data(), ap);
               const blocked::v16 hh = blocked::vsigma(erf_, z);
-              blocked::store(z_.data() + size_t(b) * m + blk * blocked::kLanes, z);
-              blocked::store(h_.data() + size_t(b) * m + blk * blocked::kLanes, hh);
-              f += blocked::load(c + blk * blocked::kLanes) * hh;
+              blocked::store(z_.data() + size_t(b) * mp + blk * blocked::kLanes, z);
+              blocked::store(h_.data() + size_t(b) * mp + blk * blocked::kLanes, hh);
+              f += blocked::load(cp + blk * blocked::kLanes) * hh;
               if (b < kEntropySeqs)
                 for (int t = 0; t < Tn; ++t)
-                  for (int l = 0; l < blocked::kLanes; ++l)
+                  for (int l = 0; l < blocked::kLanes && blk * blocked::kLanes + l < m; ++l)
                     if (p[size_t(t)][l] > 0) ent -= double(p[size_t(t)][l]) * std::log(double(p[size_t(t)][l]));
             }
             float s = 0;
@@ -328,9 +330,9 @@ const T* ShallowAttention<T>::forward(const T* x, const int*, int B, int Tn) {
 #pragma omp for schedule(static)
           for (int b = 0; b < B; ++b) {
             const float* X = blocked::pad_tokens(x + size_t(b) * Tn * d, Tn, d, D, pad.data());
-            out_[b] = inv_sqrt_m * blocked::forward_seq<D>(X, Tn, Wt_.data(), Ut_.data(), c, m, float(scale_), erf_,
-                                                           z_.data() + size_t(b) * m, h_.data() + size_t(b) * m, P.data(),
-                                                           b < kEntropySeqs ? &ent : nullptr);
+            out_[b] = inv_sqrt_m * blocked::forward_seq<D>(X, Tn, Wt_.data(), Ut_.data(), cp, mp, float(scale_), erf_,
+                                                           z_.data() + size_t(b) * mp, h_.data() + size_t(b) * mp, P.data(),
+                                                           b < kEntropySeqs ? &ent : nullptr, m);
           }
         }
       });
@@ -383,7 +385,7 @@ void ShallowAttention<T>::backward(const T* dy) {
     if (blocked_ok()) {
       // Work items: (block of 16 heads) x (chunk of sequences), each with its own partial sums
       // in L1, reduced in a fixed order afterwards.
-      const int nblocks = m / blocked::kLanes, e = blocked::padded_dim(d);
+      const int mp = heads_padded(), nblocks = mp / blocked::kLanes, e = blocked::padded_dim(d);
       const int nchunks = std::max(1, (2 * nthreads + nblocks - 1) / nblocks);
       const int accn = e * e + e + 1;
       std::vector<blocked::v16>& partial = bacc_;
@@ -404,8 +406,8 @@ void ShallowAttention<T>::backward(const T* dy) {
             for (int j = 0; j < accn; ++j) acc[j] = blocked::v16{};
             for (int b = b0; b < b1; ++b) {
               const float* X = blocked::pad_tokens(x_ + size_t(b) * Tn * d, Tn, d, D, pad.data());
-              blocked::backward_block<D>(X, Tn, Wt_.data(), Ut_.data(), c, m, float(scale_), erf_,
-                                         h_.data() + size_t(b) * m, dy[b] * inv_sqrt_m, blk * blocked::kLanes, acc,
+              blocked::backward_block<D>(X, Tn, Wt_.data(), Ut_.data(), cpad_.data(), mp, float(scale_), erf_,
+                                         h_.data() + size_t(b) * mp, dy[b] * inv_sqrt_m, blk * blocked::kLanes, acc,
                                          P.data(), dP.data());
             }
           }
@@ -514,16 +516,16 @@ const T* ShallowAttention<T>::forward_backward_mse(const T* x, int B, int Tn, co
   } else {
     if (!blocked_ok() && !shared_ok()) return nullptr;
     B_ = B; T_ = Tn; x_ = x;
-    const int m = m_, d = d_, nb = m / blocked::kLanes;
-    const float* c = arena.p(c_);
+    const int m = m_, d = d_, mp = heads_padded(), nb = mp / blocked::kLanes;
     transpose_weights();
+    const float* c = cpad_.data();
     const float inv_sqrt_m = float(1.0 / std::sqrt(double(m)));
     const int nthreads = omp_get_max_threads();
     if (shared_ok() && B > 0) {
       build_shared_tables(x, Tn);
       const int tn = blocked::shared_attn_table_size(shared_, Tn), an = blocked::shared_attn_acc_size(shared_, Tn);
       fused_acc_.assign(size_t(nthreads) * nb * an, blocked::v16{});
-      dispatch_private([&]<int P>() {
+      blocked::dispatch_private(shared_, [&]<int P>() {
 #pragma omp parallel
         {
           blocked::v16* acc = fused_acc_.data() + size_t(omp_get_thread_num()) * nb * an;
@@ -534,7 +536,7 @@ const T* ShallowAttention<T>::forward_backward_mse(const T* x, int B, int Tn, co
           zh.resize(size_t(2 * nb));
 #pragma omp for schedule(static)
           for (int b = 0; b < B; ++b)
-            out_[b] = blocked::shared_fused_seq<P>(x + size_t(b) * Tn * d, Tn, d, tabs_.data(), c, m, float(scale_), erf_,
+            out_[b] = blocked::shared_fused_seq<P>(x + size_t(b) * Tn * d, Tn, d, tabs_.data(), c, mp, float(scale_), erf_,
                                                    inv_sqrt_m, y[b], coef * mask[b], acc, p.data(), v.data(), a.data(),
                                                    zh.data());
         }
@@ -559,7 +561,7 @@ const T* ShallowAttention<T>::forward_backward_mse(const T* x, int B, int Tn, co
 #pragma omp for schedule(static)
         for (int b = 0; b < B; ++b) {
           const float* X = blocked::pad_tokens(x + size_t(b) * Tn * d, Tn, d, D, pad.data());
-          out_[b] = blocked::fused_seq<D>(X, Tn, Wt_.data(), Ut_.data(), c, m, float(scale_), erf_, inv_sqrt_m, y[b],
+          out_[b] = blocked::fused_seq<D>(X, Tn, Wt_.data(), Ut_.data(), c, mp, float(scale_), erf_, inv_sqrt_m, y[b],
                                           coef * mask[b], acc, P.data(), A.data(), ZH.data(), dP.data());
         }
       }

@@ -42,6 +42,7 @@ class ShallowAttention : public Model<T> {
   int B_ = 0, T_ = 0;
   const T* x_ = nullptr;
   bool blocked_ok() const;
+  int heads_padded() const;  // m, rounded up to a multiple of 16 on the blocked paths
   void transpose_weights();
   void add_blocked_grads(const void* acc);
   // Shared channels (kernels/shared_channels.h): float, 16 | m, and P = shared_ private
@@ -50,12 +51,10 @@ class ShallowAttention : public Model<T> {
   bool shared_ok() const;
   void build_shared_tables(const T* x, int Tn);
   void add_shared_grads(const void* acc, const T* x, int Tn);
-  template <class F>
-  void dispatch_private(F&& f) const;
   // Attention of one sequence into thread-local buffers (heads innermost).
   void attend(const T* X, int Tn, T* q, T* P, T* A, T* z, T* mx, T* sum) const;
   // Saved per sequence: z and h = sigma(z) [B, m], out [B]; transposed weights Wt [d,d,m], Ut [d,m].
-  std::vector<T> z_, h_, out_, Wt_, Ut_;
+  std::vector<T> z_, h_, out_, Wt_, Ut_, cpad_;
   typedef float v16 __attribute__((vector_size(64)));
   std::vector<v16> fused_acc_, bacc_;  // partial gradients of forward_backward_mse, backward
   std::vector<v16> tabs_;              // shared-channel tables [m/16][table]

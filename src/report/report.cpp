@@ -105,7 +105,12 @@ std::string claims_table(const std::vector<ClaimResult>& claims) {
                   claim.c_str(), m.c_str(), v.c_str());
     ss << line;
   }
-  // Why a claim is n/a, and what an evaluated one is missing, under the table.
+  // The power laws of slope claims, then why a claim is n/a and what an evaluated one is
+  // missing, under the table.
+  for (const auto& c : claims)
+    if (std::isfinite(c.fit_c))
+      ss << "  fit (" << c.experiment << ", " << clean(c.claim.substr(0, 40)) << (c.claim.size() > 40 ? "..." : "") << "): y = "
+         << num(c.fit_c) << " x^" << num(c.fit_exponent) << "\n";
   for (size_t i = 0; i < claims.size(); ++i) {
     const auto& c = claims[i];
     if (c.note.empty()) continue;
@@ -201,7 +206,8 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
     cj.push_back({{"result", c.result}, {"experiment", c.experiment}, {"store", c.store}, {"claim", c.claim},
                   {"series", c.series}, {"kind", c.kind}, {"expected", c.expected}, {"measured", jnum(c.measured)},
                   {"ci_low", jnum(c.ci_low)}, {"ci_high", jnum(c.ci_high)}, {"holds", c.holds}, {"verdict", c.verdict()},
-                  {"note", c.note}, {"resamples", c.resamples}, {"resamples_dropped", c.resamples_dropped},
+                  {"note", c.note}, {"fit_c", jnum(c.fit_c)}, {"fit_exponent", jnum(c.fit_exponent)},
+                  {"resamples", c.resamples}, {"resamples_dropped", c.resamples_dropped},
                   {"points", points}});
   }
   write_file_atomic((fs::path(out) / "claims.json").string(), cj.dump(2) + "\n");
@@ -248,7 +254,9 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
     }
     const std::string note = c.note.empty() ? "" : "<br><small>" + esc(c.note) + "</small>";
     h << "<td>" << esc(c.claim) << (c.series.empty() ? "" : " <i>[" + esc(c.series) + "]</i>") << "</td><td>" << esc(c.expected)
-      << "</td><td>" << num(c.measured) << "</td><td>[" << num(c.ci_low) << ", " << num(c.ci_high) << "]</td><td><details><summary>"
+      << "</td><td>" << num(c.measured)
+      << (std::isfinite(c.fit_c) ? "<br><small>y = " + esc(num(c.fit_c)) + " x<sup>" + esc(num(c.fit_exponent)) + "</sup></small>" : "")
+      << "</td><td>[" << num(c.ci_low) << ", " << num(c.ci_high) << "]</td><td><details><summary>"
       << c.points.size() << " points: " << completed << " completed" << (diverged ? ", " + std::to_string(diverged) + " diverged" : "")
       << (failed ? ", " + std::to_string(failed) + " failed" : "") << (unfinished ? ", " + std::to_string(unfinished) + " not run" : "")
       << "</summary><table><tr><th>point</th><th>with value</th><th>diverged</th><th>failed</th><th>not run</th></tr>" << detail
