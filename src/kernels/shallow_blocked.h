@@ -63,9 +63,12 @@ inline v16 exp_shifted(v16* p, int Tn, v16 mx) {
 }
 
 // Attention of one sequence X [Tn, D] for heads blk*16 .. blk*16+15.
-// Wt [D, D, m], Ut [D, m] (heads innermost). Fills p [Tn] (probabilities), a [D], returns z.
+// Wt [D, D, m], Ut [D, m] (heads innermost). Fills e [Tn] (the unnormalized weights
+// exp(s_t - max s); the probabilities are e_t * inv), a [D] and inv; returns z. Normalizing
+// a once instead of every e_t saves a pass over the T positions.
 template <int D>
-inline v16 attend(const float* X, int Tn, const float* Wt, const float* Ut, int m, int h0, float sc, v16* p, v16* a) {
+inline v16 attend(const float* X, int Tn, const float* Wt, const float* Ut, int m, int h0, float sc, v16* e, v16* a,
+                  v16* inv) {
   const float* xT = X + size_t(Tn - 1) * D;
   v16 q[D];
   for (int k = 0; k < D; ++k) {
@@ -79,18 +82,23 @@ inline v16 attend(const float* X, int Tn, const float* Wt, const float* Ut, int 
     v16 s{};
     for (int k = 0; k < D; ++k) s += q[k] * x[k];
     s *= sc;
-    p[t] = s;
+    e[t] = s;
     mx = vmax(mx, s);
   }
-  const v16 inv = exp_shifted(p, Tn, mx);
   for (int k = 0; k < D; ++k) a[k] = v16{};
+  v16 sum{};
   for (int t = 0; t < Tn; ++t) {
-    p[t] *= inv;
+    e[t] = vexp(e[t] - mx);
+    sum += e[t];
     const float* x = X + size_t(t) * D;
-    for (int k = 0; k < D; ++k) a[k] += p[t] * x[k];
+    for (int k = 0; k < D; ++k) a[k] += e[t] * x[k];
   }
+  *inv = 1.0f / sum;
   v16 z{};
-  for (int k = 0; k < D; ++k) z += load(Ut + size_t(k) * m + h0) * a[k];
+  for (int k = 0; k < D; ++k) {
+    a[k] *= *inv;
+    z += load(Ut + size_t(k) * m + h0) * a[k];
+  }
   return z;
 }
 
@@ -98,19 +106,21 @@ inline v16 attend(const float* X, int Tn, const float* Wt, const float* Ut, int 
 // the entropy of the rows of heads below m_valid (the heads beyond are padding).
 template <int D>
 inline float forward_seq(const float* X, int Tn, const float* Wt, const float* Ut, const float* c, int m, float sc,
-                         bool erf, float* z, float* h, v16* p, double* ent, int m_valid) {
-  v16 a[D];
+                         bool erf, float* z, float* h, v16* e, double* ent, int m_valid) {
+  v16 a[D], inv;
   v16 f{};
   for (int h0 = 0; h0 < m; h0 += kLanes) {
-    const v16 zz = attend<D>(X, Tn, Wt, Ut, m, h0, sc, p, a);
+    const v16 zz = attend<D>(X, Tn, Wt, Ut, m, h0, sc, e, a, &inv);
     const v16 hh = vsigma(erf, zz);
     store(z + h0, zz);
     store(h + h0, hh);
     f += load(c + h0) * hh;
     if (ent)
       for (int t = 0; t < Tn; ++t)
-        for (int l = 0; l < kLanes && h0 + l < m_valid; ++l)
-          if (p[t][l] > 0) *ent -= double(p[t][l]) * std::log(double(p[t][l]));
+        for (int l = 0; l < kLanes && h0 + l < m_valid; ++l) {
+          const double p = double(e[t][l]) * inv[l];
+          if (p > 0) *ent -= p * std::log(p);
+        }
   }
   float s = 0;
   for (int l = 0; l < kLanes; ++l) s += f[l];
@@ -118,64 +128,66 @@ inline float forward_seq(const float* X, int Tn, const float* Wt, const float* U
 }
 
 // The gradient of one sequence (g = dy / sqrt m) for the 16 heads at h0, from its attention
-// (p [Tn], a [D], z, h = sigma(z)); accumulates into the block's partial sums acc = [dW (D*D
-// vectors, [k][j]); dU (D); dc (1)].
+// (e [Tn], inv, a [D], z, h = sigma(z)); accumulates into the block's partial sums acc = [dW
+// (D*D vectors, [k][j]); dU (D); dc (1)]. With p_t = e_t inv and v_t = <U, x_t>, the score
+// gradient ds_t = s p_t dz (v_t - sum_t' p_t' v_t') gives
+//   dq = sum_t ds_t x_t = s dz (G - V a),  G = sum_t p_t v_t x_t,  V = sum_t p_t v_t,
+// one pass over t (the two passes of ds_t took a fifth more).
 template <int D>
 inline void backward_from(const float* X, int Tn, const float* Ut, const float* c, int m, float sc, bool erf, v16 z,
-                          v16 hh, const v16* a, const v16* p, float g, int h0, v16* acc, v16* dp) {
+                          v16 hh, const v16* a, const v16* e, v16 inv, float g, int h0, v16* acc) {
   const float* xT = X + size_t(Tn - 1) * D;
   const v16 dz = g * load(c + h0) * vdsigma(erf, z, hh);
   v16* dW = acc;
   v16* dU = acc + D * D;
   v16* dc = dU + D;
   *dc += g * hh;
-  v16 u[D];
+  v16 u[D], G[D];
   for (int k = 0; k < D; ++k) {
     u[k] = load(Ut + size_t(k) * m + h0);
     dU[k] += dz * a[k];
+    G[k] = v16{};
   }
-  v16 Dsum{};
+  v16 V{};
   for (int t = 0; t < Tn; ++t) {
     const float* x = X + size_t(t) * D;
     v16 ux{};
     for (int k = 0; k < D; ++k) ux += u[k] * x[k];
-    dp[t] = dz * ux;
-    Dsum += p[t] * dp[t];
+    const v16 pu = e[t] * ux;
+    V += pu;
+    for (int k = 0; k < D; ++k) G[k] += pu * x[k];
   }
-  v16 dq[D];
-  for (int k = 0; k < D; ++k) dq[k] = v16{};
-  for (int t = 0; t < Tn; ++t) {
-    const v16 ds = sc * p[t] * (dp[t] - Dsum);
-    const float* x = X + size_t(t) * D;
-    for (int k = 0; k < D; ++k) dq[k] += ds * x[k];
+  V *= inv;
+  const v16 sdz = sc * dz;
+  for (int k = 0; k < D; ++k) {
+    const v16 dq = sdz * (G[k] * inv - V * a[k]);
+    for (int j = 0; j < D; ++j) dW[k * D + j] += dq * xT[j];
   }
-  for (int k = 0; k < D; ++k)
-    for (int j = 0; j < D; ++j) dW[k * D + j] += dq[k] * xT[j];
 }
 
 // Backward of one sequence for the 16 heads at h0, recomputing its attention.
 template <int D>
 inline void backward_block(const float* X, int Tn, const float* Wt, const float* Ut, const float* c, int m, float sc,
-                           bool erf, const float* h, float g, int h0, v16* acc, v16* p, v16* dp) {
-  v16 a[D];
-  const v16 z = attend<D>(X, Tn, Wt, Ut, m, h0, sc, p, a);
-  backward_from<D>(X, Tn, Ut, c, m, sc, erf, z, load(h + h0), a, p, g, h0, acc, dp);
+                           bool erf, const float* h, float g, int h0, v16* acc, v16* e) {
+  v16 a[D], inv;
+  const v16 z = attend<D>(X, Tn, Wt, Ut, m, h0, sc, e, a, &inv);
+  backward_from<D>(X, Tn, Ut, c, m, sc, erf, z, load(h + h0), a, e, inv, g, h0, acc);
 }
 
 // Forward and backward of one sequence in one pass, for a loss whose gradient at this
 // sequence's output f is known as soon as f is: dy = coef * (f - y) (MSE of a one-output
-// model). The attention of every block is kept (p [m/16][Tn], a [m/16][D]) instead of
-// recomputed in backward. acc: [m/16][D*D + D + 1]. Returns f.
+// model). The attention of every block is kept (e [m/16][Tn], a [m/16][D], and z, h, inv in
+// zh [m/16][3]) instead of recomputed in backward. acc: [m/16][D*D + D + 1]. Returns f.
 template <int D>
 inline float fused_seq(const float* X, int Tn, const float* Wt, const float* Ut, const float* c, int m, float sc,
-                       bool erf, float inv_sqrt_m, float y, float coef, v16* acc, v16* p, v16* a, v16* zh, v16* dp) {
+                       bool erf, float inv_sqrt_m, float y, float coef, v16* acc, v16* e, v16* a, v16* zh) {
   const int nb = m / kLanes;
   v16 f{};
   for (int blk = 0; blk < nb; ++blk) {
-    const v16 z = attend<D>(X, Tn, Wt, Ut, m, blk * kLanes, sc, p + size_t(blk) * Tn, a + size_t(blk) * D);
+    const v16 z = attend<D>(X, Tn, Wt, Ut, m, blk * kLanes, sc, e + size_t(blk) * Tn, a + size_t(blk) * D, &zh[3 * blk + 2]);
     const v16 hh = vsigma(erf, z);
-    zh[2 * blk] = z;
-    zh[2 * blk + 1] = hh;
+    zh[3 * blk] = z;
+    zh[3 * blk + 1] = hh;
     f += load(c + blk * kLanes) * hh;
   }
   float out = 0;
@@ -183,8 +195,8 @@ inline float fused_seq(const float* X, int Tn, const float* Wt, const float* Ut,
   out *= inv_sqrt_m;
   const float g = coef * (out - y) * inv_sqrt_m;
   for (int blk = 0; blk < nb; ++blk)
-    backward_from<D>(X, Tn, Ut, c, m, sc, erf, zh[2 * blk], zh[2 * blk + 1], a + size_t(blk) * D, p + size_t(blk) * Tn,
-                     g, blk * kLanes, acc + size_t(blk) * (D * D + D + 1), dp);
+    backward_from<D>(X, Tn, Ut, c, m, sc, erf, zh[3 * blk], zh[3 * blk + 1], a + size_t(blk) * D, e + size_t(blk) * Tn,
+                     zh[3 * blk + 2], g, blk * kLanes, acc + size_t(blk) * (D * D + D + 1));
   return out;
 }
 

@@ -393,10 +393,9 @@ void ShallowAttention<T>::backward(const T* dy) {
       blocked::dispatch_dim(e, [&]<int D>() {
 #pragma omp parallel
         {
-          thread_local std::vector<blocked::v16> P, dP;
+          thread_local std::vector<blocked::v16> P;
           thread_local std::vector<float> pad;
           P.resize(static_cast<size_t>(Tn));
-          dP.resize(static_cast<size_t>(Tn));
           pad.resize(size_t(Tn) * D);
 #pragma omp for schedule(dynamic, 1)
           for (int w = 0; w < nblocks * nchunks; ++w) {
@@ -408,7 +407,7 @@ void ShallowAttention<T>::backward(const T* dy) {
               const float* X = blocked::pad_tokens(x_ + size_t(b) * Tn * d, Tn, d, D, pad.data());
               blocked::backward_block<D>(X, Tn, Wt_.data(), Ut_.data(), cpad_.data(), mp, float(scale_), erf_,
                                          h_.data() + size_t(b) * mp, dy[b] * inv_sqrt_m, blk * blocked::kLanes, acc,
-                                         P.data(), dP.data());
+                                         P.data());
             }
           }
         }
@@ -551,18 +550,17 @@ const T* ShallowAttention<T>::forward_backward_mse(const T* x, int B, int Tn, co
 #pragma omp parallel
       {
         blocked::v16* acc = fused_acc_.data() + size_t(omp_get_thread_num()) * nb * accn;
-        thread_local std::vector<blocked::v16> P, A, ZH, dP;
+        thread_local std::vector<blocked::v16> P, A, ZH;
         thread_local std::vector<float> pad;
         P.resize(size_t(nb) * Tn);
         A.resize(size_t(nb) * D);
-        ZH.resize(size_t(2 * nb));
-        dP.resize(static_cast<size_t>(Tn));
+        ZH.resize(size_t(3 * nb));
         pad.resize(size_t(Tn) * D);
 #pragma omp for schedule(static)
         for (int b = 0; b < B; ++b) {
           const float* X = blocked::pad_tokens(x + size_t(b) * Tn * d, Tn, d, D, pad.data());
           out_[b] = blocked::fused_seq<D>(X, Tn, Wt_.data(), Ut_.data(), c, mp, float(scale_), erf_, inv_sqrt_m, y[b],
-                                          coef * mask[b], acc, P.data(), A.data(), ZH.data(), dP.data());
+                                          coef * mask[b], acc, P.data(), A.data(), ZH.data());
         }
       }
     });
