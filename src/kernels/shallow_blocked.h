@@ -176,28 +176,43 @@ inline void backward_block(const float* X, int Tn, const float* Wt, const float*
 
 // Forward and backward of one sequence in one pass, for a loss whose gradient at this
 // sequence's output f is known as soon as f is: dy = coef * (f - y) (MSE of a one-output
-// model). The attention of every block is kept (e [m/16][Tn], a [m/16][D], and z, h, inv in
-// zh [m/16][3]) instead of recomputed in backward. acc: [m/16][D*D + D + 1]. Returns f.
-template <int D>
-inline float fused_seq(const float* X, int Tn, const float* Wt, const float* Ut, const float* c, int m, float sc,
-                       bool erf, float inv_sqrt_m, float y, float coef, v16* acc, v16* e, v16* a, v16* zh) {
-  const int nb = m / kLanes;
+// model). fwd(blk) runs block blk's attention (kept, not recomputed) and returns its z;
+// bwd(blk, z, h, g) accumulates its gradient. zh: [m/16][2]. Returns f.
+template <class Fwd, class Bwd>
+inline float fused_blocks(int nb, const float* c, bool erf, float inv_sqrt_m, float y, float coef, v16* zh, Fwd&& fwd,
+                          Bwd&& bwd) {
   v16 f{};
   for (int blk = 0; blk < nb; ++blk) {
-    const v16 z = attend<D>(X, Tn, Wt, Ut, m, blk * kLanes, sc, e + size_t(blk) * Tn, a + size_t(blk) * D, &zh[3 * blk + 2]);
+    const v16 z = fwd(blk);
     const v16 hh = vsigma(erf, z);
-    zh[3 * blk] = z;
-    zh[3 * blk + 1] = hh;
+    zh[2 * blk] = z;
+    zh[2 * blk + 1] = hh;
     f += load(c + blk * kLanes) * hh;
   }
   float out = 0;
   for (int l = 0; l < kLanes; ++l) out += f[l];
   out *= inv_sqrt_m;
   const float g = coef * (out - y) * inv_sqrt_m;
-  for (int blk = 0; blk < nb; ++blk)
-    backward_from<D>(X, Tn, Ut, c, m, sc, erf, zh[3 * blk], zh[3 * blk + 1], a + size_t(blk) * D, e + size_t(blk) * Tn,
-                     zh[3 * blk + 2], g, blk * kLanes, acc + size_t(blk) * (D * D + D + 1));
+  for (int blk = 0; blk < nb; ++blk) bwd(blk, zh[2 * blk], zh[2 * blk + 1], g);
   return out;
+}
+
+// fused_blocks for the register-blocked kernels: e [m/16][Tn], a [m/16][D], zh [m/16][3]
+// (z, h, and the softmax's 1/sum after the pairs), acc [m/16][D*D + D + 1].
+template <int D>
+inline float fused_seq(const float* X, int Tn, const float* Wt, const float* Ut, const float* c, int m, float sc,
+                       bool erf, float inv_sqrt_m, float y, float coef, v16* acc, v16* e, v16* a, v16* zh) {
+  const int nb = m / kLanes;
+  v16* inv = zh + 2 * nb;
+  return fused_blocks(
+      nb, c, erf, inv_sqrt_m, y, coef, zh,
+      [&](int blk) {
+        return attend<D>(X, Tn, Wt, Ut, m, blk * kLanes, sc, e + size_t(blk) * Tn, a + size_t(blk) * D, &inv[blk]);
+      },
+      [&](int blk, v16 z, v16 hh, float g) {
+        backward_from<D>(X, Tn, Ut, c, m, sc, erf, z, hh, a + size_t(blk) * D, e + size_t(blk) * Tn, inv[blk], g,
+                         blk * kLanes, acc + size_t(blk) * (D * D + D + 1));
+      });
 }
 
 // The token dimensions with compiled kernels; any other d <= 32 runs at the next one, its

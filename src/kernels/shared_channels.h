@@ -140,24 +140,17 @@ inline void shared_attn_backward(const float* X, int Tn, int d, float sc, bool e
 template <int P>
 inline float shared_fused_seq(const float* X, int Tn, int d, const v16* tabs, const float* c, int m, float sc, bool erf,
                               float inv_sqrt_m, float y, float coef, v16* acc, v16* p, v16* v, v16* a, v16* zh) {
-  const int nb = m / kLanes, tn = shared_attn_table_size(P, Tn), an = shared_attn_acc_size(P, Tn);
-  v16 f{};
-  for (int blk = 0; blk < nb; ++blk) {
-    const v16 z = shared_attend<P>(X, Tn, d, tabs + size_t(blk) * tn, sc, p + size_t(blk) * Tn, v + size_t(blk) * Tn,
-                                   a + size_t(blk) * P);
-    const v16 hh = vsigma(erf, z);
-    zh[2 * blk] = z;
-    zh[2 * blk + 1] = hh;
-    f += load(c + blk * kLanes) * hh;
-  }
-  float out = 0;
-  for (int l = 0; l < kLanes; ++l) out += f[l];
-  out *= inv_sqrt_m;
-  const float g = coef * (out - y) * inv_sqrt_m;
-  for (int blk = 0; blk < nb; ++blk)
-    shared_attn_backward<P>(X, Tn, d, sc, erf, load(c + blk * kLanes), zh[2 * blk], zh[2 * blk + 1], a + size_t(blk) * P,
-                            p + size_t(blk) * Tn, v + size_t(blk) * Tn, g, acc + size_t(blk) * an);
-  return out;
+  const int tn = shared_attn_table_size(P, Tn), an = shared_attn_acc_size(P, Tn);
+  return fused_blocks(
+      m / kLanes, c, erf, inv_sqrt_m, y, coef, zh,
+      [&](int blk) {
+        return shared_attend<P>(X, Tn, d, tabs + size_t(blk) * tn, sc, p + size_t(blk) * Tn, v + size_t(blk) * Tn,
+                                a + size_t(blk) * P);
+      },
+      [&](int blk, v16 z, v16 hh, float g) {
+        shared_attn_backward<P>(X, Tn, d, sc, erf, load(c + blk * kLanes), z, hh, a + size_t(blk) * P, p + size_t(blk) * Tn,
+                                v + size_t(blk) * Tn, g, acc + size_t(blk) * an);
+      });
 }
 
 // ---- IndRNN ----------------------------------------------------------------------------
