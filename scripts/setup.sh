@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Installs everything attnlab needs on Debian 12, idempotently. Run as root (or via sudo).
+# Installs what attnlab needs on Debian 12, idempotently. Run as root (or via sudo).
+#   bash scripts/setup.sh          what the main job uses: the compiler, the libraries attnlab
+#                                  links, gnuplot for the report's figures
+#   bash scripts/setup.sh --tests  also what only the tests and benchmarks use: GoogleTest,
+#                                  Google Benchmark, PyTorch and NumPy (parity checks and
+#                                  speed comparisons), Chromium (the report's end-to-end test)
 set -euo pipefail
 PKGS=(g++ cmake make pkg-config git
       libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-      libsqlite3-dev gnuplot-nox libgtest-dev libbenchmark-dev
-      python3-torch python3-numpy chromium)
+      libsqlite3-dev gnuplot-nox)
+if [ "${1:-}" = "--tests" ]; then
+  PKGS+=(libgtest-dev libbenchmark-dev python3-torch python3-numpy chromium)
+elif [ -n "${1:-}" ]; then
+  echo "setup: unknown option '$1' (expected nothing or --tests)" >&2
+  exit 2
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

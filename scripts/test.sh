@@ -3,6 +3,6 @@
 # PyTorch parity check). Exit status 0 only if all pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
+bash scripts/build.sh --tests
 cd build
 ctest --output-on-failure -j2 --timeout 900

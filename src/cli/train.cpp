@@ -8,7 +8,10 @@
 
 #include "analysis/compress.h"
 #include "cli/cli.h"
+#include "core/error.h"
 #include "io/config.h"
+#include "sweep/spec.h"
+#include "train/train_state.h"
 #include "train/trainer.h"
 
 namespace attnlab::cli {
@@ -40,11 +43,37 @@ std::function<void(const Progress&)> progress_printer() {
   };
 }
 
+// --resume DIR: DIR holds the checkpoint of a run of this very config (train.threads aside:
+// it changes no number, only the speed).
+void check_resumable(const std::string& dir, const std::string& out, const std::string& resolved) {
+  namespace fs = std::filesystem;
+  if (!out.empty() && fs::weakly_canonical(out) != fs::weakly_canonical(dir))
+    throw UserError("--resume " + dir + " --out " + out + ": a resumed run writes to its own directory (drop --out)");
+  const std::string ckpt = checkpoint_path(dir);
+  if (!fs::exists(ckpt)) {
+    if (fs::exists(dir + "/model.safetensors") && fs::exists(dir + "/summary.json"))
+      throw UserError(dir + ": the run has completed (model.safetensors, summary.json): nothing to resume");
+    throw UserError(ckpt + ": no checkpoint to resume from (the run wrote none: start it again without --resume)");
+  }
+  auto normal = [&](const std::string& text, const std::string& source) {
+    RunConfig c = parse_run_config(text, source, {}, "");
+    c.train.threads = 0;
+    return resolved_toml(c);
+  };
+  const std::string had = normal(train_state_config(ckpt), ckpt + " (its config)"), now = normal(resolved, "config");
+  if (had != now) {
+    std::string was, is;
+    const std::string key = first_changed_key(had, now, &was, &is);
+    throw UserError(ckpt + ": was written by a run with " + key + " = " + was + ", but the config gives " + key + " = " + is +
+                    " (a run resumes with the config it started with: DIR/config.toml)");
+  }
+}
+
 }  // namespace
 
 std::function<int()> add_train(CLI::App& app) {
   struct Args {
-    std::string config, out, scale;
+    std::string config, out, scale, resume;
     std::vector<std::string> overrides;
   };
   auto a = std::make_shared<Args>();
@@ -53,15 +82,23 @@ std::function<int()> add_train(CLI::App& app) {
   sub->add_option("overrides", a->overrides, "Overrides key=value, e.g. model.heads=[8,4] train.lr=3e-4");
   sub->add_option("--out", a->out, "Output directory (default: runs/<config name>)");
   sub->add_option("--scale", a->scale, "For an experiment spec: apply its [scale.NAME] settings (quick | full)");
+  sub->add_option("--resume", a->resume,
+                  "Continue the run in DIR from DIR/checkpoint.safetensors (same config; the output DIR)");
   sub->footer(
       "Writes DIR/config.toml (resolved), DIR/metrics.jsonl, DIR/summary.json, DIR/model.safetensors.\n"
-      "Example: attnlab train experiments/sparse_memory.toml model.heads=8 --out runs/h8");
+      "A run killed at any moment continues with --resume DIR and ends as if never interrupted.\n"
+      "Example: attnlab train experiments/sparse_memory.toml model.heads=8 --out runs/h8\n"
+      "         attnlab train runs/h8/config.toml --resume runs/h8");
   return [a]() {
     const RunConfig cfg = load_run_config(a->config, a->overrides, a->scale);
     TrainOutput out;
     out.dir = a->out.empty() ? "runs/" + std::filesystem::path(a->config).stem().string() : a->out;
     out.resolved_config = resolved_toml(cfg);
+    if (!a->resume.empty()) check_resumable(a->resume, a->out, out.resolved_config);
+    if (!a->resume.empty()) out.dir = a->resume;
+    out.resume = !a->resume.empty();
     out.on_progress = progress_printer();
+    out.on_resume = [&](int64_t step) { fmt::print(stderr, "resuming {} from step {} of {}\n", out.dir, step, cfg.train.steps); };
     auto s = train_run(cfg, out);
     if (!cfg.train.compress_ranks.empty() && s["status"] == "completed") {  // paper 1: the compression curve
       add_compression_curve(cfg, out.dir);

@@ -102,6 +102,7 @@ struct TrainConfig {
   double grad_clip = 0.0;  // global norm, 0 = off
   int64_t eval_every = 100;
   int64_t val_every = 0;     // min_val_loss from a validation pass every this many steps; 0 = eval_every
+  int64_t checkpoint_every = 0;  // DIR/checkpoint.safetensors every this many steps; 0 = at each evaluation
   int64_t grad_block = 500;  // block_max_grad_norm: the mean over blocks of this many steps of each block's largest gradient norm
   int eval_batch = 256;
   std::string loss = "mse";  // mse | half_mse (optimizes MSE/2, reports MSE) | ce (token tasks)

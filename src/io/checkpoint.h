@@ -13,4 +13,9 @@ void save_checkpoint(const std::string& path, const Arena<float>& arena, const s
 // Loads tensors into an arena of the same architecture; UserError naming the tensor on mismatch.
 void load_checkpoint(const std::string& path, Arena<float>& arena);
 
+// The parameters as named F32 tensors into a file (shared with training checkpoints), and
+// back: every arena tensor must be there with its shape (extra tensors are the caller's).
+void add_parameters(TensorFile& f, const Arena<float>& arena);
+void load_parameters(const TensorFile& f, const std::string& path, Arena<float>& arena);
+
 }  // namespace attnlab

@@ -473,6 +473,7 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   r.number("grad_clip", tc.grad_clip, 0.0);
   r.integer("eval_every", tc.eval_every, 1);
   r.integer("val_every", tc.val_every, 0);
+  r.integer("checkpoint_every", tc.checkpoint_every, 0);
   r.integer("grad_block", tc.grad_block, 1);
   r.integer("eval_batch", tc.eval_batch, 1, 1 << 20);
   const std::string want_loss = vocab > 0 ? "ce" : "mse";
@@ -518,6 +519,7 @@ std::string resolved_toml(const RunConfig& c) {
                     {"eval_batch", t.eval_batch}, {"loss", t.loss}, {"threads", t.threads}, {"probe_errors", t.probe_errors}};
   if (t.grad_block != TrainConfig{}.grad_block) train.insert("grad_block", t.grad_block);  // (absent: the default, so older runs keep their hash)
   if (t.val_every != 0) train.insert("val_every", t.val_every);  // (absent: the default, so older runs keep their hash)
+  if (t.checkpoint_every != 0) train.insert("checkpoint_every", t.checkpoint_every);  // (likewise)
   if (!t.compress_ranks.empty()) {
     toml::array ranks;
     for (int v : t.compress_ranks) ranks.push_back(v);

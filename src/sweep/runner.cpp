@@ -19,6 +19,7 @@
 #include "io/config.h"
 #include "sweep/spec.h"
 #include "sweep/store.h"
+#include "train/trainer.h"
 
 namespace attnlab {
 
@@ -48,7 +49,7 @@ std::vector<std::string> lines(const std::string& s) {
 // Starts `attnlab train` for one run; its output goes to DIR/log.txt. The run trains on the
 // resolved config registered in the store (DIR/planned.toml), not on the spec file, which
 // may have been edited since the sweep started.
-pid_t spawn(const SweepOptions& opt, const RunRow& r, const fs::path& dir, int threads) {
+pid_t spawn(const SweepOptions& opt, const RunRow& r, const fs::path& dir, int threads, bool resume) {
   std::vector<std::string> args = {"attnlab", "train"};
   if (!r.planned.empty()) {
     write_file_atomic((dir / "planned.toml").string(), r.planned);
@@ -61,6 +62,7 @@ pid_t spawn(const SweepOptions& opt, const RunRow& r, const fs::path& dir, int t
   args.push_back("train.threads=" + std::to_string(threads));
   args.push_back("--out");
   args.push_back(dir.string());
+  if (resume) { args.push_back("--resume"); args.push_back(dir.string()); }
   const std::string log = (dir / "log.txt").string();
   const pid_t parent = getpid();
   const pid_t pid = fork();
@@ -68,7 +70,7 @@ pid_t spawn(const SweepOptions& opt, const RunRow& r, const fs::path& dir, int t
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);  // die with the sweep
     if (getppid() != parent) _exit(1);
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | (resume ? O_APPEND : O_TRUNC), 0644);
     if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
     const int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) { dup2(devnull, 0); close(devnull); }
@@ -189,9 +191,12 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
       auto r = store.claim(owner, opt.shard_i, opt.shard_n);
       if (!r) { exhausted = true; break; }
       const fs::path dir = fs::path(opt.out) / "runs" / run_dir_name(r->id);
-      fs::remove_all(dir, ec);  // a rerun starts clean
+      // A run whose sweep was killed continues from its checkpoint (`train --resume` checks
+      // that it was written for this run's config); a failed or new run starts clean.
+      const bool resume = r->status == "running" && !r->planned.empty() && fs::exists(checkpoint_path(dir.string()));
+      if (!resume) fs::remove_all(dir, ec);
       fs::create_directories(dir, ec);
-      live[spawn(opt, *r, dir, threads)] = {*r, std::chrono::steady_clock::now()};
+      live[spawn(opt, *r, dir, threads, resume)] = {*r, std::chrono::steady_clock::now()};
       ++started_here;
       report();
     }

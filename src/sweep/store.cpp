@@ -249,6 +249,7 @@ std::optional<RunRow> Store::claim(const std::string& owner, int shard_i, int sh
       if (s.text(2) == "running" && owner_alive(s.text(1))) continue;
       RunRow r;
       r.id = s.text(0);
+      r.status = s.text(2);  // "running": its owner died (the run may have left a checkpoint)
       r.idx = s.integer(4);
       r.planned = s.text(5);
       try {

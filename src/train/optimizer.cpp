@@ -1,5 +1,9 @@
 #include "train/optimizer.h"
 
+#include <cstring>
+
+#include "core/error.h"
+
 namespace attnlab {
 
 Sgd::Sgd(size_t n, double momentum, double wd, std::vector<uint8_t> decay)
@@ -13,6 +17,35 @@ void Sgd::step(std::span<float> p, std::span<const float> g, double lr) {
     v_[i] = mu * v_[i] + gi;
     p[i] -= a * v_[i];
   }
+}
+
+namespace {
+void load_f32(const TensorFile& f, const std::string& name, std::vector<float>& out, const std::string& where) {
+  auto it = f.tensors.find(name);
+  if (it == f.tensors.end()) throw UserError(where + ": tensor '" + name + "' is missing (not a checkpoint of this optimizer)");
+  auto v = it->second.as_f32(where + ": tensor '" + name + "'");
+  if (v.size() != out.size())
+    throw UserError(where + ": tensor '" + name + "' has " + std::to_string(v.size()) + " values, the model has " + std::to_string(out.size()));
+  out = std::move(v);
+}
+}  // namespace
+
+void Sgd::save(TensorFile& f) const { f.add_f32("opt.v", {int64_t(v_.size())}, v_.data()); }
+void Sgd::load(const TensorFile& f, const std::string& where) { load_f32(f, "opt.v", v_, where); }
+
+void AdamW::save(TensorFile& f) const {
+  f.add_f32("opt.m", {int64_t(m_.size())}, m_.data());
+  f.add_f32("opt.v", {int64_t(v_.size())}, v_.data());
+  f.add("opt.t", "I64", {1}, &t_, sizeof t_);
+}
+void AdamW::load(const TensorFile& f, const std::string& where) {
+  load_f32(f, "opt.m", m_, where);
+  load_f32(f, "opt.v", v_, where);
+  auto it = f.tensors.find("opt.t");
+  if (it == f.tensors.end() || it->second.dtype != "I64" || it->second.numel() != 1)
+    throw UserError(where + ": tensor 'opt.t' is missing or not one I64 (not a checkpoint of this optimizer)");
+  std::memcpy(&t_, it->second.bytes.data(), sizeof t_);
+  if (t_ < 0) throw UserError(where + ": tensor 'opt.t' is negative");
 }
 
 AdamW::AdamW(size_t n, double b1, double b2, double eps, double wd, std::vector<uint8_t> decay)

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/run_config.h"
+#include "io/safetensors.h"
 
 namespace attnlab {
 
@@ -15,6 +16,10 @@ class Optimizer {
   virtual ~Optimizer() = default;
   // One update of params with grads at learning rate lr. decay[i] = 1 where weight decay applies.
   virtual void step(std::span<float> params, std::span<const float> grads, double lr) = 0;
+  // The state a resumed run needs (moments, step count) as tensors "opt.*" of a checkpoint;
+  // load checks names and sizes and throws UserError naming `where` on a mismatch.
+  virtual void save(TensorFile& f) const = 0;
+  virtual void load(const TensorFile& f, const std::string& where) = 0;
 };
 
 // SGD with momentum: v = mu v + g + wd p;  p -= lr v
@@ -22,6 +27,8 @@ class Sgd : public Optimizer {
  public:
   Sgd(size_t n, double momentum, double wd, std::vector<uint8_t> decay);
   void step(std::span<float> params, std::span<const float> grads, double lr) override;
+  void save(TensorFile& f) const override;
+  void load(const TensorFile& f, const std::string& where) override;
 
  private:
   std::vector<float> v_;
@@ -34,6 +41,8 @@ class AdamW : public Optimizer {
  public:
   AdamW(size_t n, double b1, double b2, double eps, double wd, std::vector<uint8_t> decay);
   void step(std::span<float> params, std::span<const float> grads, double lr) override;
+  void save(TensorFile& f) const override;
+  void load(const TensorFile& f, const std::string& where) override;
 
  private:
   std::vector<float> m_, v_;

@@ -21,6 +21,7 @@
 #include "train/evaluate.h"
 #include "train/optimizer.h"
 #include "train/projection.h"
+#include "train/train_state.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -73,13 +74,38 @@ class BatchOrder {
 
 nlohmann::ordered_json num(double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); }
 
+// Keeps the lines of DIR/metrics.jsonl up to `step` (a killed run may have written lines
+// past its last checkpoint, and a last line in part), rewritten atomically.
+void truncate_metrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    if (!in) break;  // a last line without its newline was cut by the kill
+    try {
+      const auto j = nlohmann::json::parse(line);
+      if (j.at("step").get<int64_t>() > step) break;
+    } catch (const nlohmann::json::exception&) {
+      break;
+    }
+    kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
 }  // namespace
+
+std::string checkpoint_path(const std::string& dir) { return dir + "/checkpoint.safetensors"; }
 
 nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(out.dir, ec);
   if (ec) throw UserError(out.dir + ": cannot create the output directory: " + ec.message());
+  const std::string ckpt = checkpoint_path(out.dir);
+  if (!out.resume) {
+    fs::remove(ckpt, ec);  // a fresh run never continues another's state
+    fs::remove(out.dir + "/summary.json", ec);
+  }
   write_file_atomic(out.dir + "/config.toml", out.resolved_config);
 
   const int threads = configure_threads(cfg.train.threads);
@@ -99,30 +125,38 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   for (const auto& p : arena.params())
     if (p.decay) std::fill(decay.begin() + std::ptrdiff_t(p.offset), decay.begin() + std::ptrdiff_t(p.offset + p.size), 1);
   auto opt = make_optimizer(tc, arena.size(), std::move(decay));
-  const std::vector<float> theta0(arena.data().begin(), arena.data().end());
   const auto slices = model->head_slices();
   if (!tc.rho.empty() && slices.empty())
     throw UserError("train.rho: projection needs a model with per-head parameters (shallow_attention, indrnn, rnn, lstm), not '" +
                     cfg.model.kind + "'");
-  std::vector<double> avg(arena.size(), 0.0);  // running mean of the iterates theta_1..theta_k
-  BatchOrder order(cfg.task.n_train, uint64_t(cfg.seed));
-  LossRunner runner(*model, *task, tc.loss);
   const auto groups = model->probe_groups();
-  std::vector<double> gmax_window(groups.size(), 0.0), gmax_all(groups.size(), 0.0), gnow(groups.size(), 0.0);
+  TrainState st;
+  if (!tc.rho.empty()) st.theta0.assign(arena.data().begin(), arena.data().end());
+  st.avg.assign(arena.size(), 0.0);
+  st.gmax_window.assign(groups.size(), 0.0);
+  st.gmax_all.assign(groups.size(), 0.0);
   // The authors' gradient statistic (paper 3, E4): the steps cut into blocks of grad_block,
   // each block's largest norm, averaged over the blocks (a last partial block counts).
   // Index groups.size() is the global norm.
-  std::vector<double> block_max(groups.size() + 1, 0.0), block_sum(groups.size() + 1, 0.0);
-  int64_t blocks = 0;
+  st.block_max.assign(groups.size() + 1, 0.0);
+  st.block_sum.assign(groups.size() + 1, 0.0);
+  if (out.resume) {
+    load_train_state(ckpt, st, arena, *opt);
+    if (st.step > tc.steps)
+      throw UserError(ckpt + ": is at step " + std::to_string(st.step) + ", beyond train.steps = " + std::to_string(tc.steps));
+    truncate_metrics(out.dir + "/metrics.jsonl", st.step);
+    if (out.on_resume) out.on_resume(st.step);
+  }
+  BatchOrder order(cfg.task.n_train, uint64_t(cfg.seed));
+  LossRunner runner(*model, *task, tc.loss);
+  std::vector<double> gnow(groups.size(), 0.0);
 
-  std::ofstream metrics(out.dir + "/metrics.jsonl", std::ios::trunc);
+  std::ofstream metrics(out.dir + "/metrics.jsonl", out.resume ? std::ios::app : std::ios::trunc);
   if (!metrics) throw UserError(out.dir + "/metrics.jsonl: cannot write");
 
   const auto t0 = Clock::now();
-  double max_gnorm = 0, first_loss = 0;
-  double train_time = 0, window_loss = 0, last_train = NAN, last_val = NAN, min_val = INFINITY, min_train = INFINITY, target_var = 0;
-  int64_t window_n = 0, step = 0, best_val_step = -1;
   const int64_t val_every = tc.val_every > 0 ? tc.val_every : tc.eval_every;
+  const int64_t ckpt_every = tc.checkpoint_every > 0 ? tc.checkpoint_every : tc.eval_every;
   EvalCache val_cache;
   std::string status = "completed", reason;
   int64_t diverged_step = -1;
@@ -130,13 +164,13 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   std::vector<int64_t> idx;
   Progress prog;
   prog.steps = tc.steps;
-  std::vector<HeadProbe> probes;  // of the last evaluation
   constexpr int kProbeSeqs = 8;
   if (full) {  // the whole training set is one batch: make it once
     order.indices(0, batch, true, idx);
     task->fill(Split::train, idx.data(), batch, b);
   }
-  for (step = 0; step < tc.steps; ++step) {
+  int64_t step = st.step;
+  for (; step < tc.steps; ++step) {
     const auto ts = Clock::now();
     if (!full) {
       order.indices(step, batch, false, idx);
@@ -144,8 +178,8 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     }
     const double loss = runner.run(b, true);
     const double gnorm = global_norm(arena.grad());
-    if (step == 0) first_loss = loss;
-    const bool exploded = loss > 1.0 && loss > 1e4 * first_loss;
+    if (step == 0) st.first_loss = loss;
+    const bool exploded = loss > 1.0 && loss > 1e4 * st.first_loss;
     if (!std::isfinite(loss) || !std::isfinite(gnorm) || exploded) {
       status = "diverged";
       diverged_step = step;
@@ -154,21 +188,21 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
                                     : "gradient norm is not finite";
       break;
     }
-    max_gnorm = std::max(max_gnorm, gnorm);
+    st.max_gnorm = std::max(st.max_gnorm, gnorm);
     for (size_t g = 0; g < groups.size(); ++g) {
       double s = 0;
       for (int id : groups[g].second)
         for (size_t j = 0; j < arena.info(id).size; ++j) s += double(arena.g(id)[j]) * arena.g(id)[j];
       gnow[g] = std::sqrt(s);
-      gmax_window[g] = std::max(gmax_window[g], gnow[g]);
-      gmax_all[g] = std::max(gmax_all[g], gnow[g]);
-      block_max[g] = std::max(block_max[g], gnow[g]);
+      st.gmax_window[g] = std::max(st.gmax_window[g], gnow[g]);
+      st.gmax_all[g] = std::max(st.gmax_all[g], gnow[g]);
+      st.block_max[g] = std::max(st.block_max[g], gnow[g]);
     }
-    block_max.back() = std::max(block_max.back(), gnorm);
+    st.block_max.back() = std::max(st.block_max.back(), gnorm);
     if ((step + 1) % tc.grad_block == 0) {
-      for (size_t g = 0; g < block_max.size(); ++g) block_sum[g] += block_max[g];
-      std::fill(block_max.begin(), block_max.end(), 0.0);
-      ++blocks;
+      for (size_t g = 0; g < st.block_max.size(); ++g) st.block_sum[g] += st.block_max[g];
+      std::fill(st.block_max.begin(), st.block_max.end(), 0.0);
+      ++st.blocks;
     }
     if (tc.grad_clip > 0 && gnorm > tc.grad_clip) {
       const float s = float(tc.grad_clip / gnorm);
@@ -176,21 +210,21 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     }
     const double lr = scheduled_lr(tc, step);
     opt->step(arena.data(), arena.grad(), lr);
-    if (!tc.rho.empty()) project_heads<float>(arena.data(), theta0, slices, tc.rho, cfg.model.width);
+    if (!tc.rho.empty()) project_heads<float>(arena.data(), st.theta0, slices, tc.rho, cfg.model.width);
     {
       const double k = 1.0 / double(step + 1);
       auto p = arena.data();
-      for (size_t j = 0; j < avg.size(); ++j) avg[j] += (double(p[j]) - avg[j]) * k;
+      for (size_t j = 0; j < st.avg.size(); ++j) st.avg[j] += (double(p[j]) - st.avg[j]) * k;
     }
-    train_time += seconds_since(ts);
-    window_loss += loss;
-    ++window_n;
-    min_train = std::min(min_train, loss);
+    st.train_time += seconds_since(ts);
+    st.window_loss += loss;
+    ++st.window_n;
+    st.min_train = std::min(st.min_train, loss);
 
     prog.step = step + 1;
     prog.train_loss = loss;
     prog.elapsed_s = seconds_since(t0);
-    prog.tokens_per_s = double(prog.step) * batch * b.T / std::max(train_time, 1e-9);
+    prog.tokens_per_s = double(prog.step) * batch * b.T / std::max(st.train_time, 1e-9);
     prog.evaluated = false;
     const bool eval_now = (step + 1) % tc.eval_every == 0 || step + 1 == tc.steps;
     double val_now = NAN;
@@ -198,27 +232,30 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     if (val_pass) {  // the validation loss after this update
       const EvalResult ev = evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch, &val_cache);
       val_now = ev.loss;
-      target_var = ev.target_var;
-      if (val_now < min_val) { min_val = val_now; best_val_step = step + 1; }
+      st.target_var = ev.target_var;
+      if (val_now < st.min_val) { st.min_val = val_now; st.best_val_step = step + 1; }
     }
     if (eval_now) {
-      last_train = window_loss / double(window_n);
-      last_val = val_now;
-      window_loss = 0;
-      window_n = 0;
-      nlohmann::ordered_json line{{"step", step + 1}, {"train_loss", last_train}, {"val_loss", last_val},
+      st.last_train = st.window_loss / double(st.window_n);
+      st.last_val = val_now;
+      st.window_loss = 0;
+      st.window_n = 0;
+      nlohmann::ordered_json line{{"step", step + 1}, {"train_loss", st.last_train}, {"val_loss", st.last_val},
                                   {"lr", lr}, {"grad_norm", gnorm}};
       for (size_t g = 0; g < groups.size(); ++g) {
         line["grad_norm." + groups[g].first] = gnow[g];
-        line["grad_norm_max." + groups[g].first] = gmax_window[g];
+        line["grad_norm_max." + groups[g].first] = st.gmax_window[g];
       }
       if (const double h = model->attention_entropy(); std::isfinite(h)) line["attn_entropy"] = h;
-      probes = model->head_probes(kProbeSeqs);  // over the last validation chunk's first sequences
-      add_probes(line, probes);
+      // over the last validation chunk's first sequences
+      st.probes = nlohmann::ordered_json::object();
+      add_probes(st.probes, model->head_probes(kProbeSeqs));
+      for (auto it = st.probes.begin(); it != st.probes.end(); ++it) line[it.key()] = *it;
       line["wall_s"] = seconds_since(t0);
       metrics << line.dump() << "\n" << std::flush;
-      std::fill(gmax_window.begin(), gmax_window.end(), 0.0);  // windows of eval_every steps
-      prog.val_loss = last_val;
+      if (!metrics) throw UserError(out.dir + "/metrics.jsonl: write failed (disk full?)");
+      std::fill(st.gmax_window.begin(), st.gmax_window.end(), 0.0);  // windows of eval_every steps
+      prog.val_loss = st.last_val;
       prog.evaluated = true;
     }
     if (out.on_progress) out.on_progress(prog);
@@ -228,7 +265,12 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
       reason = "validation loss is not finite";
       break;
     }
+    if ((step + 1) % ckpt_every == 0 || step + 1 == tc.steps) {  // after the metrics line of this step
+      st.step = step + 1;
+      save_train_state(ckpt, st, arena, *opt, out.resolved_config);
+    }
   }
+  st.step = step;
 
   const auto pc = model->counts();
   nlohmann::ordered_json s;
@@ -244,51 +286,53 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     s["diverged_step"] = diverged_step;
     s["diverged_reason"] = reason;
   }
-  s["final_train_loss"] = num(last_train);
-  s["final_val_loss"] = num(last_val);
-  s["min_val_loss"] = num(min_val);
-  s["min_train_loss"] = num(min_train);
-  if (best_val_step > 0) s["best_val_step"] = best_val_step;
+  s["final_train_loss"] = num(st.last_train);
+  s["final_val_loss"] = num(st.last_val);
+  s["min_val_loss"] = num(st.min_val);
+  s["min_train_loss"] = num(st.min_train);
+  if (st.best_val_step > 0) s["best_val_step"] = st.best_val_step;
   if (tc.loss == "ce") {  // token tasks: cross-entropy in nats, and in bits per token (byte for text_lm)
-    s["final_val_bits_per_byte"] = num(last_val / std::log(2.0));
-    s["min_val_bits_per_byte"] = num(min_val / std::log(2.0));
+    s["final_val_bits_per_byte"] = num(st.last_val / std::log(2.0));
+    s["min_val_bits_per_byte"] = num(st.min_val / std::log(2.0));
   }
-  if (tc.loss != "ce" && target_var > 0 && std::isfinite(last_val)) {
-    s["val_target_var"] = target_var;
-    s["final_val_rel"] = last_val / target_var;  // fraction of the target's variance left unexplained
-    s["min_train_rel"] = num(min_train / target_var);  // the same for the minimum training loss
+  if (tc.loss != "ce" && st.target_var > 0 && std::isfinite(st.last_val)) {
+    s["val_target_var"] = st.target_var;
+    s["final_val_rel"] = st.last_val / st.target_var;  // fraction of the target's variance left unexplained
+    s["min_train_rel"] = num(st.min_train / st.target_var);  // the same for the minimum training loss
   }
   if (status == "completed") {
     // The averaged iterate (what the theory bounds), evaluated on the training and validation sets.
     std::vector<float> last(arena.data().begin(), arena.data().end());
-    for (size_t j = 0; j < avg.size(); ++j) arena.data()[j] = float(avg[j]);
+    for (size_t j = 0; j < st.avg.size(); ++j) arena.data()[j] = float(st.avg[j]);
     s["avg_iterate_train_loss"] = num(evaluate(runner, *task, Split::train, cfg.task.n_train > 0 ? cfg.task.n_train : cfg.task.n_val, eval_batch).loss);
     s["avg_iterate_val_loss"] = num(evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch).loss);
     std::copy(last.begin(), last.end(), arena.data().begin());
     if (cfg.task.n_test > 0) s["test_loss"] = num(evaluate(runner, *task, Split::test, cfg.task.n_test, eval_batch).loss);
   }
-  add_probes(s, probes);
-  s["max_grad_norm"] = max_gnorm;  // global norm, over every step
-  for (size_t g = 0; g < groups.size(); ++g) s["max_grad_norm." + groups[g].first] = gmax_all[g];
+  for (auto it = st.probes.begin(); it != st.probes.end(); ++it) s[it.key()] = *it;
+  s["max_grad_norm"] = st.max_gnorm;  // global norm, over every step
+  for (size_t g = 0; g < groups.size(); ++g) s["max_grad_norm." + groups[g].first] = st.gmax_all[g];
   if (step % tc.grad_block != 0) {  // the last, partial block
-    for (size_t g = 0; g < block_max.size(); ++g) block_sum[g] += block_max[g];
-    ++blocks;
+    for (size_t g = 0; g < st.block_max.size(); ++g) st.block_sum[g] += st.block_max[g];
+    ++st.blocks;
   }
-  if (blocks > 0) {
-    s["block_max_grad_norm"] = block_sum.back() / double(blocks);
-    for (size_t g = 0; g < groups.size(); ++g) s["block_max_grad_norm." + groups[g].first] = block_sum[g] / double(blocks);
+  if (st.blocks > 0) {
+    s["block_max_grad_norm"] = st.block_sum.back() / double(st.blocks);
+    for (size_t g = 0; g < groups.size(); ++g) s["block_max_grad_norm." + groups[g].first] = st.block_sum[g] / double(st.blocks);
   }
   s["params_total"] = pc.total;
   s["params_attention"] = pc.attention;
   s["attention_budget"] = pc.attention_budget;
   s["steps"] = step;
   s["wall_s"] = seconds_since(t0);
-  s["train_s"] = train_time;
-  s["tokens_per_s"] = train_time > 0 ? double(step) * batch * cfg.task.seq_len / train_time : 0.0;
-  s["ms_per_step"] = step > 0 ? 1000.0 * train_time / double(step) : 0.0;
+  s["train_s"] = st.train_time;
+  s["tokens_per_s"] = st.train_time > 0 ? double(step) * batch * cfg.task.seq_len / st.train_time : 0.0;
+  s["ms_per_step"] = step > 0 ? 1000.0 * st.train_time / double(step) : 0.0;
   s["threads"] = threads;
   if (status == "completed") save_checkpoint(out.dir + "/model.safetensors", arena, out.resolved_config);
   write_file_atomic(out.dir + "/summary.json", s.dump(2) + "\n");
+  // A completed run's state is model.safetensors; a diverged run keeps its last good checkpoint.
+  if (status == "completed") fs::remove(ckpt, ec);
   return nlohmann::json::parse(s.dump());
 }
 

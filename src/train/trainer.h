@@ -19,7 +19,14 @@ struct TrainOutput {
   std::string dir;                 // files go here (created if missing)
   std::string resolved_config;     // written as DIR/config.toml and into the checkpoint
   std::function<void(const Progress&)> on_progress;  // called after every step (may be empty)
+  // Continue from DIR/checkpoint.safetensors (written every train.checkpoint_every steps, or
+  // at each evaluation): the result is the uninterrupted run's, timings aside.
+  bool resume = false;
+  std::function<void(int64_t step)> on_resume;  // called with the checkpoint's step (may be empty)
 };
+
+// DIR/checkpoint.safetensors: the training state of a run that has not completed.
+std::string checkpoint_path(const std::string& dir);
 
 // Runs the training; returns the summary (also written to DIR/summary.json).
 nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out);
