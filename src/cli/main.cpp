@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
   attnlab::keep_freed_memory();
   CLI::App app{"attnlab: a laboratory for the theory of Transformers"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string(ATTNLAB_VERSION) + " (" + ATTNLAB_COMMIT + ")");
+  app.set_version_flag("--version", std::string(ATTNLAB_VERSION) + " (" + ATTNLAB_COMMIT + "), OpenBLAS kernels " +
+                                        attnlab::blas_core_name());
   auto train = attnlab::cli::add_train(app);
   auto errors = attnlab::cli::add_errors(app);
   auto sweep = attnlab::cli::add_sweep(app);
@@ -48,6 +49,12 @@ int main(int argc, char** argv) {
   } catch (const attnlab::UserError& e) {
     std::cerr << "\nattnlab: error: " << e.what() << "\n";
     return attnlab::kExitBadInput;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "\nattnlab: error: out of memory (a smaller batch, model or data set may fit)\n";
+    return 1;
+  } catch (const std::exception& e) {  // a bug, not bad input: still one line, never an abort
+    std::cerr << "\nattnlab: internal error: " << e.what() << " (please report it with the command line)\n";
+    return 1;
   }
   return 0;
 }
