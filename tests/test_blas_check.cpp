@@ -27,6 +27,8 @@ TEST(BlasCheck, AFailedCheckFallsBackToTheInheritedKernel) {
   const auto ok = run("--version");
   setenv("ATTNLAB_BLAS_CHECK_FAULT", "1", 1);
   const auto bad = run("--version");
+  setenv("ATTNLAB_BLAS_CHECK_FAULT", "crash", 1);
+  const auto crash = run("--version");
   unsetenv("ATTNLAB_BLAS_CHECK_FAULT");
   unsetenv("ATTNLAB_BLAS_CORETYPE");
   unsetenv("OPENBLAS_CORETYPE");
@@ -38,4 +40,9 @@ TEST(BlasCheck, AFailedCheckFallsBackToTheInheritedKernel) {
   EXPECT_NE(bad.err.find("); using the inherited ones (OPENBLAS_CORETYPE=Sandybridge)\n"), std::string::npos) << bad.err;
   EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
   EXPECT_NE(bad.out.find("OpenBLAS kernels Sandybridge"), std::string::npos) << bad.out;
+  // A kernel that crashes: the check runs in a child process, so attnlab goes on.
+  EXPECT_EQ(crash.status, 0);
+  EXPECT_EQ(crash.err, "attnlab: warning: OpenBLAS's Haswell kernels failed the start-up check (the check crashed with signal 11); "
+                       "using the inherited ones (OPENBLAS_CORETYPE=Sandybridge)\n");
+  EXPECT_NE(crash.out.find("OpenBLAS kernels Sandybridge"), std::string::npos) << crash.out;
 }

@@ -114,7 +114,7 @@ TEST(Config, EachKindOwnsItsKeys) {
             "sparse_memory: kind, seq_len, n_train, n_val, n_test, seed, n, val_fraction, d_in, d_out, lags, positions, inputs, readout, hidden)");
   EXPECT_EQ(error_of("[task]\nkind = \"ar_forecast\"\nd_in = 3\n"),
             "exp.toml: task.d_in: not a key of task.kind = \"ar_forecast\" but of sparse_memory, teacher_student_ntk, "
-            "teacher_student_model, kernel_memory, ngram_noise, retrieval (the keys of ar_forecast: kind, seq_len, n_train, n_val, n_test, seed, n, val_fraction, lag, "
+            "teacher_student_model, kernel_memory, ngram_noise, retrieval, npy (the keys of ar_forecast: kind, seq_len, n_train, n_val, n_test, seed, n, val_fraction, lag, "
             "ar_coef, noise, burn_in, time_channels, time_origin, split, standardize)");
 
   // Resolved configs: only the chosen kinds' keys, and a fixed point of read-then-write.

@@ -1,7 +1,12 @@
 #include "core/blas_check.h"
 
 #include <cblas.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <csignal>
+
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -81,12 +86,42 @@ bool check_shape(int M, int N, int K, bool fault, std::string* why) {
 bool blas_kernels_ok(std::string* why) {
   const char* f = std::getenv("ATTNLAB_BLAS_CHECK_FAULT");
   const bool fault = f && std::string(f) == "1";
+  if (f && std::string(f) == "crash") std::raise(SIGSEGV);  // as a kernel with an illegal instruction or a bad read would
   // Small products (OpenBLAS's small-matrix kernels), a medium one, and a large one that
   // is blocked and split across threads.
   const int shapes[][3] = {{3, 5, 7}, {16, 16, 16}, {31, 17, 9}, {96, 80, 130}, {320, 72, 520}};
   for (const auto& s : shapes)
     if (!check_shape<float>(s[0], s[1], s[2], fault, why) || !check_shape<double>(s[0], s[1], s[2], fault, why)) return false;
   return true;
+}
+
+bool blas_kernels_ok_isolated(std::string* why) {
+  int fds[2];
+  if (pipe(fds) != 0) return blas_kernels_ok(why);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return blas_kernels_ok(why);
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    std::string w;
+    const bool ok = blas_kernels_ok(&w);
+    (void)!write(fds[1], w.data(), w.size());
+    _exit(ok ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string w;
+  char buf[512];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) w.append(buf, size_t(n));
+  close(fds[0]);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return true;
+  *why = WIFSIGNALED(st) ? "the check crashed with signal " + std::to_string(WTERMSIG(st)) : w;
+  return false;
 }
 
 std::string blas_core_name() {

@@ -26,7 +26,7 @@ inline void ensure_blas_coretype(char** argv) {
   if (const char* phase = std::getenv("ATTNLAB_NO_REEXEC")) {
     if (std::string(phase) != "check") return;
     std::string why;
-    if (blas_kernels_ok(&why)) {
+    if (blas_kernels_ok_isolated(&why)) {
       setenv("ATTNLAB_NO_REEXEC", "1", 1);
       return;
     }

@@ -56,6 +56,9 @@ struct TaskConfig {
   std::vector<double> nu = {3.0, 3.0, 3.0};  // teacher_student_ntk: (nu_c, nu_u, nu_w), the transport bounds
   std::string teacher_w = "full";   // teacher_student_ntk: "full" W (the theory) | "diagonal" (the authors' code)
   int teacher_samples = 8192;       // teacher_student_ntk: M_teacher Monte Carlo draws
+  // npy: the user's data (absolute paths once resolved); validation from val_* or val_fraction
+  std::string npy_inputs, npy_targets, npy_val_inputs, npy_val_targets;
+  bool per_sequence = false;        // npy: targets [N, d_out], one per sequence (derived)
 };
 
 struct ModelConfig {

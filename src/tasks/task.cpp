@@ -6,6 +6,7 @@
 #include "tasks/ar_forecast.h"
 #include "tasks/kernel_memory.h"
 #include "tasks/ngram_noise.h"
+#include "tasks/npy_task.h"
 #include "tasks/retrieval.h"
 #include "tasks/sparse_memory.h"
 #include "tasks/teacher_student.h"
@@ -23,6 +24,7 @@ std::unique_ptr<Task> make_task(const TaskConfig& cfg, uint64_t seed) {
   if (cfg.kind == "retrieval") return std::make_unique<RetrievalTask>(cfg, seed);
   if (cfg.kind == "teacher_student_ntk" || cfg.kind == "teacher_student_model")
     return std::make_unique<TeacherStudentTask>(cfg, seed);
+  if (cfg.kind == "npy") return std::make_unique<NpyTask>(cfg);
   throw UserError("task.kind: unknown task '" + cfg.kind + "'");
 }
 
@@ -35,7 +37,8 @@ const std::vector<KindKeys<TaskConfig>>& task_kinds() {
                                                           {"kernel_memory", kernel_memory_keys},
                                                           {"text_lm", text_lm_keys},
                                                           {"ngram_noise", ngram_noise_keys},
-                                                          {"retrieval", retrieval_keys}};
+                                                          {"retrieval", retrieval_keys},
+                                                          {"npy", npy_keys}};
   return kinds;
 }
 

@@ -1,0 +1,182 @@
+// Task `npy` (the user's own data) and `attnlab eval --inputs --predict`: batches hold exactly
+// the files' rows, the split is the documented one, and the predictions written for the
+// validation rows give, against the validation targets, the loss `attnlab eval` reports.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli_run.h"
+#include "core/error.h"
+#include "io/config.h"
+#include "io/npy.h"
+#include "tasks/task.h"
+
+using namespace attnlab;
+namespace fs = std::filesystem;
+using cli_test::run;
+
+namespace {
+
+fs::path dir() {
+  static const fs::path d = [] {
+    fs::path p = fs::temp_directory_path() / ("attnlab_npytask_" + std::to_string(getpid()));
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p;
+  }();
+  return d;
+}
+
+// int64 tokens as numpy writes them (format 1.0).
+void write_npy_i64(const std::string& path, const std::vector<int64_t>& shape, const std::vector<int64_t>& v) {
+  std::string h = "{'descr': '<i8', 'fortran_order': False, 'shape': (";
+  for (size_t i = 0; i < shape.size(); ++i) h += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? ", " : "");
+  h += "), }";
+  while ((10 + h.size() + 1) % 64) h += ' ';
+  h += '\n';
+  std::string out = "\x93NUMPY\x01";
+  out += char(0);
+  out += char(h.size() & 0xff);
+  out += char(h.size() >> 8);
+  out += h;
+  out.append(reinterpret_cast<const char*>(v.data()), v.size() * 8);
+  std::ofstream(path, std::ios::binary) << out;
+}
+
+struct Data {
+  int N = 90, T = 12, D = 3;
+  std::vector<float> x, yseq, ypos;
+  Data() {
+    for (int i = 0; i < N * T * D; ++i) x.push_back(float(std::sin(0.37 * i) + 0.1 * std::cos(1.3 * i * i)));
+    for (int n = 0; n < N; ++n) {
+      yseq.push_back(x[size_t(n * T + T - 3) * D] - 0.5f * x[size_t(n * T + 2) * D + 1]);
+      yseq.push_back(x[size_t(n * T + T - 1) * D + 2]);
+      for (int t = 0; t < T; ++t) ypos.push_back(t >= 2 ? x[size_t(n * T + t - 2) * D] : 0.f);
+    }
+    write_npy_f32((dir() / "x.npy").string(), {N, T, D}, x.data());
+    write_npy_f32((dir() / "yseq.npy").string(), {N, 2}, yseq.data());
+    write_npy_f32((dir() / "ypos.npy").string(), {N, T, 1}, ypos.data());
+    // The validation rows (the last 20%) alone, as a file to predict on.
+    const int v0 = N - 18;
+    write_npy_f32((dir() / "xval.npy").string(), {18, T, D}, x.data() + size_t(v0) * T * D);
+  }
+};
+const Data& data() {
+  static const Data d;
+  return d;
+}
+
+std::string config(const std::string& targets, const std::string& model = "") {
+  return "[task]\nkind = \"npy\"\ninputs = \"" + (dir() / "x.npy").string() + "\"\ntargets = \"" + (dir() / targets).string() +
+         "\"\n[model]\n" + (model.empty() ? "d_model = 16\nlayers = 1\nheads = 2\nffn = 16\n" : model) +
+         "[train]\nsteps = 60\nbatch = 16\nlr = 3e-3\neval_every = 30\nthreads = 1\n";
+}
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream f(p);
+  return nlohmann::json::parse(f);
+}
+
+}  // namespace
+
+TEST(NpyTask, BatchesHoldTheFilesRowsSplitAtTheLastFifth) {
+  const Data& d = data();
+  const RunConfig c = parse_run_config(config("ypos.npy"), "npy.toml", {});
+  EXPECT_EQ(c.task.seq_len, d.T);
+  EXPECT_EQ(c.task.n_train, 72);
+  EXPECT_EQ(c.task.n_val, 18);
+  EXPECT_EQ(c.model.d_in, d.D);
+  EXPECT_EQ(c.model.d_out, 1);
+  auto task = make_task(c.task, 1);
+  Batch b;
+  const int64_t idx[2] = {5, 71};
+  task->fill(Split::train, idx, 2, b);
+  for (int j = 0; j < 2; ++j)
+    for (int e = 0; e < d.T * d.D; ++e) ASSERT_EQ(b.x[size_t(j * d.T * d.D + e)], d.x[size_t(idx[j] * d.T * d.D + e)]);
+  const int64_t v[1] = {3};  // validation row 3 = file row 72 + 3
+  task->fill(Split::val, v, 1, b);
+  for (int t = 0; t < d.T; ++t) EXPECT_EQ(b.y[size_t(t)], d.ypos[size_t(75 * d.T + t)]);
+  // Per-sequence targets: one per sequence, predicted at the last position.
+  const RunConfig s = parse_run_config(config("yseq.npy"), "npy.toml", {});
+  auto ts = make_task(s.task, 1);
+  EXPECT_TRUE(ts->last_only());
+  ts->fill(Split::val, v, 1, b);
+  ASSERT_EQ(b.y.size(), 2u);
+  EXPECT_EQ(b.y[0], d.yseq[150]);
+  EXPECT_EQ(b.y[1], d.yseq[151]);
+  // The resolved config (absolute paths, derived values) reads back to the same run.
+  EXPECT_EQ(resolved_toml(parse_run_config(resolved_toml(s), "resolved", {})), resolved_toml(s));
+}
+
+TEST(NpyTask, PredictionsOnTheValidationRowsGiveTheEvaluatedLoss) {
+  const Data& d = data();
+  for (const std::string targets : {"ypos.npy", "yseq.npy"}) {
+    const fs::path cfg = dir() / ("c_" + targets + ".toml"), out = dir() / ("run_" + targets);
+    std::ofstream(cfg) << config(targets);
+    ASSERT_EQ(run("train " + cfg.string() + " --out " + out.string()).status, 0);
+    const auto e = run("eval " + (out / "model.safetensors").string() + " --json " + (out / "e.json").string());
+    ASSERT_EQ(e.status, 0) << e.err;
+    const fs::path pred = dir() / ("pred_" + targets);
+    const auto p = run("eval " + (out / "model.safetensors").string() + " --inputs " + (dir() / "xval.npy").string() + " --predict " +
+                       pred.string() + " --batch 7");
+    ASSERT_EQ(p.status, 0) << p.err;
+    const NpyArray yhat = read_npy(pred.string(), "");
+    double se = 0;
+    if (targets == "yseq.npy") {
+      ASSERT_EQ(yhat.shape, (std::vector<int64_t>{18, 2}));
+      EXPECT_NE(p.out.find("predicted 18 sequences -> " + pred.string() + " [18, 2] float32"), std::string::npos) << p.out;
+      for (int i = 0; i < 36; ++i) se += std::pow(yhat.values[size_t(i)] - d.yseq[size_t(72 * 2 + i)], 2);
+      se /= 36;
+    } else {
+      ASSERT_EQ(yhat.shape, (std::vector<int64_t>{18, d.T, 1}));
+      for (int i = 0; i < 18 * d.T; ++i) se += std::pow(yhat.values[size_t(i)] - d.ypos[size_t(72 * d.T + i)], 2);
+      se /= 18 * d.T;
+    }
+    EXPECT_NEAR(se, read_json(out / "e.json")["val_loss"].get<double>(), 1e-6 * se) << targets;
+  }
+}
+
+TEST(NpyTask, TokensAndSeparateValidationFiles) {
+  // Tokens: y_t = x_{t-1} (0 at t = 0); logits written for every position.
+  const int N = 64, T = 10, V = 7;
+  std::vector<int64_t> x, y;
+  for (int n = 0; n < N; ++n)
+    for (int t = 0; t < T; ++t) x.push_back((n * 3 + t * t) % V);
+  for (int n = 0; n < N; ++n)
+    for (int t = 0; t < T; ++t) y.push_back(t > 0 ? x[size_t(n * T + t - 1)] : 0);
+  write_npy_i64((dir() / "tok.npy").string(), {N, T}, x);
+  write_npy_i64((dir() / "tgt.npy").string(), {N, T}, y);
+  write_npy_i64((dir() / "vtok.npy").string(), {16, T}, std::vector<int64_t>(x.begin(), x.begin() + 16 * T));
+  write_npy_i64((dir() / "vtgt.npy").string(), {16, T}, std::vector<int64_t>(y.begin(), y.begin() + 16 * T));
+  const std::string c = "[task]\nkind = \"npy\"\ninputs = \"" + (dir() / "tok.npy").string() + "\"\ntargets = \"" + (dir() / "tgt.npy").string() +
+                        "\"\nval_inputs = \"" + (dir() / "vtok.npy").string() + "\"\nval_targets = \"" + (dir() / "vtgt.npy").string() +
+                        "\"\n[model]\nd_model = 16\nlayers = 1\nheads = 2\nffn = 16\n[train]\nsteps = 40\nbatch = 16\nlr = 3e-3\neval_every = 20\nthreads = 1\n";
+  const RunConfig rc = parse_run_config(c, "tok.toml", {});
+  EXPECT_EQ(rc.task.vocab, V);
+  EXPECT_EQ(rc.model.vocab, V);
+  EXPECT_EQ(rc.task.n_train, N);
+  EXPECT_EQ(rc.task.n_val, 16);
+  EXPECT_EQ(rc.train.loss, "ce");
+  const fs::path cfg = dir() / "tok.toml", out = dir() / "run_tok";
+  std::ofstream(cfg) << c;
+  ASSERT_EQ(run("train " + cfg.string() + " --out " + out.string()).status, 0);
+  ASSERT_EQ(run("eval " + (out / "model.safetensors").string() + " --json " + (out / "e.json").string()).status, 0);
+  const fs::path pred = dir() / "pred_tok.npy";
+  ASSERT_EQ(run("eval " + (out / "model.safetensors").string() + " --inputs " + (dir() / "vtok.npy").string() + " --predict " + pred.string()).status, 0);
+  const NpyArray logits = read_npy(pred.string(), "");
+  ASSERT_EQ(logits.shape, (std::vector<int64_t>{16, T, V}));
+  double ce = 0;  // mean cross-entropy of the written logits
+  for (int i = 0; i < 16 * T; ++i) {
+    const double* l = logits.values.data() + size_t(i) * V;
+    double mx = l[0], z = 0;
+    for (int v = 1; v < V; ++v) mx = std::max(mx, l[v]);
+    for (int v = 0; v < V; ++v) z += std::exp(l[v] - mx);
+    ce += mx + std::log(z) - l[y[size_t(i)]];
+  }
+  ce /= 16 * T;
+  EXPECT_NEAR(ce, read_json(out / "e.json")["val_loss"].get<double>(), 1e-5 * ce);
+}
