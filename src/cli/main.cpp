@@ -23,6 +23,18 @@ int main(int argc, char** argv) {
   auto eval = attnlab::cli::add_eval(app);
   auto compress = attnlab::cli::add_compress(app);
   auto plan = attnlab::cli::add_plan(app);
+  if (argc > 1 && argv[1][0] != '-') {  // a word that is no subcommand: say which words are
+    std::string names;
+    bool known = false;
+    for (const CLI::App* s : app.get_subcommands({})) {
+      names += (names.empty() ? "" : ", ") + s->get_name();
+      known = known || s->get_name() == argv[1];
+    }
+    if (!known) {
+      std::cerr << "attnlab: error: '" << argv[1] << "' is not a subcommand (one of: " << names << ")\n";
+      return attnlab::kExitBadInput;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -13,16 +13,23 @@ void write_file_atomic(const std::string& path, std::string_view content) {
   namespace fs = std::filesystem;
   const fs::path p(path);
   const fs::path tmp = p.parent_path() / ("." + p.filename().string() + ".tmp");
+  std::error_code ec;
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     if (!f) throw UserError(path + ": cannot write (check that the directory exists and is writable)");
     f.write(content.data(), std::streamsize(content.size()));
-    f.flush();
-    if (!f) throw UserError(path + ": write failed (disk full?)");
+    f.close();
+    if (!f) {  // the old file stays as it was; no half-written file is left behind
+      fs::remove(tmp, ec);
+      throw UserError(path + ": write failed (disk full?)");
+    }
   }
-  std::error_code ec;
   fs::rename(tmp, p, ec);
-  if (ec) throw UserError(path + ": cannot rename into place: " + ec.message());
+  if (ec) {
+    const std::string why = ec.message();
+    fs::remove(tmp, ec);
+    throw UserError(path + ": cannot rename into place: " + why);
+  }
 }
 
 std::string read_file(const std::string& path, const std::string& what) {

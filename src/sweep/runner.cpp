@@ -94,7 +94,14 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
   // error now, not a failed run later); train.threads depends on -j and changes nothing.
   std::map<std::string, std::string> dir_of;
   for (auto& r : all) {
-    RunConfig cfg = load_run_config(opt.spec_path, r.overrides, opt.scale);
+    RunConfig cfg;
+    try {
+      cfg = load_run_config(opt.spec_path, r.overrides, opt.scale);
+    } catch (const UserError& e) {  // a value of the sweep: name the spec and the run, not "command line"
+      std::string msg = e.what();
+      if (msg.rfind("command line: ", 0) == 0) msg = msg.substr(14);
+      throw UserError(opt.spec_path + ": run " + r.id + " of the sweep: " + msg);
+    }
     cfg.train.threads = 0;
     r.config = resolved_toml(cfg);
     r.config_hash = hash_hex(r.config);

@@ -99,15 +99,7 @@ std::string checkpoint_path(const std::string& dir) { return dir + "/checkpoint.
 nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  fs::create_directories(out.dir, ec);
-  if (ec) throw UserError(out.dir + ": cannot create the output directory: " + ec.message());
   const std::string ckpt = checkpoint_path(out.dir);
-  if (!out.resume) {
-    fs::remove(ckpt, ec);  // a fresh run never continues another's state
-    fs::remove(out.dir + "/summary.json", ec);
-  }
-  write_file_atomic(out.dir + "/config.toml", out.resolved_config);
-
   const int threads = configure_threads(cfg.train.threads);
   const TrainConfig& tc = cfg.train;
   const uint64_t task_seed = uint64_t(cfg.task.seed >= 0 ? cfg.task.seed : cfg.seed);
@@ -147,12 +139,23 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     truncate_metrics(out.dir + "/metrics.jsonl", st.step);
     if (out.on_resume) out.on_resume(st.step);
   }
+  // Everything is checked: only now the output directory is touched (bad input leaves none).
+  fs::create_directories(out.dir, ec);
+  if (ec) throw UserError(out.dir + ": cannot create the output directory: " + ec.message());
+  if (!out.resume) {
+    fs::remove(ckpt, ec);  // a fresh run never continues another's state
+    fs::remove(out.dir + "/summary.json", ec);
+    fs::remove(out.dir + "/model.safetensors", ec);
+  }
+  write_file_atomic(out.dir + "/config.toml", out.resolved_config);
   BatchOrder order(cfg.task.n_train, uint64_t(cfg.seed));
   LossRunner runner(*model, *task, tc.loss);
   std::vector<double> gnow(groups.size(), 0.0);
 
   std::ofstream metrics(out.dir + "/metrics.jsonl", out.resume ? std::ios::app : std::ios::trunc);
   if (!metrics) throw UserError(out.dir + "/metrics.jsonl: cannot write");
+  metrics.seekp(0, std::ios::end);
+  uintmax_t metrics_bytes = uintmax_t(metrics.tellp());
 
   const auto t0 = Clock::now();
   const int64_t val_every = tc.val_every > 0 ? tc.val_every : tc.eval_every;
@@ -253,7 +256,12 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
       for (auto it = st.probes.begin(); it != st.probes.end(); ++it) line[it.key()] = *it;
       line["wall_s"] = seconds_since(t0);
       metrics << line.dump() << "\n" << std::flush;
-      if (!metrics) throw UserError(out.dir + "/metrics.jsonl: write failed (disk full?)");
+      if (!metrics) {  // cut the file back to its last whole line: a resumed run continues from there
+        metrics.close();
+        fs::resize_file(out.dir + "/metrics.jsonl", metrics_bytes, ec);
+        throw UserError(out.dir + "/metrics.jsonl: write failed (disk full?)");
+      }
+      metrics_bytes = uintmax_t(metrics.tellp());
       std::fill(st.gmax_window.begin(), st.gmax_window.end(), 0.0);  // windows of eval_every steps
       prog.val_loss = st.last_val;
       prog.evaluated = true;
