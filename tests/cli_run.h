@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -32,6 +33,17 @@ inline Result run(const std::string& args) {
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
+}
+
+// A fresh scratch directory of this test process, /tmp/attnlab_NAME_PID (made once per name).
+inline const std::filesystem::path& scratch_dir(const std::string& name) {
+  static std::map<std::string, std::filesystem::path> made;
+  auto it = made.find(name);
+  if (it != made.end()) return it->second;
+  std::filesystem::path p = std::filesystem::temp_directory_path() / ("attnlab_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return made[name] = p;
 }
 
 inline void expect_bad_input(const std::string& args, const std::string& needle) {

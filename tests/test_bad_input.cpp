@@ -22,15 +22,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path& D() {
-  static const fs::path d = [] {
-    fs::path p = fs::temp_directory_path() / ("attnlab_matrix_" + std::to_string(getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-  }();
-  return d;
-}
+const fs::path& D() { return cli_test::scratch_dir("matrix"); }
 std::string d(const std::string& rel) { return (D() / rel).string(); }
 std::string src(const std::string& rel) { return std::string(ATTNLAB_SOURCE_DIR) + "/" + rel; }
 void put(const std::string& rel, const std::string& text) { std::ofstream(D() / rel, std::ios::binary) << text; }

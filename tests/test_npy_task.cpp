@@ -21,15 +21,7 @@ using cli_test::run;
 
 namespace {
 
-fs::path dir() {
-  static const fs::path d = [] {
-    fs::path p = fs::temp_directory_path() / ("attnlab_npytask_" + std::to_string(getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-  }();
-  return d;
-}
+const fs::path& dir() { return cli_test::scratch_dir("npytask"); }
 
 // int64 tokens as numpy writes them (format 1.0).
 void write_npy_i64(const std::string& path, const std::vector<int64_t>& shape, const std::vector<int64_t>& v) {
