@@ -109,6 +109,11 @@ bool kill_then_resume(const std::string& args, const fs::path& dir, int lines, u
     const auto r = run("train " + args + (has_ckpt ? " --resume " : " --out ") + dir.string());
     EXPECT_EQ(r.status, 0) << dir << ": " << r.err;
     if (has_ckpt) EXPECT_NE(r.err.find("resuming " + dir.string() + " from step "), std::string::npos) << r.err;
+    const size_t at = r.err.find(" from step ");
+    std::printf("  killed after %d metrics lines: %s\n", lines,
+                at == std::string::npos ? "no checkpoint yet, rerun from step 0" : ("resumed" + r.err.substr(at, r.err.find('\n', at) - at)).c_str());
+  } else {
+    std::printf("  not killed (the run had ended)\n");
   }
   return killed;
 }
@@ -137,7 +142,7 @@ void expect_kill_and_resume_is_exact(const std::string& args, const std::string&
   int kills = 0, st = 0;
   for (int attempt = 0; attempt < 60; ++attempt) {
     const bool resume = fs::exists(dir / "checkpoint.safetensors");
-    const pid_t pid = start("train " + args + (resume ? " --resume " : " --out ") + dir.string());
+    const pid_t pid = start("train " + args + (resume ? " --resume " : " --out ") + dir.string(), dir.string() + ".log");
     // Growing waits: each attempt gets further than the one before, at a pseudo-random moment.
     std::this_thread::sleep_for(std::chrono::milliseconds(40 * (attempt + 1) + rng_below(11, 2, uint64_t(attempt), 60)));
     kill(pid, SIGKILL);
@@ -148,6 +153,11 @@ void expect_kill_and_resume_is_exact(const std::string& args, const std::string&
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "still killed after 60 attempts";
   EXPECT_GE(kills, 2);
   std::printf("%s: completed after %d kills at pseudo-random moments\n", name.c_str(), kills);
+  {
+    std::ifstream log(dir.string() + ".log");
+    for (std::string l; std::getline(log, l);)
+      if (l.rfind("resuming ", 0) == 0) std::printf("  %s\n", l.c_str());
+  }
   EXPECT_TRUE(metrics_without_time(dir) == want_m) << name << ": metrics differ after " << kills << " kills";
   EXPECT_TRUE(summary_without_time(dir) == want_s) << name << ": summary differs after " << kills << " kills";
   fs::remove_all(base);
