@@ -5,14 +5,20 @@
 #   bash scripts/setup.sh --tests  also what only the tests and benchmarks use: GoogleTest,
 #                                  Google Benchmark, PyTorch and NumPy (parity checks and
 #                                  speed comparisons), Chromium (the report's end-to-end test)
+#   bash scripts/setup.sh --fuzz   also clang and libFuzzer (scripts/fuzz.sh)
 set -euo pipefail
 PKGS=(g++ cmake make pkg-config git
       libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
       libsqlite3-dev gnuplot-nox)
 if [ "${1:-}" = "--tests" ]; then
   PKGS+=(libgtest-dev libbenchmark-dev python3-torch python3-numpy chromium)
+elif [ "${1:-}" = "--fuzz" ]; then
+  # clang 14 and its runtimes: libFuzzer and the sanitizers are in libclang-rt-14-dev (only
+  # recommended by clang-14, so not installed with --no-install-recommends); OpenMP for
+  # clang is libomp.
+  PKGS+=(clang clang-14 libclang-rt-14-dev libomp-14-dev)
 elif [ -n "${1:-}" ]; then
-  echo "setup: unknown option '$1' (expected nothing or --tests)" >&2
+  echo "setup: unknown option '$1' (expected nothing, --tests or --fuzz)" >&2
   exit 2
 fi
 missing=()

@@ -121,8 +121,12 @@ bool kill_then_resume(const std::string& args, const fs::path& dir, int lines, u
 void expect_kill_and_resume_is_exact(const std::string& args, const std::string& name) {
   const fs::path base = fs::temp_directory_path() / ("attnlab_resume_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(base);
+  const auto t0 = std::chrono::steady_clock::now();
   const auto ref = run("train " + args + " --out " + (base / "ref").string());
   ASSERT_EQ(ref.status, 0) << ref.err;
+  // Waits scale with the uninterrupted run's time, so that a slower build (sanitizers) or a
+  // loaded machine kills at comparable moments.
+  const double ref_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const std::string want_m = metrics_without_time(base / "ref"), want_s = summary_without_time(base / "ref");
   const int total = lines_of(base / "ref" / "metrics.jsonl");
   ASSERT_GE(total, 8);
@@ -143,8 +147,10 @@ void expect_kill_and_resume_is_exact(const std::string& args, const std::string&
   for (int attempt = 0; attempt < 60; ++attempt) {
     const bool resume = fs::exists(dir / "checkpoint.safetensors");
     const pid_t pid = start("train " + args + (resume ? " --resume " : " --out ") + dir.string(), dir.string() + ".log");
-    // Growing waits: each attempt gets further than the one before, at a pseudo-random moment.
-    std::this_thread::sleep_for(std::chrono::milliseconds(40 * (attempt + 1) + rng_below(11, 2, uint64_t(attempt), 60)));
+    // Growing waits (from a tenth of the whole run's time, a twentieth more each attempt): each
+    // attempt gets further than the one before, at a pseudo-random moment.
+    const double wait = ref_ms * (0.1 + 0.05 * attempt) * (0.75 + 0.5 * double(rng_below(11, 2, uint64_t(attempt), 1000)) / 1000.0);
+    std::this_thread::sleep_for(std::chrono::microseconds(int64_t(1000 * wait)));
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
     if (WIFEXITED(st)) break;

@@ -26,7 +26,7 @@ size_t Tensor::numel() const {
 std::vector<float> Tensor::as_f32(const std::string& what) const {
   if (dtype != "F32") throw UserError(what + ": expected dtype F32, found " + dtype);
   std::vector<float> v(numel());
-  std::memcpy(v.data(), bytes.data(), v.size() * 4);
+  if (!v.empty()) std::memcpy(v.data(), bytes.data(), v.size() * 4);  // (memcpy from a null pointer is UB, even of 0 bytes)
   return v;
 }
 
@@ -36,7 +36,7 @@ void TensorFile::add(const std::string& name, std::string dtype, std::vector<int
   t.dtype = std::move(dtype);
   t.shape = std::move(shape);
   t.bytes.resize(nbytes);
-  std::memcpy(t.bytes.data(), data, nbytes);
+  if (nbytes) std::memcpy(t.bytes.data(), data, nbytes);
   if (!tensors.count(name)) order.push_back(name);
   tensors[name] = std::move(t);
 }
@@ -75,8 +75,9 @@ void write_safetensors(const std::string& path, const TensorFile& f) {
   write_file_atomic(path, out);
 }
 
-TensorFile read_safetensors(const std::string& path) {
-  const std::string raw = read_file(path, "safetensors file");
+TensorFile read_safetensors(const std::string& path) { return parse_safetensors(read_file(path, "safetensors file"), path); }
+
+TensorFile parse_safetensors(std::string_view raw, const std::string& path) {
   auto bad = [&](const std::string& why) { return UserError(path + ": not a valid safetensors file: " + why); };
   if (raw.size() < 8) throw bad("shorter than 8 bytes");
   uint64_t n = 0;
@@ -101,8 +102,20 @@ TensorFile read_safetensors(const std::string& path) {
     try {
       Tensor t;
       t.dtype = it->at("dtype").get<std::string>();
-      t.shape = it->at("shape").get<std::vector<int64_t>>();
-      auto offs = it->at("data_offsets").get<std::vector<size_t>>();
+      // Integers only: nlohmann's get<> converts a float such as 1e300 to an integer type
+      // unchecked (undefined behaviour; found by fuzz/fuzz_safetensors).
+      const auto& shape = it->at("shape");
+      if (!shape.is_array() || !std::all_of(shape.begin(), shape.end(), [](const auto& d) { return d.is_number_integer(); }))
+        throw bad("tensor '" + it.key() + "' has a shape that is not a list of integers");
+      for (const auto& d : shape) {
+        if (d.is_number_unsigned() && d.template get<uint64_t>() > uint64_t(INT64_MAX))
+          throw bad("tensor '" + it.key() + "' has a shape whose size overflows");
+        t.shape.push_back(d.template get<int64_t>());
+      }
+      const auto& offsets = it->at("data_offsets");
+      if (!offsets.is_array() || !std::all_of(offsets.begin(), offsets.end(), [](const auto& o) { return o.is_number_unsigned(); }))
+        throw bad("tensor '" + it.key() + "' has data_offsets that are not non-negative integers");
+      const auto offs = offsets.get<std::vector<size_t>>();
       if (dtype_size(t.dtype) == 0) throw bad("tensor '" + it.key() + "' has unsupported dtype " + t.dtype);
       if (std::any_of(t.shape.begin(), t.shape.end(), [](int64_t d) { return d < 0; }))
         throw bad("tensor '" + it.key() + "' has a negative dimension");

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace attnlab {
@@ -27,5 +28,7 @@ struct TensorFile {
 
 void write_safetensors(const std::string& path, const TensorFile& f);  // atomic
 TensorFile read_safetensors(const std::string& path);                  // UserError on bad input
+// The parser read_safetensors uses, on a file's bytes (`path` names it in errors).
+TensorFile parse_safetensors(std::string_view raw, const std::string& path);
 
 }  // namespace attnlab

@@ -33,7 +33,7 @@ void get(const TensorFile& f, const std::string& path, const std::string& name, 
 }
 void get(const TensorFile& f, const std::string& path, const std::string& name, std::vector<double>& v) {
   const Tensor& t = need(f, path, "state." + name, "F64", v.size());
-  std::memcpy(v.data(), t.bytes.data(), v.size() * 8);
+  if (!v.empty()) std::memcpy(v.data(), t.bytes.data(), v.size() * 8);  // (a model with no probe groups: empty)
 }
 
 TensorFile read_state_file(const std::string& path) {
