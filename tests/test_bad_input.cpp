@@ -62,7 +62,8 @@ void fixtures() {
   write_npy_f32(d("y19.npy"), {19, 8, 1}, y.data());
   write_npy_f32(d("x2d.npy"), {20, 24}, x.data());
   write_npy_f32(d("x4.npy"), {5, 16, 4}, x.data());
-  write_npy_f32(d("xs.npy"), {20, 16, 2}, x.data());
+  std::vector<float> xs(20 * 16 * 2, 0.25f);
+  write_npy_f32(d("xs.npy"), {20, 16, 2}, xs.data());
   std::vector<float> xn = x;
   xn[3 * 24 + 7] = std::numeric_limits<float>::quiet_NaN();
   write_npy_f32(d("xnan.npy"), {20, 8, 3}, xn.data());
