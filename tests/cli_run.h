@@ -46,6 +46,18 @@ inline const std::filesystem::path& scratch_dir(const std::string& name) {
   return made[name] = p;
 }
 
+// A .npy file's bytes in format 1.0, the header dict padded as numpy pads it, then `data`.
+inline std::string npy_v1(const std::string& dict, const std::string& data) {
+  std::string h = dict;
+  while ((10 + h.size() + 1) % 64) h += ' ';
+  h += '\n';
+  std::string out = "\x93NUMPY\x01";
+  out += char(0);
+  out += char(h.size() & 0xff);
+  out += char(h.size() >> 8);
+  return out + h + data;
+}
+
 inline void expect_bad_input(const std::string& args, const std::string& needle) {
   const Result r = run(args);
   EXPECT_EQ(r.status, 2) << args << "\n" << r.err;

@@ -27,17 +27,8 @@ std::string d(const std::string& rel) { return (D() / rel).string(); }
 std::string src(const std::string& rel) { return std::string(ATTNLAB_SOURCE_DIR) + "/" + rel; }
 void put(const std::string& rel, const std::string& text) { std::ofstream(D() / rel, std::ios::binary) << text; }
 
-// Raw .npy bytes with the given header dict and data.
-std::string npy(const std::string& dict, const std::string& data) {
-  std::string h = dict;
-  while ((10 + h.size() + 1) % 64) h += ' ';
-  h += '\n';
-  std::string out = "\x93NUMPY\x01";
-  out += char(0);
-  out += char(h.size() & 0xff);
-  out += char(h.size() >> 8);
-  return out + h + data;
-}
+using cli_test::npy_v1;
+const auto& npy = npy_v1;
 
 const char* kOk =
     "[task]\nkind = \"sparse_memory\"\nseq_len = 16\nd_in = 2\nlags = [1, 3]\nn_train = 64\nn_val = 16\n"

@@ -27,15 +27,7 @@ const fs::path& dir() { return cli_test::scratch_dir("npytask"); }
 void write_npy_i64(const std::string& path, const std::vector<int64_t>& shape, const std::vector<int64_t>& v) {
   std::string h = "{'descr': '<i8', 'fortran_order': False, 'shape': (";
   for (size_t i = 0; i < shape.size(); ++i) h += std::to_string(shape[i]) + (shape.size() == 1 || i + 1 < shape.size() ? ", " : "");
-  h += "), }";
-  while ((10 + h.size() + 1) % 64) h += ' ';
-  h += '\n';
-  std::string out = "\x93NUMPY\x01";
-  out += char(0);
-  out += char(h.size() & 0xff);
-  out += char(h.size() >> 8);
-  out += h;
-  out.append(reinterpret_cast<const char*>(v.data()), v.size() * 8);
+  const std::string out = cli_test::npy_v1(h + "), }", std::string(reinterpret_cast<const char*>(v.data()), v.size() * 8));
   std::ofstream(path, std::ios::binary) << out;
 }
 
