@@ -127,6 +127,8 @@ std::vector<Case> cases() {
       {"config", "projection radii of the wrong length", "train " + ok + " train.rho=[1,2] --out " + out("c12"),
        "command line: train.rho: expected a list of three numbers [rho_c, rho_u, rho_w]", out("c12")},
       {"config", "negative checkpoint interval", "train " + ok + " train.checkpoint_every=-5 --out " + out("c13"), "command line: train.checkpoint_every: must be >= 0 (got -5)", out("c13")},
+      {"config", "a device for a config (endless)", "train /dev/zero --out " + out("c15"), "/dev/zero: config is not a regular file and gives more than 256 MiB (a device?)", out("c15")},
+      {"config", "a directory for a config", "train " + D().string() + " --out " + out("c16"), D().string() + ": cannot open config (a directory, not a file)", out("c16")},
       {"config", "missing config file", "train " + d("nope.toml") + " --out " + out("c14"), d("nope.toml") + ": cannot open config (no such file or not readable)", out("c14")},
       // Command lines
       {"command line", "unknown subcommand", "frobnicate", "attnlab: error: 'frobnicate' is not a subcommand (one of: train, errors, sweep, merge, report, reproduce, bench, eval, compress, plan)", ""},

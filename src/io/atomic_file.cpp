@@ -33,11 +33,25 @@ void write_file_atomic(const std::string& path, std::string_view content) {
 }
 
 std::string read_file(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
   std::ifstream f(path, std::ios::binary);
   if (!f) throw UserError(path + ": cannot open " + what + " (no such file or not readable)");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw UserError(path + ": cannot open " + what + " (a directory, not a file)");
+  if (fs::is_regular_file(path, ec)) {
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
+  // A pipe (e.g. <(...)) is read to its end; a device such as /dev/zero has none: stop at a cap.
+  constexpr size_t kCap = size_t(1) << 28;
+  std::string out;
+  char buf[1 << 16];
+  while (f.read(buf, sizeof buf) || f.gcount() > 0) {
+    out.append(buf, size_t(f.gcount()));
+    if (out.size() > kCap) throw UserError(path + ": " + what + " is not a regular file and gives more than 256 MiB (a device?)");
+  }
+  return out;
 }
 
 }  // namespace attnlab
