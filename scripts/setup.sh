@@ -9,7 +9,7 @@
 set -euo pipefail
 PKGS=(g++ cmake make pkg-config git
       libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-      libsqlite3-dev gnuplot-nox)
+      libsqlite3-dev libopenmpi-dev openmpi-bin gnuplot-nox)
 if [ "${1:-}" = "--tests" ]; then
   PKGS+=(libgtest-dev libbenchmark-dev python3-torch python3-numpy chromium)
 elif [ "${1:-}" = "--fuzz" ]; then

@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include "cli/cli.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "sweep/runner.h"
 #include "sweep/store.h"
@@ -39,10 +40,11 @@ std::function<void(const SweepProgress&)> sweep_progress_printer(const std::stri
 
 void print_sweep_result(const std::string& out, const SweepResult& r) {
   if (isatty(fileno(stderr))) fmt::print(stderr, "\n");
-  fmt::print("sweep: {} runs: {} completed, {} diverged, {} failed{}{}{} in {:.1f}s -> {}/runs.db\n", r.total, r.completed,
+  fmt::print("sweep: {} runs: {} completed, {} diverged, {} failed{}{}{} in {:.1f}s{} -> {}/runs.db\n", r.total, r.completed,
              r.diverged, r.failed, r.skipped ? fmt::format(", {} held by another sweep", r.skipped) : "",
              r.discarded ? fmt::format(", {} changed stored run(s) discarded", r.discarded) : "",
-             r.retried ? fmt::format(", {} failed run(s) retried", r.retried) : "", r.wall_s, out);
+             r.retried ? fmt::format(", {} failed run(s) retried", r.retried) : "", r.wall_s,
+             r.ranks > 1 ? fmt::format(" over {} MPI ranks", r.ranks) : "", out);
 }
 
 std::function<int()> add_sweep(CLI::App& app) {
@@ -79,8 +81,9 @@ std::function<int()> add_sweep(CLI::App& app) {
     }
     const std::string name = std::filesystem::path(a->spec).stem().string();
     o.out = a->out.empty() ? "sweeps/" + name : a->out;
-    const auto r = run_sweep(o, sweep_progress_printer(name));
-    print_sweep_result(o.out, r);
+    const bool lead = dist::rank() == 0;  // under mpirun: rank 0 owns the store and speaks
+    const auto r = run_sweep(o, lead ? sweep_progress_printer(name) : nullptr);
+    if (lead) print_sweep_result(o.out, r);
     return 0;
   };
 }

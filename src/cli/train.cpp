@@ -8,6 +8,7 @@
 
 #include "analysis/compress.h"
 #include "cli/cli.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "io/config.h"
 #include "sweep/spec.h"
@@ -97,9 +98,16 @@ std::function<int()> add_train(CLI::App& app) {
     if (!a->resume.empty()) check_resumable(a->resume, a->out, out.resolved_config);
     if (!a->resume.empty()) out.dir = a->resume;
     out.resume = !a->resume.empty();
-    out.on_progress = progress_printer();
-    out.on_resume = [&](int64_t step) { fmt::print(stderr, "resuming {} from step {} of {}\n", out.dir, step, cfg.train.steps); };
+    const bool lead = dist::rank() == 0;  // under mpirun, rank 0 speaks and writes
+    if (lead) {
+      out.on_progress = progress_printer();
+      out.on_resume = [&](int64_t step) { fmt::print(stderr, "resuming {} from step {} of {}\n", out.dir, step, cfg.train.steps); };
+    }
+    if (lead && dist::size() > 1)
+      fmt::print(stderr, "data parallel over {} MPI ranks: {} rows of each batch per rank\n", dist::size(),
+                 double(full_batch(cfg.train) ? cfg.task.n_train : cfg.train.batch) / dist::size());
     auto s = train_run(cfg, out);
+    if (!lead) return 0;
     if (!cfg.train.compress_ranks.empty() && s["status"] == "completed") {  // paper 1: the compression curve
       add_compression_curve(cfg, out.dir);
       std::ifstream in(out.dir + "/summary.json");

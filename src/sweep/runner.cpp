@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/config.h"
@@ -64,6 +65,22 @@ pid_t spawn(const SweepOptions& opt, const RunRow& r, const fs::path& dir, int t
   args.push_back(dir.string());
   if (resume) { args.push_back("--resume"); args.push_back(dir.string()); }
   const std::string log = (dir / "log.txt").string();
+  // Without the MPI launcher's variables: under `mpirun attnlab sweep` a run is a plain
+  // process of its own, not one more rank.
+  std::vector<std::string> env = dist::child_environment();
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string banner;  // under MPI, the run's log says where it ran
+  if (dist::size() > 1) {
+    char host[256] = {0};
+    gethostname(host, sizeof host - 1);
+    banner = "sweep: run " + r.id + " on MPI rank " + std::to_string(dist::rank()) + " of " + std::to_string(dist::size()) +
+             " (host " + host + ")\n";
+  }
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
@@ -72,20 +89,131 @@ pid_t spawn(const SweepOptions& opt, const RunRow& r, const fs::path& dir, int t
     if (getppid() != parent) _exit(1);
     const int fd = open(log.c_str(), O_WRONLY | O_CREAT | (resume ? O_APPEND : O_TRUNC), 0644);
     if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
+    if (!banner.empty() && write(2, banner.data(), banner.size()) < 0) _exit(1);
     const int devnull = open("/dev/null", O_RDONLY);
     if (devnull >= 0) { dup2(devnull, 0); close(devnull); }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(opt.self_exe.c_str(), argv.data());
+    execve(opt.self_exe.c_str(), argv.data(), envp.data());
     _exit(127);
   }
   return pid;
 }
 
+// A run's directory before its process starts: kept for a run that continues from its
+// checkpoint (its sweep was killed: `train --resume` checks that the checkpoint was written for
+// this run's config), emptied for a failed or new run. Returns whether the run resumes.
+bool prepare_run_dir(const fs::path& dir, const RunRow& r) {
+  std::error_code ec;
+  const bool resume = r.status == "running" && !r.planned.empty() && fs::exists(checkpoint_path(dir.string()));
+  if (!resume) fs::remove_all(dir, ec);
+  fs::create_directories(dir, ec);
+  return resume;
+}
+
+// What a finished run's process left: its status, summary, config, metrics and error.
+struct Outcome {
+  std::string status = "failed", summary, config, error;
+  std::vector<std::string> metrics;
+  double wall_s = 0;
+};
+
+Outcome collect(const fs::path& dir, int st, double wall) {
+  Outcome o;
+  o.wall_s = wall;
+  o.summary = slurp(dir / "summary.json");
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && !o.summary.empty()) {
+    try {
+      o.status = nlohmann::json::parse(o.summary).value("status", std::string("failed"));
+    } catch (const nlohmann::json::exception&) {
+      o.error = "summary.json is not valid JSON";
+    }
+    if (o.status != "completed" && o.status != "diverged") o.status = "failed";
+  } else {
+    const auto log = lines(slurp(dir / "log.txt"));
+    const std::string how = WIFSIGNALED(st) ? "killed by signal " + std::to_string(WTERMSIG(st))
+                                            : "exit status " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    o.error = log.empty() ? how : how + ": " + log.back();
+  }
+  o.config = slurp(dir / "config.toml");
+  o.metrics = lines(slurp(dir / "metrics.jsonl"));
+  return o;
+}
+
+// The distributed sweep (`mpirun -np N attnlab sweep`): rank 0 owns the store and hands out
+// runs; every other rank asks for one run per free job slot, runs it as a child process on its
+// own cores, and sends back what collect() read. The run directories are written by the rank
+// that runs them: --out must be a directory every rank sees (a cluster's shared file system).
+enum Tag { kWant = 1, kRun = 2, kNone = 3, kDone = 4 };
+
+std::string run_message(const RunRow& r) {
+  return nlohmann::json{{"id", r.id}, {"status", r.status}, {"planned", r.planned}, {"overrides", r.overrides}}.dump();
+}
+RunRow run_from_message(const std::string& text) {
+  const auto j = nlohmann::json::parse(text);
+  RunRow r;
+  r.id = j.at("id");
+  r.status = j.at("status");
+  r.planned = j.at("planned");
+  r.overrides = j.at("overrides").get<std::vector<std::string>>();
+  return r;
+}
+std::string done_message(const std::string& id, const Outcome& o) {
+  return nlohmann::json{{"id", id}, {"status", o.status}, {"summary", o.summary}, {"config", o.config},
+                        {"error", o.error}, {"metrics", o.metrics}, {"wall_s", o.wall_s}}.dump();
+}
+std::pair<std::string, Outcome> done_from_message(const std::string& text) {
+  const auto j = nlohmann::json::parse(text);
+  Outcome o;
+  o.status = j.at("status");
+  o.summary = j.at("summary");
+  o.config = j.at("config");
+  o.error = j.at("error");
+  o.metrics = j.at("metrics").get<std::vector<std::string>>();
+  o.wall_s = j.at("wall_s");
+  return {j.at("id"), o};
+}
+
+// Cores of this rank: the node's, shared by the ranks on it.
+int rank_cores() { return std::max(1, int(std::max(1u, std::thread::hardware_concurrency())) / dist::local_size()); }
+
+SweepResult run_sweep_worker(const SweepOptions& opt) {
+  const int cores = rank_cores();
+  const int jobs = std::max(1, opt.jobs > 0 ? opt.jobs : cores), threads = std::max(1, cores / jobs);
+  std::map<pid_t, std::pair<RunRow, std::chrono::steady_clock::time_point>> live;
+  bool none = false;
+  SweepResult res;
+  while (true) {
+    while (!none && int(live.size()) < jobs) {
+      dist::send(0, kWant, "");
+      int tag = 0;
+      const std::string text = dist::receive(0, -1, &tag);
+      if (tag == kNone) { none = true; break; }
+      const RunRow r = run_from_message(text);
+      const fs::path dir = fs::path(opt.out) / "runs" / run_dir_name(r.id);
+      const bool resume = prepare_run_dir(dir, r);
+      live[spawn(opt, r, dir, threads, resume)] = {r, std::chrono::steady_clock::now()};
+    }
+    if (live.empty()) break;
+    int st = 0;
+    const pid_t pid = waitpid(-1, &st, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    auto it = live.find(pid);
+    if (it == live.end()) continue;
+    const RunRow r = it->second.first;
+    const double wall = seconds_since(it->second.second);
+    live.erase(it);
+    dist::send(0, kDone, done_message(r.id, collect(fs::path(opt.out) / "runs" / run_dir_name(r.id), st, wall)));
+    ++res.completed;
+  }
+  return res;
+}
+
 }  // namespace
 
 SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const SweepProgress&)>& on_progress) {
+  if (dist::size() > 1 && dist::rank() > 0) return run_sweep_worker(opt);
   if (opt.shard_n < 1 || opt.shard_i < 0 || opt.shard_i >= opt.shard_n)
     throw UserError("--shard: expected i/N with 0 <= i < N (got " + std::to_string(opt.shard_i) + "/" + std::to_string(opt.shard_n) + ")");
   const ExperimentSpec spec = load_spec(opt.spec_path, opt.scale);
@@ -153,7 +281,7 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
   });
   res.retried = store.retry_failed(opt.shard_i, opt.shard_n);
 
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = rank_cores();
   int mine = 0;
   for (size_t i = 0; i < all.size(); ++i) mine += int(i) % opt.shard_n == opt.shard_i;
   const int jobs = std::max(1, std::min(opt.jobs > 0 ? opt.jobs : cores, std::max(1, mine)));
@@ -193,55 +321,83 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
     on_progress(p);
   };
   report();
+  const int ranks = dist::size();
+  res.ranks = ranks;
+  // Runs out at other ranks (by id, with their start), and ranks told there is no more work.
+  std::map<std::string, std::chrono::steady_clock::time_point> remote;
+  int told_none = 0;
+  auto record = [&](const RunRow& r, const Outcome& o) {
+    if (!store.finish(r.id, o.status, o.summary, o.config, o.metrics, o.error, o.wall_s, owner))
+      return;  // discarded meanwhile by another sweep's --rerun-changed: not ours to record
+    ++finished_here;
+    if (o.status == "completed") ++res.completed;
+    else if (o.status == "diverged") ++res.diverged;
+    else ++res.failed;
+    report();
+  };
+  auto finished_child = [&](pid_t pid, int st) {
+    auto it = live.find(pid);
+    if (it == live.end()) return;
+    const RunRow r = it->second.first;
+    const double wall = seconds_since(it->second.second);
+    live.erase(it);
+    record(r, collect(fs::path(opt.out) / "runs" / run_dir_name(r.id), st, wall));
+  };
   while (true) {
     while (!exhausted && int(live.size()) < jobs) {
       auto r = store.claim(owner, opt.shard_i, opt.shard_n);
       if (!r) { exhausted = true; break; }
       const fs::path dir = fs::path(opt.out) / "runs" / run_dir_name(r->id);
-      // A run whose sweep was killed continues from its checkpoint (`train --resume` checks
-      // that it was written for this run's config); a failed or new run starts clean.
-      const bool resume = r->status == "running" && !r->planned.empty() && fs::exists(checkpoint_path(dir.string()));
-      if (!resume) fs::remove_all(dir, ec);
-      fs::create_directories(dir, ec);
+      const bool resume = prepare_run_dir(dir, *r);
       live[spawn(opt, *r, dir, threads, resume)] = {*r, std::chrono::steady_clock::now()};
       ++started_here;
       report();
     }
-    if (live.empty()) break;
-    int st = 0;
-    const pid_t pid = waitpid(-1, &st, 0);
-    if (pid < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    auto it = live.find(pid);
-    if (it == live.end()) continue;
-    const RunRow r = it->second.first;
-    const double wall = seconds_since(it->second.second);
-    live.erase(it);
-    const fs::path dir = fs::path(opt.out) / "runs" / run_dir_name(r.id);
-    const std::string summary = slurp(dir / "summary.json");
-    std::string status = "failed", error;
-    if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && !summary.empty()) {
-      try {
-        status = nlohmann::json::parse(summary).value("status", std::string("failed"));
-      } catch (const nlohmann::json::exception&) {
-        error = "summary.json is not valid JSON";
+    if (ranks == 1) {
+      if (live.empty()) break;
+      int st = 0;
+      const pid_t pid = waitpid(-1, &st, 0);
+      if (pid < 0) {
+        if (errno == EINTR) continue;
+        break;
       }
-      if (status != "completed" && status != "diverged") status = "failed";
-    } else {
-      const auto log = lines(slurp(dir / "log.txt"));
-      const std::string how = WIFSIGNALED(st) ? "killed by signal " + std::to_string(WTERMSIG(st))
-                                              : "exit status " + std::to_string(WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-      error = log.empty() ? how : how + ": " + log.back();
+      finished_child(pid, st);
+      continue;
     }
-    if (!store.finish(r.id, status, summary, slurp(dir / "config.toml"), lines(slurp(dir / "metrics.jsonl")), error, wall, owner))
-      continue;  // discarded meanwhile by another sweep's --rerun-changed: not ours to record
-    ++finished_here;
-    if (status == "completed") ++res.completed;
-    else if (status == "diverged") ++res.diverged;
-    else ++res.failed;
-    report();
+    // Under MPI: this rank's children and the other ranks' messages, polled.
+    if (exhausted && live.empty() && remote.empty() && told_none == ranks - 1) break;
+    bool idle = true;
+    int st = 0;
+    if (const pid_t pid = live.empty() ? 0 : waitpid(-1, &st, WNOHANG); pid > 0) {
+      finished_child(pid, st);
+      idle = false;
+    }
+    int from = 0, tag = 0;
+    if (dist::poll(&from, &tag)) {
+      idle = false;
+      const std::string text = dist::receive(from, tag);
+      if (tag == kWant) {
+        std::optional<RunRow> r;
+        if (!exhausted) r = store.claim(owner, opt.shard_i, opt.shard_n);
+        if (!r) {
+          exhausted = true;
+          dist::send(from, kNone, "");
+          ++told_none;
+        } else {
+          dist::send(from, kRun, run_message(*r));
+          remote[r->id] = std::chrono::steady_clock::now();
+          ++started_here;
+          report();
+        }
+      } else if (tag == kDone) {
+        const auto [id, o] = done_from_message(text);
+        remote.erase(id);
+        RunRow r;
+        r.id = id;
+        record(r, o);
+      }
+    }
+    if (idle) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   // Totals from the store (runs finished by an earlier, interrupted sweep count too); runs
   // that another live sweep holds are not ours to wait for: they count as skipped.

@@ -28,6 +28,7 @@ struct SweepProgress {
 struct SweepResult {
   int total = 0, completed = 0, diverged = 0, failed = 0, skipped = 0;
   int discarded = 0, retried = 0;  // runs discarded by --rerun-changed; failed runs retried
+  int ranks = 1;                   // MPI ranks the runs were spread over
   double wall_s = 0;
 };
 

@@ -370,6 +370,11 @@ int Store::merge_from(const std::string& other_path) {
       throw;
     }
     finish(r.id, r.status, r.summary, r.config, other.metrics(r.id), r.error, r.wall_s);
+    {  // and how many times the shard started it, as a sweep on one machine would count
+      Stmt q(other.db_, "SELECT attempts FROM runs WHERE id = ?");
+      q.bind(1, r.id);
+      if (q.step()) Stmt(db_, "UPDATE runs SET attempts = ? WHERE id = ?").bind(1, q.integer(0)).bind(2, r.id).step();
+    }
     ++n;
   }
   return n;

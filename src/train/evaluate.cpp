@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/config.h"
@@ -49,17 +50,21 @@ void add_probes(nlohmann::ordered_json& j, const std::vector<HeadProbe>& ps) {
 
 
 // Mean loss over a whole split, in chunks of eval_batch; also the targets' variance.
-EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch, EvalCache* cache) {
+EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch, EvalCache* cache, bool spread) {
+  const int ranks = spread ? dist::size() : 1, rank = spread ? dist::rank() : 0;
+  const int64_t chunks = (n + eval_batch - 1) / eval_batch;
+  size_t k = 0;  // this rank's chunks so far (the cache holds only those)
   Batch fresh;
   std::vector<int64_t> idx;
   double loss_sum = 0, weight = 0, ysum = 0, y2sum = 0, ycount = 0;
   size_t bytes = 0;
   const bool use_cache = cache && !cache->off;
   for (int64_t start = 0, i = 0; start < n; start += eval_batch, ++i) {
+    if ((chunks - 1 - i) % ranks != rank) continue;
     const int B = int(std::min<int64_t>(eval_batch, n - start));
     Batch* bp = &fresh;
     if (use_cache && cache->full) {
-      bp = &cache->batches[size_t(i)];
+      bp = &cache->batches[k++];
     } else {
       idx.resize(size_t(B));
       std::iota(idx.begin(), idx.end(), start);
@@ -88,6 +93,11 @@ EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n
       cache->off = true;
       cache->batches.clear();
     }
+  }
+  if (ranks > 1) {
+    double v[5] = {loss_sum, weight, ysum, y2sum, ycount};
+    dist::allreduce_sum(v, 5);
+    loss_sum = v[0], weight = v[1], ysum = v[2], y2sum = v[3], ycount = v[4];
   }
   EvalResult r;
   r.loss = weight > 0 ? loss_sum / weight : 0;

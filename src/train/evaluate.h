@@ -77,9 +77,12 @@ struct EvalCache {
   bool full = false, off = false;  // every batch is in; too big to keep
 };
 
-// Mean loss over a whole split, in chunks of eval_batch; also the targets' variance.
+// Mean loss over a whole split, in chunks of eval_batch; also the targets' variance. With
+// `spread`, the chunks are shared out over the ranks of an MPI job (every rank must call it;
+// all get the totals); the last chunk is rank 0's, so that its model holds the attention of
+// the split's last sequences for the probes.
 EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch,
-                    EvalCache* cache = nullptr);
+                    EvalCache* cache = nullptr, bool spread = false);
 
 // Paper 1's attention probes (models/model.h HeadProbe) as JSON: aggregates over every head
 // (max |logit| is the max, the others are means), per-layer max |logit| and mean entropy

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <thread>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/atomic_file.h"
@@ -28,7 +29,9 @@ extern "C" void openblas_set_num_threads(int);
 namespace attnlab {
 
 int configure_threads(int requested) {
-  const int n = requested > 0 ? requested : int(std::max(1u, std::thread::hardware_concurrency()));
+  // Ranks of an MPI job on one node share its cores.
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int n = requested > 0 ? requested : std::max(1, cores / dist::local_size());
   omp_set_num_threads(n);
   openblas_set_num_threads(n);
   return n;
@@ -107,7 +110,17 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   const bool full = full_batch(tc);
   const int batch = full ? int(cfg.task.n_train) : tc.batch;
   const int eval_batch = int(std::min<int64_t>(tc.eval_batch, std::max(cfg.task.n_val, cfg.task.n_test)));
-  auto model = make_model<float>(cfg.model, std::max({batch, eval_batch, full ? eval_batch : 0}));
+  // Data parallel over the ranks of an MPI job: rank r trains on rows [lo, hi) of every global
+  // batch (of the whole training set for full-batch GD), the gradients are summed over ranks
+  // each step weighted by each rank's share of the loss's positions, so every rank takes the
+  // same step as one process with the global batch would. Rank 0 writes every file.
+  const int ranks = dist::size(), rank = dist::rank();
+  const bool lead = rank == 0;
+  if (ranks > 1 && batch < ranks)
+    throw UserError(std::string(full ? "task.n_train" : "train.batch") + ": " + std::to_string(batch) + " rows cannot be split over " +
+                    std::to_string(ranks) + " MPI ranks (fewer rows than ranks)");
+  const int lo = int(int64_t(batch) * rank / ranks), local = int(int64_t(batch) * (rank + 1) / ranks) - lo;
+  auto model = make_model<float>(cfg.model, std::max({local, eval_batch, full ? eval_batch : 0}));
   if (task->last_only() == false && model->last_only())
     throw UserError("model.kind: '" + cfg.model.kind + "' predicts one value per sequence, but task '" + cfg.task.kind +
                     "' has a target at every position");
@@ -136,26 +149,32 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     load_train_state(ckpt, st, arena, *opt);
     if (st.step > tc.steps)
       throw UserError(ckpt + ": is at step " + std::to_string(st.step) + ", beyond train.steps = " + std::to_string(tc.steps));
-    truncate_metrics(out.dir + "/metrics.jsonl", st.step);
+    if (lead) truncate_metrics(out.dir + "/metrics.jsonl", st.step);
     if (out.on_resume) out.on_resume(st.step);
   }
   // Everything is checked: only now the output directory is touched (bad input leaves none).
-  fs::create_directories(out.dir, ec);
-  if (ec) throw UserError(out.dir + ": cannot create the output directory: " + ec.message());
-  if (!out.resume) {
-    fs::remove(ckpt, ec);  // a fresh run never continues another's state
-    fs::remove(out.dir + "/summary.json", ec);
-    fs::remove(out.dir + "/model.safetensors", ec);
+  if (lead) {
+    fs::create_directories(out.dir, ec);
+    if (ec) throw UserError(out.dir + ": cannot create the output directory: " + ec.message());
+    if (!out.resume) {
+      fs::remove(ckpt, ec);  // a fresh run never continues another's state
+      fs::remove(out.dir + "/summary.json", ec);
+      fs::remove(out.dir + "/model.safetensors", ec);
+    }
+    write_file_atomic(out.dir + "/config.toml", out.resolved_config);
   }
-  write_file_atomic(out.dir + "/config.toml", out.resolved_config);
   BatchOrder order(cfg.task.n_train, uint64_t(cfg.seed));
   LossRunner runner(*model, *task, tc.loss);
   std::vector<double> gnow(groups.size(), 0.0);
 
-  std::ofstream metrics(out.dir + "/metrics.jsonl", out.resume ? std::ios::app : std::ios::trunc);
-  if (!metrics) throw UserError(out.dir + "/metrics.jsonl: cannot write");
-  metrics.seekp(0, std::ios::end);
-  uintmax_t metrics_bytes = uintmax_t(metrics.tellp());
+  std::ofstream metrics;
+  uintmax_t metrics_bytes = 0;
+  if (lead) {
+    metrics.open(out.dir + "/metrics.jsonl", out.resume ? std::ios::app : std::ios::trunc);
+    if (!metrics) throw UserError(out.dir + "/metrics.jsonl: cannot write");
+    metrics.seekp(0, std::ios::end);
+    metrics_bytes = uintmax_t(metrics.tellp());
+  }
 
   const auto t0 = Clock::now();
   const int64_t val_every = tc.val_every > 0 ? tc.val_every : tc.eval_every;
@@ -170,16 +189,26 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   constexpr int kProbeSeqs = 8;
   if (full) {  // the whole training set is one batch: make it once
     order.indices(0, batch, true, idx);
-    task->fill(Split::train, idx.data(), batch, b);
+    task->fill(Split::train, idx.data() + lo, local, b);
   }
   int64_t step = st.step;
   for (; step < tc.steps; ++step) {
     const auto ts = Clock::now();
     if (!full) {
       order.indices(step, batch, false, idx);
-      task->fill(Split::train, idx.data(), batch, b);
+      task->fill(Split::train, idx.data() + lo, local, b);
     }
-    const double loss = runner.run(b, true);
+    double loss = runner.run(b, true);
+    if (ranks > 1) {  // the global batch's mean loss and gradient
+      double lw[2] = {0, std::accumulate(b.mask.begin(), b.mask.end(), 0.0)};
+      lw[0] = loss * lw[1];
+      const double mine = lw[1];
+      dist::allreduce_sum(lw, 2);
+      const float share = float(lw[1] > 0 ? mine / lw[1] : 1.0 / ranks);
+      for (float& g : arena.grad()) g *= share;
+      dist::allreduce_sum(arena.grad().data(), arena.grad().size());
+      loss = lw[1] > 0 ? lw[0] / lw[1] : lw[0];
+    }
     const double gnorm = global_norm(arena.grad());
     if (step == 0) st.first_loss = loss;
     const bool exploded = loss > 1.0 && loss > 1e4 * st.first_loss;
@@ -233,7 +262,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     double val_now = NAN;
     const bool val_pass = eval_now || (step + 1) % val_every == 0;
     if (val_pass) {  // the validation loss after this update
-      const EvalResult ev = evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch, &val_cache);
+      const EvalResult ev = evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch, &val_cache, ranks > 1);
       val_now = ev.loss;
       st.target_var = ev.target_var;
       if (val_now < st.min_val) { st.min_val = val_now; st.best_val_step = step + 1; }
@@ -255,13 +284,13 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
       add_probes(st.probes, model->head_probes(kProbeSeqs));
       for (auto it = st.probes.begin(); it != st.probes.end(); ++it) line[it.key()] = *it;
       line["wall_s"] = seconds_since(t0);
-      metrics << line.dump() << "\n" << std::flush;
-      if (!metrics) {  // cut the file back to its last whole line: a resumed run continues from there
+      if (lead) metrics << line.dump() << "\n" << std::flush;
+      if (lead && !metrics) {  // cut the file back to its last whole line: a resumed run continues from there
         metrics.close();
         fs::resize_file(out.dir + "/metrics.jsonl", metrics_bytes, ec);
         throw UserError(out.dir + "/metrics.jsonl: write failed (disk full?)");
       }
-      metrics_bytes = uintmax_t(metrics.tellp());
+      if (lead) metrics_bytes = uintmax_t(metrics.tellp());
       std::fill(st.gmax_window.begin(), st.gmax_window.end(), 0.0);  // windows of eval_every steps
       prog.val_loss = st.last_val;
       prog.evaluated = true;
@@ -275,14 +304,18 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     }
     if ((step + 1) % ckpt_every == 0 || step + 1 == tc.steps) {  // after the metrics line of this step
       st.step = step + 1;
-      save_train_state(ckpt, st, arena, *opt, out.resolved_config);
+      // Every rank holds the same parameters (the same summed gradient, the same update);
+      // rank 0's are sent to all at each checkpoint all the same, so that no rounding of the
+      // reduction could ever let them drift apart.
+      dist::broadcast(arena.data().data(), arena.size());
+      if (lead) save_train_state(ckpt, st, arena, *opt, out.resolved_config);
     }
   }
   st.step = step;
 
   const auto pc = model->counts();
   nlohmann::ordered_json s;
-  if (tc.probe_errors) {  // paper 3's E2/E3 errors of this width, at initialization
+  if (tc.probe_errors && lead) {  // paper 3's E2/E3 errors of this width, at initialization
     const auto e = p3_error_decomposition(cfg, {cfg.model.width}, 0, dynamic_cast<const TeacherStudentTask*>(task.get()))[0];  // all n inputs
     s["approx_error_max"] = e.approx_max;
     s["approx_error_mean"] = e.approx_mean;
@@ -312,10 +345,10 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     // The averaged iterate (what the theory bounds), evaluated on the training and validation sets.
     std::vector<float> last(arena.data().begin(), arena.data().end());
     for (size_t j = 0; j < st.avg.size(); ++j) arena.data()[j] = float(st.avg[j]);
-    s["avg_iterate_train_loss"] = num(evaluate(runner, *task, Split::train, cfg.task.n_train > 0 ? cfg.task.n_train : cfg.task.n_val, eval_batch).loss);
-    s["avg_iterate_val_loss"] = num(evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch).loss);
+    s["avg_iterate_train_loss"] = num(evaluate(runner, *task, Split::train, cfg.task.n_train > 0 ? cfg.task.n_train : cfg.task.n_val, eval_batch, nullptr, ranks > 1).loss);
+    s["avg_iterate_val_loss"] = num(evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch, nullptr, ranks > 1).loss);
     std::copy(last.begin(), last.end(), arena.data().begin());
-    if (cfg.task.n_test > 0) s["test_loss"] = num(evaluate(runner, *task, Split::test, cfg.task.n_test, eval_batch).loss);
+    if (cfg.task.n_test > 0) s["test_loss"] = num(evaluate(runner, *task, Split::test, cfg.task.n_test, eval_batch, nullptr, ranks > 1).loss);
   }
   for (auto it = st.probes.begin(); it != st.probes.end(); ++it) s[it.key()] = *it;
   s["max_grad_norm"] = st.max_gnorm;  // global norm, over every step
@@ -337,10 +370,13 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   s["tokens_per_s"] = st.train_time > 0 ? double(step) * batch * cfg.task.seq_len / st.train_time : 0.0;
   s["ms_per_step"] = step > 0 ? 1000.0 * st.train_time / double(step) : 0.0;
   s["threads"] = threads;
-  if (status == "completed") save_checkpoint(out.dir + "/model.safetensors", arena, out.resolved_config);
-  write_file_atomic(out.dir + "/summary.json", s.dump(2) + "\n");
-  // A completed run's state is model.safetensors; a diverged run keeps its last good checkpoint.
-  if (status == "completed") fs::remove(ckpt, ec);
+  if (ranks > 1) s["ranks"] = ranks;  // MPI ranks, each with `threads` threads
+  if (lead) {
+    if (status == "completed") save_checkpoint(out.dir + "/model.safetensors", arena, out.resolved_config);
+    write_file_atomic(out.dir + "/summary.json", s.dump(2) + "\n");
+    // A completed run's state is model.safetensors; a diverged run keeps its last good checkpoint.
+    if (status == "completed") fs::remove(ckpt, ec);
+  }
   return nlohmann::json::parse(s.dump());
 }
 
