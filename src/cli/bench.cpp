@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cli/cli.h"
+#include "core/dist.h"
 #include "core/process.h"
 #include "core/error.h"
 #include "core/profile.h"
@@ -92,7 +93,7 @@ std::function<int()> add_bench(CLI::App& app) {
       cases = keep;
     }
     // No OpenMP in this process: the benchmarks run in forked children (see train/bench.h).
-    const int threads = a->threads > 0 ? a->threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = a->threads > 0 ? a->threads : dist::usable_cores();
     const double peak = measure_sgemm_gflops(threads);
     fmt::print("SGEMM peak (n=2048, {} threads): {:.0f} GFLOP/s\n", threads, peak);
     fmt::print("{:<8} {:>12} {:>10} {:>9} {:>7} {:>9}{}{}\n", "model", "tokens/s", "ms/step", "GFLOP/s", "peak", "RSS MB",

@@ -51,7 +51,7 @@ std::function<int()> add_sweep(CLI::App& app) {
   struct Args {
     std::string spec, scale, out, shard;
     int jobs = 0;
-    bool rerun_changed = false;
+    bool rerun_changed = false, list = false;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("sweep", "Run every point of an experiment spec, in parallel, resumably");
@@ -64,13 +64,19 @@ std::function<int()> add_sweep(CLI::App& app) {
   sub->add_flag("--rerun-changed", a->rerun_changed,
                 "If the spec now gives some stored runs another resolved config (or drops them), discard and rerun "
                 "exactly those runs (without it, that is an error naming the first changed key)");
-  sub->footer("Example: attnlab sweep experiments/p3_e1_width.toml --scale quick -j 2 --out sweeps/e1");
+  sub->add_flag("--list", a->list,
+                "Check every run's config and list the run ids (of this --shard) on stdout, one a line, and their count on "
+                "stderr; run nothing, write nothing (e.g. to size a Slurm job array)");
+  sub->footer("Example: attnlab sweep experiments/p3_e1_width.toml --scale quick -j 2 --out sweeps/e1\n"
+              "         mpirun -np 4 attnlab sweep experiments/p3_e4_ar.toml --scale full --out sweeps/e4\n"
+              "         attnlab sweep experiments/p3_e4_ar.toml --scale full --list | wc -l");
   return [a]() {
     SweepOptions o;
     o.spec_path = a->spec;
     o.scale = a->scale;
     o.jobs = a->jobs;
     o.rerun_changed = a->rerun_changed;
+    o.list_only = a->list;
     if (!a->shard.empty()) {
       int i = -1, n = -1;
       char tail = 0;
@@ -82,6 +88,15 @@ std::function<int()> add_sweep(CLI::App& app) {
     const std::string name = std::filesystem::path(a->spec).stem().string();
     o.out = a->out.empty() ? "sweeps/" + name : a->out;
     const bool lead = dist::rank() == 0;  // under mpirun: rank 0 owns the store and speaks
+    if (o.list_only) {
+      const auto r = run_sweep(o, nullptr);
+      if (!lead) return 0;
+      for (const auto& id : r.listed) fmt::print("{}\n", id);
+      std::fflush(stdout);
+      fmt::print(stderr, "{}: {} runs{}{}\n", name, r.total, o.scale.empty() ? "" : " at scale " + o.scale,
+                 o.shard_n > 1 ? fmt::format(" in shard {}/{}", o.shard_i, o.shard_n) : "");
+      return 0;
+    }
     const auto r = run_sweep(o, lead ? sweep_progress_printer(name) : nullptr);
     if (lead) print_sweep_result(o.out, r);
     return 0;

@@ -1,9 +1,11 @@
 #include "core/dist.h"
 
 #include <mpi.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
@@ -50,6 +52,15 @@ void finalize() {
 void abort_all(int status) {
   if (g_init && g_size > 1) MPI_Abort(MPI_COMM_WORLD, status);
   std::_Exit(status);
+}
+
+int usable_cores() {
+  const int online = int(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int mine = sched_getaffinity(0, sizeof set, &set) == 0 ? std::max(1, CPU_COUNT(&set)) : online;
+  if (mine >= online && g_local > 1) return std::max(1, mine / g_local);  // unbound ranks share the node
+  return mine;
 }
 
 int rank() { return g_rank; }

@@ -22,6 +22,9 @@ bool launched();  // started by mpirun/srun (whether or not init has run yet)
 int rank();
 int size();
 int local_size();  // ranks on this node: they share its cores
+// The cores this process may use: its CPU affinity (a Slurm allocation, taskset, mpirun's
+// binding of a rank to its cores), not the whole node's; unbound ranks of one node share it.
+int usable_cores();
 
 // Sums in place over all ranks; every rank gets the same bits.
 void allreduce_sum(float* x, size_t n);

@@ -172,8 +172,8 @@ std::pair<std::string, Outcome> done_from_message(const std::string& text) {
   return {j.at("id"), o};
 }
 
-// Cores of this rank: the node's, shared by the ranks on it.
-int rank_cores() { return std::max(1, int(std::max(1u, std::thread::hardware_concurrency())) / dist::local_size()); }
+// Cores of this sweep (of this rank, under mpirun): see dist::usable_cores.
+int rank_cores() { return dist::usable_cores(); }
 
 SweepResult run_sweep_worker(const SweepOptions& opt) {
   const int cores = rank_cores();
@@ -213,7 +213,7 @@ SweepResult run_sweep_worker(const SweepOptions& opt) {
 }  // namespace
 
 SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const SweepProgress&)>& on_progress) {
-  if (dist::size() > 1 && dist::rank() > 0) return run_sweep_worker(opt);
+  if (dist::size() > 1 && dist::rank() > 0) return opt.list_only ? SweepResult{} : run_sweep_worker(opt);
   if (opt.shard_n < 1 || opt.shard_i < 0 || opt.shard_i >= opt.shard_n)
     throw UserError("--shard: expected i/N with 0 <= i < N (got " + std::to_string(opt.shard_i) + "/" + std::to_string(opt.shard_n) + ")");
   const ExperimentSpec spec = load_spec(opt.spec_path, opt.scale);
@@ -236,6 +236,13 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
     const std::string dir = run_dir_name(r.id);
     if (dir_of.count(dir)) throw UserError(opt.spec_path + ": runs " + dir_of[dir] + " and " + r.id + " would share the directory " + dir);
     dir_of[dir] = r.id;
+  }
+  if (opt.list_only) {
+    SweepResult res;
+    for (size_t i = 0; i < all.size(); ++i)
+      if (int(i) % opt.shard_n == opt.shard_i) res.listed.push_back(all[i].id);
+    res.total = int(res.listed.size());
+    return res;
   }
   std::error_code ec;
   fs::create_directories(fs::path(opt.out) / "runs", ec);

@@ -5,6 +5,7 @@
 // sweep leaves no orphan writing; rerunning the same command resumes.
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace attnlab {
 
@@ -16,6 +17,7 @@ struct SweepOptions {
   // (or holds runs the spec no longer has) is an error naming the first changed key; with
   // this set, exactly those runs are discarded and the changed ones rerun.
   bool rerun_changed = false;
+  bool list_only = false;  // expand and check the runs, list them (SweepResult::listed), run nothing
   std::string self_exe = "/proc/self/exe";
 };
 
@@ -29,6 +31,7 @@ struct SweepResult {
   int total = 0, completed = 0, diverged = 0, failed = 0, skipped = 0;
   int discarded = 0, retried = 0;  // runs discarded by --rerun-changed; failed runs retried
   int ranks = 1;                   // MPI ranks the runs were spread over
+  std::vector<std::string> listed;  // list_only: the ids of this shard's runs, in order
   double wall_s = 0;
 };
 

@@ -29,9 +29,8 @@ extern "C" void openblas_set_num_threads(int);
 namespace attnlab {
 
 int configure_threads(int requested) {
-  // Ranks of an MPI job on one node share its cores.
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  const int n = requested > 0 ? requested : std::max(1, cores / dist::local_size());
+  // The cores this process may use (a Slurm allocation, an MPI rank's share of its node).
+  const int n = requested > 0 ? requested : dist::usable_cores();
   omp_set_num_threads(n);
   openblas_set_num_threads(n);
   return n;

@@ -31,7 +31,8 @@ std::string checkpoint_path(const std::string& dir);
 // Runs the training; returns the summary (also written to DIR/summary.json).
 nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out);
 
-// Threads for OpenMP and OpenBLAS: cfg value, or every core when 0.
+// Threads for OpenMP and OpenBLAS: cfg value, or when 0 every core this process may use
+// (dist::usable_cores: its CPU affinity, shared with the other unbound ranks of its node).
 int configure_threads(int requested);
 
 // Full-batch optimizers (gd, projected_gd) use the whole training set every step.
