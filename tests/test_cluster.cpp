@@ -183,7 +183,7 @@ TEST(Mpi, ErrorsAreOneLineAndExitStatusTwo) {
   r = sh(mpirun(2) + "report " + d.string());
   EXPECT_EQ(r.status, 2) << r.err;
   EXPECT_EQ(our_lines(r.err), 1) << r.err;
-  EXPECT_NE(r.err.find("attnlab: error: report runs as one process; under mpirun (2 ranks) only train and sweep are spread over ranks"),
+  EXPECT_NE(r.err.find("attnlab: error: report runs as one process; under mpirun (2 ranks) only train, sweep and reproduce are spread over ranks"),
             std::string::npos)
       << r.err;
 }
@@ -334,4 +334,31 @@ TEST(Cluster, ShardsMergedEqualASweepOnOneMachine) {
   const auto again = cli_test::run("merge " + (d / "merged").string() + shards);
   EXPECT_EQ(again.out, "merge: 0 runs added -> " + (d / "merged").string() + "/runs.db\n");
   EXPECT_EQ(store_contents(d / "merged"), want);
+}
+
+TEST(Mpi, ReproduceSpreadsEverySweepOverTheRanks) {
+  // Two specs in a directory's experiments/ (reproduce reads ./experiments first): one after
+  // the other over 2 ranks, each store equal to one machine's, and rank 0 writes the report.
+  const fs::path d = cli_test::scratch_dir("mpi_reproduce");
+  fs::create_directories(d / "experiments");
+  std::ifstream in(src("tests/data/tiny_sweep.toml"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  for (const std::string name : {"p2_a", "p2_b"}) {
+    std::string text = ss.str();
+    text.replace(text.find("name = \"tiny_sweep\""), 19, "name = \"" + name + "\"");
+    std::ofstream(d / "experiments" / (name + ".toml")) << text;
+  }
+  const auto one = sh("cd " + d.string() + " && " + ATTNLAB_BINARY + " reproduce --only p2 -j 2 --out one");
+  ASSERT_EQ(one.status, 0) << one.err;
+  const auto two = sh("cd " + d.string() + " && " + mpirun(2) + "reproduce --only p2 --out two");
+  ASSERT_EQ(two.status, 0) << two.err;
+  EXPECT_NE(two.out.find("reproduce: 2 experiments at scale quick in "), std::string::npos) << two.out;
+  for (const std::string name : {"p2_a", "p2_b"}) {
+    const auto want = store_contents(d / "one" / name);
+    EXPECT_EQ(want.size(), 6u) << name;
+    EXPECT_EQ(store_contents(d / "two" / name), want) << name;
+  }
+  EXPECT_TRUE(fs::exists(d / "two" / "report" / "index.html"));
+  EXPECT_TRUE(fs::exists(d / "two" / "report" / "claims.json"));
 }

@@ -81,10 +81,11 @@ int run(int argc, char** argv) {
     std::cerr << "attnlab: error: " << e.what() << " (see attnlab --help)\n";
     return attnlab::kExitBadInput;
   }
-  if (attnlab::dist::size() > 1 && !app.got_subcommand("train") && !app.got_subcommand("sweep")) {
+  if (attnlab::dist::size() > 1 && !app.got_subcommand("train") && !app.got_subcommand("sweep") &&
+      !app.got_subcommand("reproduce")) {
     if (attnlab::dist::rank() == 0)
       std::cerr << "attnlab: error: " << app.get_subcommands().front()->get_name() << " runs as one process; under mpirun ("
-                << attnlab::dist::size() << " ranks) only train and sweep are spread over ranks\n";
+                << attnlab::dist::size() << " ranks) only train, sweep and reproduce are spread over ranks\n";
     return attnlab::kExitBadInput;
   }
   try {

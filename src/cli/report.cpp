@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cli/cli.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "report/report.h"
 #include "sweep/runner.h"
@@ -100,10 +101,12 @@ std::function<int()> add_reproduce(CLI::App& app) {
       o.rerun_changed = a->rerun_changed;
       const std::string name = spec.stem().string();
       o.out = (fs::path(a->out) / name).string();
-      const auto r = run_sweep(o, sweep_progress_printer(name));
-      print_sweep_result(o.out, r);
+      const bool lead = dist::rank() == 0;  // under mpirun every sweep is spread over the ranks
+      const auto r = run_sweep(o, lead ? sweep_progress_printer(name) : nullptr);
+      if (lead) print_sweep_result(o.out, r);
       sweep_dirs.push_back(o.out);
     }
+    if (dist::rank() > 0) return 0;  // rank 0 writes the report
     const std::string report = (fs::path(a->out) / "report").string();
     const auto claims = write_report(sweep_dirs, report);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -79,6 +79,10 @@ static void allreduce(T* x, size_t n, MPI_Datatype type) {
 void allreduce_sum(float* x, size_t n) { allreduce(x, n, MPI_FLOAT); }
 void allreduce_sum(double* x, size_t n) { allreduce(x, n, MPI_DOUBLE); }
 
+void barrier() {
+  if (g_size > 1) check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+}
+
 void broadcast(float* x, size_t n) {
   if (g_size <= 1) return;
   for (size_t off = 0; off < n; off += size_t(1) << 30)

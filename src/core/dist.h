@@ -29,6 +29,8 @@ int usable_cores();
 // Sums in place over all ranks; every rank gets the same bits.
 void allreduce_sum(float* x, size_t n);
 void allreduce_sum(double* x, size_t n);
+// Waits until every rank has come here.
+void barrier();
 // Rank 0's values to every rank.
 void broadcast(float* x, size_t n);
 

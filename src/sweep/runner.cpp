@@ -207,6 +207,7 @@ SweepResult run_sweep_worker(const SweepOptions& opt) {
     dist::send(0, kDone, done_message(r.id, collect(fs::path(opt.out) / "runs" / run_dir_name(r.id), st, wall)));
     ++res.completed;
   }
+  dist::barrier();  // rank 0 has recorded everything: the next sweep's requests are its own
   return res;
 }
 
@@ -406,6 +407,7 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
     }
     if (idle) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  if (ranks > 1) dist::barrier();  // with every other rank, done with this sweep (reproduce runs several)
   // Totals from the store (runs finished by an earlier, interrupted sweep count too); runs
   // that another live sweep holds are not ours to wait for: they count as skipped.
   res.completed = res.diverged = res.failed = res.skipped = 0;
