@@ -280,7 +280,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
       if (const double h = model->attention_entropy(); std::isfinite(h)) line["attn_entropy"] = h;
       // over the last validation chunk's first sequences
       st.probes = nlohmann::ordered_json::object();
-      add_probes(st.probes, model->head_probes(kProbeSeqs));
+      if (lead) add_probes(st.probes, model->head_probes(kProbeSeqs));  // rank 0 ran the last validation chunk
       for (auto it = st.probes.begin(); it != st.probes.end(); ++it) line[it.key()] = *it;
       line["wall_s"] = seconds_since(t0);
       if (lead) metrics << line.dump() << "\n" << std::flush;
