@@ -68,4 +68,19 @@ inline void expect_bad_input(const std::string& args, const std::string& needle)
   EXPECT_NE(e.find(needle), std::string::npos) << "stderr: " << r.err << "\nexpected to contain: " << needle;
 }
 
+// attnlab processes (workers, runs) whose command line mentions `needle` (orphans of a
+// killed sweep).
+inline int processes_with(const std::string& needle) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream f(e.path() / "cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    for (char& c : cmd) if (c == 0) c = ' ';
+    if (cmd.find(needle) != std::string::npos && cmd.find("attnlab") != std::string::npos) ++n;
+  }
+  return n;
+}
+
 }  // namespace cli_test

@@ -189,21 +189,6 @@ TEST(Mpi, ErrorsAreOneLineAndExitStatusTwo) {
 }
 
 namespace {
-// attnlab processes (a rank or a run) with an argument under `dir`.
-int processes_writing(const fs::path& dir) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    const std::string name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream f(e.path() / "cmdline");
-    std::vector<std::string> argv;
-    for (std::string a; std::getline(f, a, '\0');) argv.push_back(a);
-    if (argv.empty() || argv[0].find("attnlab") == std::string::npos) continue;
-    for (const auto& a : argv) n += a.rfind(dir.string(), 0) == 0;
-  }
-  return n;
-}
-
 // A store's runs and metrics without timings (started, finished, wall_s, the owner's pid and
 // the timing fields of summaries and metrics lines).
 std::map<std::string, std::string> store_contents(const fs::path& dir) {
@@ -283,7 +268,7 @@ TEST(Mpi, SweepOverTwoRanksEqualsOneMachineAndResumesAfterPreemption) {
     int st = 0;
     waitpid(pid, &st, 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    EXPECT_EQ(processes_writing(pre), 0) << "a process outlived the stopped job";
+    EXPECT_EQ(cli_test::processes_with(pre.string()), 0) << "a process outlived the stopped job";
     if (fs::exists(pre / "runs.db")) {
       int done = 0;
       for (const auto& r : attnlab::Store((pre / "runs.db").string(), true).runs()) done += r.status == "completed";

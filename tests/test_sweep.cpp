@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "cli_run.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/config.h"
@@ -58,19 +59,6 @@ int run_sweep_to_end(const std::string& out) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-// Processes whose command line mentions `needle` (orphaned workers).
-int processes_with(const std::string& needle) {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    const std::string name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream f(e.path() / "cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    for (char& c : cmd) if (c == 0) c = ' ';
-    if (cmd.find(needle) != std::string::npos && cmd.find("attnlab") != std::string::npos) ++n;
-  }
-  return n;
-}
 }  // namespace
 
 TEST(Spec, GridZipAndSeedsExpandToExactlyTheExpectedRuns) {
@@ -151,7 +139,7 @@ TEST(Sweep, SurvivesSigkillAndMatchesAnUninterruptedSweep) {
     int st = 0;
     waitpid(pid, &st, 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    EXPECT_EQ(processes_with(killed), 0) << "a worker outlived the killed sweep";
+    EXPECT_EQ(cli_test::processes_with(killed), 0) << "a worker outlived the killed sweep";
     if (fs::exists(fs::path(killed) / "runs.db")) {
       int done = 0;
       for (const auto& [id, r] : results(killed)) done += r.rfind("completed", 0) == 0;

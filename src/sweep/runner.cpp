@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -138,6 +139,27 @@ Outcome collect(const fs::path& dir, int st, double wall) {
   return o;
 }
 
+// The runs this process has started, by pid: the run and when it started.
+using Live = std::map<pid_t, std::pair<RunRow, std::chrono::steady_clock::time_point>>;
+
+// Starts a run's process in its prepared directory and adds it to `live`.
+void start_run(const SweepOptions& opt, const RunRow& r, int threads, Live& live) {
+  const fs::path dir = fs::path(opt.out) / "runs" / run_dir_name(r.id);
+  const bool resume = prepare_run_dir(dir, r);
+  live[spawn(opt, r, dir, threads, resume)] = {r, std::chrono::steady_clock::now()};
+}
+
+// A child `pid` has exited with status `st`: if it was one of `live`, removes it and returns
+// its run with what collect() read.
+std::optional<std::pair<RunRow, Outcome>> take_finished(const SweepOptions& opt, Live& live, pid_t pid, int st) {
+  auto it = live.find(pid);
+  if (it == live.end()) return std::nullopt;
+  const RunRow r = it->second.first;
+  const double wall = seconds_since(it->second.second);
+  live.erase(it);
+  return std::make_pair(r, collect(fs::path(opt.out) / "runs" / run_dir_name(r.id), st, wall));
+}
+
 // The distributed sweep (`mpirun -np N attnlab sweep`): rank 0 owns the store and hands out
 // runs; every other rank asks for one run per free job slot, runs it as a child process on its
 // own cores, and sends back what collect() read. The run directories are written by the rank
@@ -178,7 +200,7 @@ int rank_cores() { return dist::usable_cores(); }
 SweepResult run_sweep_worker(const SweepOptions& opt) {
   const int cores = rank_cores();
   const int jobs = std::max(1, opt.jobs > 0 ? opt.jobs : cores), threads = std::max(1, cores / jobs);
-  std::map<pid_t, std::pair<RunRow, std::chrono::steady_clock::time_point>> live;
+  Live live;
   bool none = false;
   SweepResult res;
   while (true) {
@@ -187,10 +209,7 @@ SweepResult run_sweep_worker(const SweepOptions& opt) {
       int tag = 0;
       const std::string text = dist::receive(0, -1, &tag);
       if (tag == kNone) { none = true; break; }
-      const RunRow r = run_from_message(text);
-      const fs::path dir = fs::path(opt.out) / "runs" / run_dir_name(r.id);
-      const bool resume = prepare_run_dir(dir, r);
-      live[spawn(opt, r, dir, threads, resume)] = {r, std::chrono::steady_clock::now()};
+      start_run(opt, run_from_message(text), threads, live);
     }
     if (live.empty()) break;
     int st = 0;
@@ -199,13 +218,10 @@ SweepResult run_sweep_worker(const SweepOptions& opt) {
       if (errno == EINTR) continue;
       break;
     }
-    auto it = live.find(pid);
-    if (it == live.end()) continue;
-    const RunRow r = it->second.first;
-    const double wall = seconds_since(it->second.second);
-    live.erase(it);
-    dist::send(0, kDone, done_message(r.id, collect(fs::path(opt.out) / "runs" / run_dir_name(r.id), st, wall)));
-    ++res.completed;
+    if (const auto f = take_finished(opt, live, pid, st)) {
+      dist::send(0, kDone, done_message(f->first.id, f->second));
+      ++res.completed;
+    }
   }
   dist::barrier();  // rank 0 has recorded everything: the next sweep's requests are its own
   return res;
@@ -297,7 +313,7 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
   const std::string owner = Store::self_owner();
   const auto t0 = std::chrono::steady_clock::now();
   res.total = mine;
-  std::map<pid_t, std::pair<RunRow, std::chrono::steady_clock::time_point>> live;
+  Live live;
   int started_here = 0, finished_here = 0;
   bool exhausted = false;
   auto report = [&]() {
@@ -344,20 +360,13 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
     report();
   };
   auto finished_child = [&](pid_t pid, int st) {
-    auto it = live.find(pid);
-    if (it == live.end()) return;
-    const RunRow r = it->second.first;
-    const double wall = seconds_since(it->second.second);
-    live.erase(it);
-    record(r, collect(fs::path(opt.out) / "runs" / run_dir_name(r.id), st, wall));
+    if (const auto f = take_finished(opt, live, pid, st)) record(f->first, f->second);
   };
   while (true) {
     while (!exhausted && int(live.size()) < jobs) {
       auto r = store.claim(owner, opt.shard_i, opt.shard_n);
       if (!r) { exhausted = true; break; }
-      const fs::path dir = fs::path(opt.out) / "runs" / run_dir_name(r->id);
-      const bool resume = prepare_run_dir(dir, *r);
-      live[spawn(opt, *r, dir, threads, resume)] = {*r, std::chrono::steady_clock::now()};
+      start_run(opt, *r, threads, live);
       ++started_here;
       report();
     }
