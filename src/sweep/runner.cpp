@@ -160,6 +160,13 @@ std::optional<std::pair<RunRow, Outcome>> take_finished(const SweepOptions& opt,
   return std::make_pair(r, collect(fs::path(opt.out) / "runs" / run_dir_name(r.id), st, wall));
 }
 
+// Blocks until a child exits: its pid (its status in *st), 0 if a signal cut the wait short,
+// -1 if no child is left.
+pid_t wait_child(int* st) {
+  const pid_t pid = waitpid(-1, st, 0);
+  return pid >= 0 ? pid : errno == EINTR ? 0 : -1;
+}
+
 // The distributed sweep (`mpirun -np N attnlab sweep`): rank 0 owns the store and hands out
 // runs; every other rank asks for one run per free job slot, runs it as a child process on its
 // own cores, and sends back what collect() read. The run directories are written by the rank
@@ -213,11 +220,8 @@ SweepResult run_sweep_worker(const SweepOptions& opt) {
     }
     if (live.empty()) break;
     int st = 0;
-    const pid_t pid = waitpid(-1, &st, 0);
-    if (pid < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
+    const pid_t pid = wait_child(&st);
+    if (pid < 0) break;
     if (const auto f = take_finished(opt, live, pid, st)) {
       dist::send(0, kDone, done_message(f->first.id, f->second));
       ++res.completed;
@@ -373,12 +377,9 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
     if (ranks == 1) {
       if (live.empty()) break;
       int st = 0;
-      const pid_t pid = waitpid(-1, &st, 0);
-      if (pid < 0) {
-        if (errno == EINTR) continue;
-        break;
-      }
-      finished_child(pid, st);
+      const pid_t pid = wait_child(&st);
+      if (pid < 0) break;
+      if (pid > 0) finished_child(pid, st);
       continue;
     }
     // Under MPI: this rank's children and the other ranks' messages, polled.
