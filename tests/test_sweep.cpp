@@ -266,3 +266,35 @@ TEST(Spec, EveryBuiltInRunConfigLoads) {
   }
   EXPECT_GT(runs, 100);
 }
+
+TEST(Store, AZombieHoldsNoRun) {
+  // A sweep killed with its parent gone stays a zombie where PID 1 does not reap (some
+  // containers): its claims must be free to take, as a dead process's are.
+  EXPECT_TRUE(Store::owner_alive(Store::self_owner()));
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string me = Store::self_owner();
+    if (write(fds[1], me.data(), me.size()) < 0) _exit(1);
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[128] = {0};
+  ASSERT_GT(read(fds[0], buf, sizeof buf - 1), 0);
+  close(fds[0]);
+  const std::string owner = buf;
+  // wait until it has exited (a zombie: not reaped yet)
+  std::string state;
+  for (int i = 0; i < 2000 && state != "Z"; ++i) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string s;
+    std::getline(f, s);
+    state = s.size() > s.rfind(')') + 2 ? s.substr(s.rfind(')') + 2, 1) : "";
+    if (state != "Z") std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(state, "Z");
+  EXPECT_FALSE(Store::owner_alive(owner)) << owner;
+  waitpid(pid, nullptr, 0);
+  EXPECT_FALSE(Store::owner_alive(owner)) << owner;
+}

@@ -82,8 +82,13 @@ std::string start_time(long pid) {
   if (r == std::string::npos) return "";
   std::istringstream ss(s.substr(r + 2));
   std::string field;
-  for (int i = 3; i <= 22 && ss >> field; ++i)
+  for (int i = 3; i <= 22 && ss >> field; ++i) {
+    // A zombie has ended: it only waits for a parent to reap it, which may never come when
+    // its parent was killed and PID 1 does not reap (as in some containers). A killed
+    // sweep's zombie must not hold its runs.
+    if (i == 3 && (field == "Z" || field == "X" || field == "x")) return "";
     if (i == 22) return field;
+  }
   return "";
 }
 
