@@ -9,9 +9,9 @@
 set -euo pipefail
 PKGS=(g++ cmake make pkg-config git
       libopenblas-openmp-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-      libsqlite3-dev libopenmpi-dev openmpi-bin gnuplot-nox)
+      libsqlite3-dev libopenmpi-dev openmpi-bin pybind11-dev python3-dev python3-numpy gnuplot-nox)
 if [ "${1:-}" = "--tests" ]; then
-  PKGS+=(libgtest-dev libbenchmark-dev python3-torch python3-numpy chromium)
+  PKGS+=(libgtest-dev libbenchmark-dev python3-torch python3-pandas python3-matplotlib chromium)
 elif [ "${1:-}" = "--fuzz" ]; then
   # clang 14 and its runtimes: libFuzzer and the sanitizers are in libclang-rt-14-dev (only
   # recommended by clang-14, so not installed with --no-install-recommends); OpenMP for

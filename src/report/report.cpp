@@ -83,6 +83,51 @@ struct Section {
   std::vector<ClaimResult> claims;
 };
 
+// One sweep store read for the report: its stored spec, every run the spec gives (stored or
+// not) and their observations.
+Section load_section(const fs::path& db) {
+  Store store(db.string(), true);
+  Section sec;
+  sec.dir = db.parent_path();
+  const std::string scale = store.meta("scale"), text = store.meta("spec_text"), path = store.meta("spec");
+  // The spec the runs were made with is the one stored with them, not whatever file is at
+  // its old path now; the [base] config is not needed for figures and claims.
+  if (!text.empty()) sec.spec = parse_spec(text, db.string() + " (stored spec)", scale, false);
+  else if (!path.empty() && fs::exists(path)) sec.spec = parse_spec(read_file(path, "experiment spec"), path, scale, false);
+  else throw UserError(db.string() + ": the store holds no spec text and its spec file '" + path + "' is gone");
+  // Every run the stored spec gives is counted, stored or not; its point and seed are the
+  // spec's (a stored row whose point or seed disagrees with its id is someone else's).
+  std::map<std::string, RunRow> stored;
+  for (auto& r : store.runs(sec.spec.name)) stored[r.id] = std::move(r);
+  for (const auto& run : expand(sec.spec)) {
+    RunRow row;
+    auto it = stored.find(run.id);
+    if (it != stored.end()) {
+      if (it->second.point == run.point && it->second.seed == run.seed) row = it->second;
+      else sec.foreign.push_back(run.id + " (its stored point or seed disagrees with its id)");
+      stored.erase(it);
+    }
+    if (row.id.empty()) {  // not in the store: never run here
+      row.id = run.id;
+      row.status = "pending";
+    }
+    row.point = run.point;
+    row.seed = run.seed;
+    nlohmann::json summary;
+    if (!row.summary.empty()) {
+      try {
+        summary = nlohmann::json::parse(row.summary);
+      } catch (const nlohmann::json::exception&) {
+        throw UserError(db.string() + ": run " + row.id + ": its stored summary is not valid JSON");
+      }
+    }
+    sec.obs.push_back({row.id, row.point, row.seed, row.status, summary});
+    sec.rows.push_back(std::move(row));
+  }
+  for (const auto& [id, r] : stored) sec.foreign.push_back(id);
+  return sec;
+}
+
 }  // namespace
 
 std::string claims_table(const std::vector<ClaimResult>& claims) {
@@ -120,6 +165,36 @@ std::string claims_table(const std::vector<ClaimResult>& claims) {
   return ss.str();
 }
 
+nlohmann::ordered_json claims_json(const std::vector<ClaimResult>& claims) {
+  nlohmann::ordered_json cj = nlohmann::ordered_json::array();
+  auto jnum = [](double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); };
+  for (const auto& c : claims) {
+    nlohmann::ordered_json points = nlohmann::ordered_json::array();
+    for (const auto& p : c.points)
+      points.push_back({{"point", p.label}, {"runs", p.runs}, {"completed", p.completed}, {"diverged", p.diverged},
+                        {"failed", p.failed}, {"not_run", p.unfinished}, {"no_value", p.no_value}});
+    cj.push_back({{"result", c.result}, {"experiment", c.experiment}, {"store", c.store}, {"claim", c.claim},
+                  {"series", c.series}, {"kind", c.kind}, {"expected", c.expected}, {"measured", jnum(c.measured)},
+                  {"ci_low", jnum(c.ci_low)}, {"ci_high", jnum(c.ci_high)}, {"holds", c.holds}, {"verdict", c.verdict()},
+                  {"note", c.note}, {"fit_c", jnum(c.fit_c)}, {"fit_exponent", jnum(c.fit_exponent)},
+                  {"resamples", c.resamples}, {"resamples_dropped", c.resamples_dropped},
+                  {"points", points}});
+  }
+  return cj;
+}
+
+std::vector<ClaimResult> sweep_claims(const std::vector<std::string>& inputs) {
+  std::vector<ClaimResult> all;
+  for (const auto& db : find_stores(inputs)) {
+    Section sec = load_section(db);
+    for (auto& c : evaluate_claims(sec.spec, sec.obs)) {
+      c.store = sec.dir.string();
+      all.push_back(std::move(c));
+    }
+  }
+  return all;
+}
+
 std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, const std::string& out) {
   const auto stores = find_stores(inputs);
   std::error_code ec;
@@ -127,48 +202,7 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
   if (ec) throw UserError(out + ": cannot create the report directory: " + ec.message());
   std::vector<Section> sections;
   std::vector<ClaimResult> all;
-  for (const auto& db : stores) {
-    Store store(db.string(), true);
-    Section sec;
-    sec.dir = db.parent_path();
-    const std::string scale = store.meta("scale"), text = store.meta("spec_text"), path = store.meta("spec");
-    // The spec the runs were made with is the one stored with them, not whatever file is at
-    // its old path now; the [base] config is not needed for figures and claims.
-    if (!text.empty()) sec.spec = parse_spec(text, db.string() + " (stored spec)", scale, false);
-    else if (!path.empty() && fs::exists(path)) sec.spec = parse_spec(read_file(path, "experiment spec"), path, scale, false);
-    else throw UserError(db.string() + ": the store holds no spec text and its spec file '" + path + "' is gone");
-    // Every run the stored spec gives is counted, stored or not; its point and seed are the
-    // spec's (a stored row whose point or seed disagrees with its id is someone else's).
-    std::map<std::string, RunRow> stored;
-    for (auto& r : store.runs(sec.spec.name)) stored[r.id] = std::move(r);
-    for (const auto& run : expand(sec.spec)) {
-      RunRow row;
-      auto it = stored.find(run.id);
-      if (it != stored.end()) {
-        if (it->second.point == run.point && it->second.seed == run.seed) row = it->second;
-        else sec.foreign.push_back(run.id + " (its stored point or seed disagrees with its id)");
-        stored.erase(it);
-      }
-      if (row.id.empty()) {  // not in the store: never run here
-        row.id = run.id;
-        row.status = "pending";
-      }
-      row.point = run.point;
-      row.seed = run.seed;
-      nlohmann::json summary;
-      if (!row.summary.empty()) {
-        try {
-          summary = nlohmann::json::parse(row.summary);
-        } catch (const nlohmann::json::exception&) {
-          throw UserError(db.string() + ": run " + row.id + ": its stored summary is not valid JSON");
-        }
-      }
-      sec.obs.push_back({row.id, row.point, row.seed, row.status, summary});
-      sec.rows.push_back(std::move(row));
-    }
-    for (const auto& [id, r] : stored) sec.foreign.push_back(id);
-    sections.push_back(std::move(sec));
-  }
+  for (const auto& db : stores) sections.push_back(load_section(db));
   // Stores of the same experiment (shards and their merge) get folders of their own.
   std::map<std::string, int> per_name;
   for (const auto& s : sections) ++per_name[s.spec.name];
@@ -196,21 +230,7 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
   }
 
   // claims.json
-  nlohmann::ordered_json cj = nlohmann::ordered_json::array();
-  auto jnum = [](double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); };
-  for (const auto& c : all) {
-    nlohmann::ordered_json points = nlohmann::ordered_json::array();
-    for (const auto& p : c.points)
-      points.push_back({{"point", p.label}, {"runs", p.runs}, {"completed", p.completed}, {"diverged", p.diverged},
-                        {"failed", p.failed}, {"not_run", p.unfinished}, {"no_value", p.no_value}});
-    cj.push_back({{"result", c.result}, {"experiment", c.experiment}, {"store", c.store}, {"claim", c.claim},
-                  {"series", c.series}, {"kind", c.kind}, {"expected", c.expected}, {"measured", jnum(c.measured)},
-                  {"ci_low", jnum(c.ci_low)}, {"ci_high", jnum(c.ci_high)}, {"holds", c.holds}, {"verdict", c.verdict()},
-                  {"note", c.note}, {"fit_c", jnum(c.fit_c)}, {"fit_exponent", jnum(c.fit_exponent)},
-                  {"resamples", c.resamples}, {"resamples_dropped", c.resamples_dropped},
-                  {"points", points}});
-  }
-  write_file_atomic((fs::path(out) / "claims.json").string(), cj.dump(2) + "\n");
+  write_file_atomic((fs::path(out) / "claims.json").string(), claims_json(all).dump(2) + "\n");
 
   // index.html
   std::ostringstream h;

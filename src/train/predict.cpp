@@ -5,70 +5,104 @@
 #include "core/error.h"
 #include "io/checkpoint.h"
 #include "io/npy.h"
-#include "models/model.h"
 #include "tasks/npy_task.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
 
 namespace attnlab {
 
-PredictResult predict_npy(const std::string& ckpt, const std::vector<std::string>& overrides, const std::string& inputs,
-                          const std::string& out, int batch) {
+Predictor::Predictor(const std::string& ckpt, const std::vector<std::string>& overrides, int batch)
+    : ckpt_(ckpt), overrides_(overrides), batch_(batch) {
   if (batch < 1) throw UserError("--batch: must be >= 1 (got " + std::to_string(batch) + ")");
-  const NpyArray x = read_npy(inputs, "--inputs");
-  // The model of the checkpoint, at the inputs' length; a task.kind = "npy" run's data files
-  // are not needed for that (NpyShapesFromConfig).
-  RunConfig cfg;
   {
     NpyShapesFromConfig shapes_only;
-    cfg = checkpoint_config(ckpt, overrides);
-    if (x.shape.size() >= 2 && x.shape[1] != cfg.task.seq_len && x.shape[1] >= 1 && x.shape[1] <= (1 << 20)) {
-      std::vector<std::string> ov = overrides;
-      ov.push_back("task.seq_len=" + std::to_string(x.shape[1]));
-      cfg = checkpoint_config(ckpt, ov);
+    cfg_ = checkpoint_config(ckpt, overrides);
+  }
+  configure_threads(cfg_.train.threads);
+  model_ = make_model<float>(cfg_.model, batch_);
+  load_checkpoint(ckpt, model_->arena);
+}
+
+std::vector<float> Predictor::run(const float* x, const int* tok, const std::vector<int64_t>& shape, const std::string& where,
+                                  std::vector<int64_t>* out_shape) {
+  const std::string has = where.find(".npy") != std::string::npos ? "the file has" : "the array has";
+  if (tokens()) {
+    if (shape.size() != 2 || !tok)
+      throw UserError(where + ": the model reads tokens: expected [N, T] of integers, " + has + (tok ? "" : " reals of") +
+                      " rank " + std::to_string(shape.size()));
+  } else if (shape.size() != 3 || shape[2] != cfg_.model.d_in || !x) {
+    throw UserError(where + ": the model reads [N, T, " + std::to_string(cfg_.model.d_in) + "] real inputs, " + has +
+                    (x ? "" : " integers of") + " rank " + std::to_string(shape.size()) +
+                    (shape.size() == 3 ? " with d_in " + std::to_string(shape[2]) : std::string()));
+  }
+  const int64_t N = shape[0];
+  if (N < 1 || shape[1] < 1) throw UserError(where + ": holds no sequence (N and T must be >= 1)");
+  if (shape[1] > (1 << 20)) throw UserError(where + ": T = " + std::to_string(shape[1]) + " is beyond 2^20");
+  const int T = int(shape[1]);
+  if (tokens())
+    for (size_t i = 0; i < size_t(N) * size_t(T); ++i)
+      if (tok[i] < 0 || tok[i] >= cfg_.model.vocab)
+        throw UserError(where + ": token " + std::to_string(tok[i]) + " at flat index " + std::to_string(i) +
+                        " is outside the model's vocabulary [0, " + std::to_string(cfg_.model.vocab) + ")");
+  // The model at this length: the trained one, or a copy built for T (another task.seq_len
+  // carries model.max_len with it; learned positions refuse another length).
+  Model<float>* m = model_.get();
+  if (T != cfg_.task.seq_len) {
+    if (other_T_ != T) {
+      RunConfig c;
+      {
+        NpyShapesFromConfig shapes_only;
+        std::vector<std::string> ov = overrides_;
+        ov.push_back("task.seq_len=" + std::to_string(T));
+        c = checkpoint_config(ckpt_, ov);
+      }
+      other_ = make_model<float>(c.model, batch_);
+      if (other_->arena.size() != model_->arena.size())
+        throw UserError(where + ": the model at T = " + std::to_string(T) + " has other parameters than at the trained length");
+      other_T_ = T;
     }
+    std::copy(model_->arena.data().begin(), model_->arena.data().end(), other_->arena.data().begin());
+    m = other_.get();
   }
-  const bool tokens = cfg.model.vocab > 0;
-  const std::string where = inputs + " (--inputs)";
-  if (tokens) {
-    if (x.shape.size() != 2 || !x.is_integer())
-      throw UserError(where + ": the model reads tokens: expected [N, T] of integers, got " + x.dtype + " of rank " + std::to_string(x.shape.size()));
-    for (size_t i = 0; i < x.values.size(); ++i)
-      if (x.values[i] < 0 || x.values[i] >= cfg.model.vocab)
-        throw UserError(where + ": token " + std::to_string(int64_t(x.values[i])) + " at flat index " + std::to_string(i) +
-                        " is outside the model's vocabulary [0, " + std::to_string(cfg.model.vocab) + ")");
-  } else if (x.shape.size() != 3 || x.shape[2] != cfg.model.d_in) {
-    throw UserError(where + ": the model reads [N, T, " + std::to_string(cfg.model.d_in) + "] real inputs, the file has rank " +
-                    std::to_string(x.shape.size()) + (x.shape.size() == 3 ? " with d_in " + std::to_string(x.shape[2]) : std::string()));
-  }
-  const int64_t N = x.shape[0];
-  const int T = int(x.shape[1]);
-  if (N < 1 || T < 1) throw UserError(where + ": holds no sequence (N and T must be >= 1)");
-  configure_threads(cfg.train.threads);
-  const int B = int(std::min<int64_t>(batch, N));
-  auto model = make_model<float>(cfg.model, B);
-  load_checkpoint(ckpt, model->arena);
-  const int O = model->out_dim();
+  const int O = m->out_dim();
   // One output per sequence: the model's own (last_only), or the last position's of a model
   // trained on per-sequence targets (task npy with [N, d_out] targets).
-  const bool model_last = model->last_only(), last = model_last || (cfg.task.kind == "npy" && cfg.task.per_sequence);
+  const bool model_last = m->last_only(), last = model_last || (cfg_.task.kind == "npy" && cfg_.task.per_sequence);
   std::vector<float> y(size_t(N) * (last ? 1 : size_t(T)) * O);
-  const size_t row_in = tokens ? size_t(T) : size_t(T) * size_t(cfg.model.d_in), row_out = (last ? 1 : size_t(T)) * O;
-  std::vector<float> xb;
-  std::vector<int> tb;
-  for (int64_t s = 0; s < N; s += B) {
-    const int b = int(std::min<int64_t>(B, N - s));
-    const auto from = x.values.begin() + std::ptrdiff_t(size_t(s) * row_in), to = from + std::ptrdiff_t(size_t(b) * row_in);
-    if (tokens) tb.assign(from, to);
-    else xb.assign(from, to);
-    const float* o = model->forward(tokens ? nullptr : xb.data(), tokens ? tb.data() : nullptr, b, T);
+  const size_t row_in = tokens() ? size_t(T) : size_t(T) * size_t(cfg_.model.d_in), row_out = (last ? 1 : size_t(T)) * O;
+  for (int64_t s = 0; s < N; s += batch_) {
+    const int b = int(std::min<int64_t>(batch_, N - s));
+    const float* o = m->forward(tokens() ? nullptr : x + size_t(s) * row_in, tokens() ? tok + size_t(s) * row_in : nullptr, b, T);
     for (int i = 0; i < b; ++i)  // [b, T or 1, O] -> rows of row_out
       std::copy_n(o + (size_t(i) * (model_last ? 1 : size_t(T)) + (last && !model_last ? size_t(T - 1) : 0)) * O, row_out,
                   y.begin() + std::ptrdiff_t((size_t(s) + size_t(i)) * row_out));
   }
+  *out_shape = last ? std::vector<int64_t>{N, O} : std::vector<int64_t>{N, T, O};
+  return y;
+}
+
+PredictResult predict_npy(const std::string& ckpt, const std::vector<std::string>& overrides, const std::string& inputs,
+                          const std::string& out, int batch) {
+  if (batch < 1) throw UserError("--batch: must be >= 1 (got " + std::to_string(batch) + ")");
+  const NpyArray x = read_npy(inputs, "--inputs");
+  Predictor p(ckpt, overrides, int(std::min<int64_t>(batch, x.shape.empty() ? 1 : std::max<int64_t>(1, x.shape[0]))));
+  const std::string where = inputs + " (--inputs)";
+  std::vector<float> xf;
+  std::vector<int> xt;
+  if (p.tokens()) {
+    if (!x.is_integer())
+      throw UserError(where + ": the model reads tokens: expected [N, T] of integers, got " + x.dtype + " of rank " + std::to_string(x.shape.size()));
+    for (double v : x.values)
+      if (v < 0 || v >= p.config().model.vocab)  // checked here too: a double beyond int's range
+        throw UserError(where + ": token " + std::to_string(int64_t(v)) + " is outside the model's vocabulary [0, " +
+                        std::to_string(p.config().model.vocab) + ")");
+    xt.assign(x.values.begin(), x.values.end());
+  } else {
+    xf.assign(x.values.begin(), x.values.end());
+  }
   PredictResult r;
-  r.shape = last ? std::vector<int64_t>{N, O} : std::vector<int64_t>{N, T, O};
-  r.sequences = N;
+  const std::vector<float> y = p.run(xf.empty() ? nullptr : xf.data(), xt.empty() ? nullptr : xt.data(), x.shape, where, &r.shape);
+  r.sequences = x.shape[0];
   write_npy_f32(out, r.shape, y.data());
   return r;
 }

@@ -1,0 +1,249 @@
+"""attnlab from Python: train, sweep and read results as NumPy arrays and pandas DataFrames.
+
+The work is done by attnlab's C++ library (the module _attnlab, the same code as the
+``attnlab`` command); this file only turns its files and results into Python objects.
+
+    import attnlab
+    run = attnlab.train("experiments/sparse_memory.toml", {"train.steps": 300}, out="runs/a")
+    run.metrics["val_loss"]          # NumPy array, one value per evaluation
+    df = attnlab.load_sweep("sweeps/p3_e1_width")   # one row per run
+    m = attnlab.Model.load("runs/a/model.safetensors"); y = m.forward(x)
+
+Bad input raises ValueError with the command line's one-line message.
+"""
+import json
+import math
+import os
+import re
+import tempfile
+import tomllib
+
+
+def _blas_coretype():
+    """As the attnlab command does: OpenBLAS's SkylakeX kernels on a CPU with AVX-512 (Debian's
+    OpenBLAS would pick slower AVX2 ones), unless ATTNLAB_BLAS_CORETYPE names one (or is
+    "keep"). Only takes effect if no OpenBLAS is loaded in this process yet (import attnlab
+    before numpy for that); attnlab.blas_core() tells which kernel is in use."""
+    want = os.environ.get("ATTNLAB_BLAS_CORETYPE")
+    if want == "keep":
+        return
+    try:
+        with open("/proc/self/maps") as f:
+            if "openblas" in f.read():
+                return
+        if want is None:
+            with open("/proc/cpuinfo") as f:
+                want = "SkylakeX" if re.search(r"^flags\s*:.*\bavx512f\b", f.read(), re.M) else None
+    except OSError:
+        return
+    if want:
+        os.environ["OPENBLAS_CORETYPE"] = want
+
+
+_blas_coretype()
+
+import numpy as np  # noqa: E402
+
+from . import _attnlab  # noqa: E402
+
+__all__ = ["train", "sweep", "load_sweep", "claims", "Run", "Model", "blas_core"]
+
+
+def blas_core():
+    """The OpenBLAS kernel in use in this process (e.g. "SkylakeX")."""
+    return _attnlab.blas_core()
+
+
+# ---- dicts to TOML (the library reads configs as TOML) ----
+
+def _toml_value(v, where):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)  # a TOML basic string: JSON's escapes are TOML's
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(_toml_value(x, where) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_toml_key(k, where)} = {_toml_value(x, where)}" for k, x in v.items()) + "}"
+    raise ValueError(f"{where}: cannot be written as TOML (a value of type {type(v).__name__})")
+
+
+def _toml_key(k, where):
+    if not isinstance(k, str):
+        raise ValueError(f"{where}: keys must be strings (got {k!r})")
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+
+def _to_toml(d, where="config (dict)"):
+    """A nested dict (the structure of a config file) as TOML text."""
+    lines, tables = [], []
+
+    def walk(table, prefix):
+        scalars = [(k, v) for k, v in table.items() if not isinstance(v, dict)]
+        subs = [(k, v) for k, v in table.items() if isinstance(v, dict)]
+        if prefix:
+            tables.append(f"[{prefix}]")
+        for k, v in scalars:
+            (tables if prefix else lines).append(f"{_toml_key(k, where)} = {_toml_value(v, where + ': ' + k)}")
+        for k, v in subs:
+            walk(v, f"{prefix}.{_toml_key(k, where)}" if prefix else _toml_key(k, where))
+
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a dict or a path, got {type(d).__name__}")
+    walk(d, "")
+    return "\n".join(lines + tables) + "\n"
+
+
+def _overrides(overrides):
+    if overrides is None:
+        return []
+    if not isinstance(overrides, dict):
+        raise ValueError(f"overrides: expected a dict of dotted keys, got {type(overrides).__name__}")
+    return [f"{k}={_toml_value(v, 'overrides: ' + str(k))}" for k, v in overrides.items()]
+
+
+# ---- runs ----
+
+def _read_metrics(path):
+    """metrics.jsonl as a dict of NumPy arrays, one per field (NaN where a line lacks it);
+    nested fields (the per-head probes) are left out."""
+    rows = []
+    if os.path.exists(path):
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    keys = []
+    for r in rows:
+        keys += [k for k, v in r.items() if k not in keys and not isinstance(v, (list, dict))]
+    out = {}
+    for k in keys:
+        vals = [r.get(k) for r in rows]
+        vals = [np.nan if v is None else v for v in vals]
+        out[k] = np.asarray(vals, dtype=np.int64 if k == "step" else np.float64)
+    return out
+
+
+class Run:
+    """A run's directory: .dir, .summary (dict), .metrics (dict of NumPy arrays, one per
+    metrics.jsonl field), .config (the resolved config as a dict)."""
+
+    def __init__(self, dir):
+        self.dir = str(dir)
+        with open(os.path.join(self.dir, "summary.json")) as f:
+            self.summary = json.load(f)
+        self.metrics = _read_metrics(os.path.join(self.dir, "metrics.jsonl"))
+        with open(os.path.join(self.dir, "config.toml"), "rb") as f:
+            self.config = tomllib.load(f)
+
+    def __repr__(self):
+        v = self.summary.get("final_val_loss")
+        return f"Run({self.dir!r}, status={self.summary.get('status')!r}, final_val_loss={v})"
+
+
+def train(config, overrides=None, out=None, scale=""):
+    """Trains one model, as `attnlab train`. `config`: a path to a TOML config (or experiment
+    spec, with `scale`), or a dict with the same structure; `overrides`: a dict of dotted keys,
+    e.g. {"model.heads": [8, 4], "train.lr": 1e-3}. `out`: the run directory (default:
+    runs/<config name> for a path, a new temporary directory for a dict). Returns a Run.
+    Ctrl-C stops the run between steps (KeyboardInterrupt); it keeps its last checkpoint, so
+    `attnlab train DIR/config.toml --resume DIR` continues it."""
+    ov = _overrides(overrides)
+    if isinstance(config, (str, os.PathLike)):
+        path, text = os.fspath(config), ""
+    else:
+        path, text = "", _to_toml(config)
+        if out is None:
+            out = tempfile.mkdtemp(prefix="attnlab_run_")
+    d = _attnlab.train(path, text, ov, "" if out is None else os.fspath(out), scale or "")
+    return Run(d)
+
+
+def _binary():
+    exe = os.environ.get("ATTNLAB_BINARY") or _attnlab.binary()
+    if not os.path.exists(exe):
+        from shutil import which
+        exe = which("attnlab") or exe
+    return exe
+
+
+def sweep(spec, scale="quick", jobs=None, out=None):
+    """Runs every point of an experiment spec, as `attnlab sweep` (resumable: the same call
+    continues an interrupted sweep). Returns load_sweep(out). `out` defaults to
+    sweeps/<spec name>; `jobs` to one run per core."""
+    spec = os.fspath(spec)
+    if out is None:
+        out = os.path.join("sweeps", os.path.splitext(os.path.basename(spec))[0])
+    _attnlab.sweep(spec, scale or "", int(jobs or 0), os.fspath(out), _binary())
+    return load_sweep(out)
+
+
+def _point_value(text):
+    try:
+        return tomllib.loads("v = " + text)["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def load_sweep(dir):
+    """A sweep's store as a pandas DataFrame: one row per run, with its axes (one column per
+    swept key), seed, status, error, wall_s and every field of its summary."""
+    import pandas as pd
+    rows = []
+    for r in _attnlab.store_runs(os.fspath(dir)):
+        row = {"id": r["id"]}
+        for k, v in r["point"].items():
+            row[k] = _point_value(v)
+        row["seed"] = r["seed"]
+        row["status"] = r["status"]
+        row["error"] = r["error"] or None
+        row["wall_s"] = r["wall_s"]
+        if r["summary"]:
+            for k, v in json.loads(r["summary"]).items():
+                if not isinstance(v, (list, dict)) and k not in row:
+                    row[k] = np.nan if v is None else v
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def claims(dir):
+    """The claims of a sweep (or of a directory of sweeps), evaluated as in the report, as a
+    pandas DataFrame: one row per claim (result, experiment, claim, kind, expected, measured,
+    ci_low, ci_high, verdict, note, ...)."""
+    import pandas as pd
+    dirs = [os.fspath(d) for d in dir] if isinstance(dir, (list, tuple)) else [os.fspath(dir)]
+    rows = json.loads(_attnlab.claims(dirs))
+    for r in rows:
+        r.pop("points", None)
+    return pd.DataFrame(rows)
+
+
+class Model:
+    """A trained model from a checkpoint (DIR/model.safetensors or a training checkpoint):
+    .forward(x) on a NumPy array ([N, T, d_in] floats, or [N, T] integer tokens) returns
+    NumPy ([N, T, out], or [N, out] for one output per sequence); .params is a dict of
+    float32 NumPy arrays viewing the parameters (writing to them changes the model);
+    .config the resolved config as a dict."""
+
+    def __init__(self, core):
+        self._core = core
+        self.config = tomllib.loads(core.config_text)
+        self.params = core.params()
+
+    @classmethod
+    def load(cls, path, overrides=None, batch=64):
+        return cls(_attnlab.Model(os.fspath(path), _overrides(overrides), int(batch)))
+
+    def forward(self, x):
+        return self._core.forward(np.asarray(x))
+
+    def __repr__(self):
+        m = self.config.get("model", {})
+        return f"Model(kind={m.get('kind')!r}, params={sum(p.size for p in self.params.values())})"
