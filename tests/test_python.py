@@ -1,0 +1,200 @@
+"""The Python module (build/python/attnlab) against the command line and NumPy.
+
+    PYTHONPATH=build/python /usr/bin/python3 tests/test_python.py ATTNLAB_BINARY SOURCE_DIR WORK_DIR
+
+Checks: train from a dict equals `attnlab train` on the same TOML (identical metrics);
+Model.load(...).forward reproduces the run's validation loss computed in NumPy; parameters
+are views; load_sweep has one row per run and claims one per claim; bad input raises
+ValueError with the command line's message; Ctrl-C stops a run that then resumes.
+"""
+import os
+import sys
+
+# Both sides use the inherited OpenBLAS kernel (the command line's own choice is checked at
+# start-up and may fall back; the module cannot re-execute Python): identical kernels, so
+# identical numbers. Set before attnlab (and NumPy) load OpenBLAS.
+os.environ["ATTNLAB_BLAS_CORETYPE"] = "keep"
+
+BINARY, SRC, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
+del sys.argv[1:4]
+
+import attnlab  # noqa: E402  (before numpy: see above)
+import json  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import tomllib  # noqa: E402
+import unittest  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+os.environ["ATTNLAB_BINARY"] = BINARY
+TIMING = {"wall_s", "train_s", "tokens_per_s", "ms_per_step"}
+
+
+def cli(*args):
+    return subprocess.run([BINARY, *args], capture_output=True, text=True)
+
+
+def metrics_lines(d):
+    out = []
+    with open(os.path.join(d, "metrics.jsonl")) as f:
+        for line in f:
+            j = json.loads(line)
+            j.pop("wall_s", None)
+            out.append(j)
+    return out
+
+
+def summary(d):
+    with open(os.path.join(d, "summary.json")) as f:
+        return {k: v for k, v in json.load(f).items() if k not in TIMING}
+
+
+class TrainFromPython(unittest.TestCase):
+    def setUp(self):
+        self.d = os.path.join(WORK, self.id().split(".")[-1])
+        shutil.rmtree(self.d, ignore_errors=True)
+        os.makedirs(self.d)
+
+    def test_train_from_a_dict_equals_the_command_line(self):
+        toml_path = os.path.join(SRC, "experiments", "sparse_memory.toml")
+        with open(toml_path, "rb") as f:
+            cfg = tomllib.load(f)
+        ov = {"train.steps": 200, "train.eval_every": 50, "train.threads": 1, "task.n_train": 512}
+        run = attnlab.train(cfg, ov, out=os.path.join(self.d, "py"))
+        r = cli("train", toml_path, "train.steps=200", "train.eval_every=50", "train.threads=1", "task.n_train=512",
+                "--out", os.path.join(self.d, "cli"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        want = metrics_lines(os.path.join(self.d, "cli"))
+        self.assertEqual(len(want), 4)
+        self.assertEqual(metrics_lines(run.dir), want)  # identical, not close
+        self.assertEqual(summary(run.dir), summary(os.path.join(self.d, "cli")))
+        with open(os.path.join(self.d, "cli", "config.toml"), "rb") as f:
+            self.assertEqual(run.config, tomllib.load(f))
+        # the Run object: metrics as arrays, one per field
+        self.assertEqual(run.metrics["step"].tolist(), [50, 100, 150, 200])
+        np.testing.assert_array_equal(run.metrics["val_loss"], [m["val_loss"] for m in want])
+        self.assertEqual(run.summary["status"], "completed")
+        self.assertEqual(run.config["train"]["steps"], 200)
+
+    def test_model_forward_gives_the_reported_validation_loss(self):
+        # the user's own arrays (task npy): y_t = x_{t-2} . w, per position
+        rng = np.random.default_rng(0)
+        w = rng.standard_normal(3).astype(np.float32)
+
+        def data(n):
+            x = rng.standard_normal((n, 16, 3)).astype(np.float32)
+            y = np.zeros((n, 16, 1), np.float32)
+            y[:, 2:, 0] = x[:, :-2] @ w
+            return x, y
+        (x, y), (vx, vy) = data(256), data(48)
+        for name, a in {"x": x, "y": y, "vx": vx, "vy": vy}.items():
+            np.save(os.path.join(self.d, name + ".npy"), a)
+        cfg = {"seed": 3,
+               "task": {"kind": "npy", "inputs": os.path.join(self.d, "x.npy"), "targets": os.path.join(self.d, "y.npy"),
+                        "val_inputs": os.path.join(self.d, "vx.npy"), "val_targets": os.path.join(self.d, "vy.npy")},
+               "model": {"kind": "transformer", "d_model": 16, "layers": 1, "heads": 2, "head_dim": 8, "ffn": 32,
+                         "rpe": "t5", "pos": "none"},
+               "train": {"steps": 150, "batch": 32, "lr": 3e-3, "eval_every": 50, "threads": 1}}
+        run = attnlab.train(cfg, out=os.path.join(self.d, "run"))
+        m = attnlab.Model.load(os.path.join(run.dir, "model.safetensors"))
+        yhat = m.forward(vx)
+        self.assertEqual(yhat.shape, (48, 16, 1))
+        mse = float(np.mean((yhat.astype(np.float64) - vy) ** 2))
+        self.assertAlmostEqual(mse / run.summary["final_val_loss"], 1.0, delta=1e-5)
+        print(f"\n  forward on the validation arrays: MSE {mse:.9g} (NumPy) against final_val_loss "
+              f"{run.summary['final_val_loss']:.9g} (the run), ratio - 1 = {mse / run.summary['final_val_loss'] - 1:.1e}")
+        self.assertEqual(m.config["model"]["d_model"], 16)
+        # parameters are views of the model: writing one changes its outputs
+        p = m.params["embed.weight"]
+        self.assertEqual(p.dtype, np.float32)
+        saved = p.copy()
+        p *= 0
+        self.assertFalse(np.allclose(m.forward(vx[:4]), yhat[:4]))
+        p[...] = saved
+        np.testing.assert_allclose(m.forward(vx[:4]), yhat[:4], rtol=1e-5, atol=1e-6)  # another batch: other GEMM blocking
+        # another length than the trained one (no learned positions): runs
+        self.assertEqual(m.forward(vx[:, :9]).shape, (48, 9, 1))
+        with self.assertRaises(ValueError) as e:
+            m.forward(vx[:, :, :2])
+        self.assertEqual(str(e.exception), "forward(x): the model reads [N, T, 3] real inputs, the array has rank 3 with d_in 2")
+
+    def test_load_sweep_and_claims(self):
+        spec = os.path.join(SRC, "tests", "data", "tiny_sweep.toml")
+        out = os.path.join(self.d, "sweep")
+        df = attnlab.sweep(spec, scale="quick", jobs=2, out=out)
+        listed = cli("sweep", spec, "--scale", "quick", "--list").stdout.split()
+        self.assertEqual(len(df), len(listed))  # one row per run
+        self.assertEqual(sorted(df["id"]), sorted(listed))
+        self.assertTrue((df["status"] == "completed").all())
+        for col in ["model.heads", "model.head_dim", "model.rpe", "seed", "min_val_loss", "final_val_loss", "params_total"]:
+            self.assertIn(col, df.columns)
+        self.assertEqual(sorted(df["model.heads"].unique().tolist()), [1, 2, 4])
+        self.assertEqual(sorted(df["model.rpe"].unique().tolist()), ["none", "t5"])
+        # each row's summary fields are the run's summary.json
+        again = attnlab.load_sweep(out)
+        self.assertEqual(len(again), len(df))
+        c = attnlab.claims(out)
+        self.assertEqual(len(c), 1)
+        r = cli("report", out, "-o", os.path.join(self.d, "report"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(self.d, "report", "claims.json")) as f:
+            want = json.load(f)[0]
+        self.assertEqual(c.loc[0, "verdict"], want["verdict"])
+        self.assertEqual(c.loc[0, "measured"], want["measured"])
+
+    def test_bad_input_is_a_value_error_with_the_command_lines_message(self):
+        toml_path = os.path.join(SRC, "experiments", "sparse_memory.toml")
+        r = cli("train", toml_path, "train.hedas=1", "--out", os.path.join(self.d, "x"))
+        self.assertEqual(r.returncode, 2)
+        line = r.stderr.strip().splitlines()[-1]
+        self.assertTrue(line.startswith("attnlab: error: "), line)
+        with self.assertRaises(ValueError) as e:
+            attnlab.train(toml_path, {"train.hedas": 1}, out=os.path.join(self.d, "x"))
+        self.assertEqual(str(e.exception), line[len("attnlab: error: "):])
+        with self.assertRaises(ValueError) as e:
+            attnlab.train({"task": {"kind": "sparse_memory"}, "train": {"hedas": 1}}, out=os.path.join(self.d, "y"))
+        self.assertTrue(str(e.exception).startswith("config (dict): train.hedas: unknown key (allowed in [train]: steps, batch,"),
+                        str(e.exception))
+        self.assertFalse(os.path.exists(os.path.join(self.d, "x")))
+        with self.assertRaises(ValueError) as e:
+            attnlab.Model.load(os.path.join(self.d, "nope.safetensors"))
+        self.assertIn("nope.safetensors", str(e.exception))
+        with self.assertRaises(ValueError) as e:
+            attnlab.load_sweep(os.path.join(self.d, "nowhere"))
+        self.assertEqual(str(e.exception), os.path.join(self.d, "nowhere", "runs.db") + ": no such result store")
+
+    def test_ctrl_c_stops_a_run_that_then_resumes(self):
+        out = os.path.join(self.d, "run")
+        code = ("import attnlab, sys\n"
+                f"attnlab.train({os.path.join(SRC, 'experiments', 'sparse_memory.toml')!r}, "
+                "{'train.steps': 100000, 'train.eval_every': 20, 'train.threads': 1}, out=%r)\n" % out)
+        p = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(attnlab.__file__))))
+        ckpt = os.path.join(out, "checkpoint.safetensors")
+        for _ in range(600):
+            if os.path.exists(ckpt):
+                break
+            time.sleep(0.05)
+        self.assertTrue(os.path.exists(ckpt), "no checkpoint written")
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("KeyboardInterrupt", err)
+        self.assertTrue(os.path.exists(ckpt))
+        self.assertFalse(os.path.exists(os.path.join(out, "summary.json")))
+        # the command line continues it from the checkpoint (stopped once it says so)
+        q = subprocess.Popen([BINARY, "train", os.path.join(out, "config.toml"), "--resume", out],
+                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        first = q.stderr.readline()
+        q.kill()
+        q.wait()
+        q.stderr.close()
+        self.assertTrue(first.startswith(f"resuming {out} from step "), first)
+
+
+if __name__ == "__main__":
+    os.makedirs(WORK, exist_ok=True)
+    unittest.main(verbosity=2)
