@@ -267,7 +267,9 @@ TEST(Mpi, SweepOverTwoRanksEqualsOneMachineAndResumesAfterPreemption) {
     kill(pid, SIGTERM);  // env has exec'd mpirun: the same process
     int st = 0;
     waitpid(pid, &st, 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // the ranks and their runs end with the job (a loaded machine may take a moment)
+    for (int i = 0; i < 100 && cli_test::processes_with(pre.string()) > 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ(cli_test::processes_with(pre.string()), 0) << "a process outlived the stopped job";
     if (fs::exists(pre / "runs.db")) {
       int done = 0;

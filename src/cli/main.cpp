@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
   if (status != 0 && attnlab::dist::size() > 1) {
     std::cout.flush();
     std::cerr.flush();
+    // rank 0 says the error (say_error): another rank gives it the time to, before ending the job
+    if (attnlab::dist::rank() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(500));
     attnlab::dist::abort_all(status);
   }
   attnlab::dist::finalize();
