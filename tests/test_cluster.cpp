@@ -263,7 +263,16 @@ TEST(Mpi, SweepOverTwoRanksEqualsOneMachineAndResumesAfterPreemption) {
       execvp(argv[0], argv.data());  // env ... mpirun ... attnlab sweep ...
       _exit(127);
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(400 + 500 * k));
+    // stop it once a run is training with a checkpoint written (as a preemption might)
+    auto mid_run = [&]() {
+      std::error_code ec;
+      if (!fs::exists(pre / "runs", ec)) return false;
+      for (const auto& e : fs::directory_iterator(pre / "runs", ec))
+        if (fs::exists(e.path() / "checkpoint.safetensors", ec) && !fs::exists(e.path() / "summary.json", ec)) return true;
+      return false;
+    };
+    for (int i = 0; i < 4000 && !mid_run(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 * k));
     kill(pid, SIGTERM);  // env has exec'd mpirun: the same process
     int st = 0;
     waitpid(pid, &st, 0);
