@@ -121,6 +121,39 @@ class TrainFromPython(unittest.TestCase):
             m.forward(vx[:, :, :2])
         self.assertEqual(str(e.exception), "forward(x): the model reads [N, T, 3] real inputs, the array has rank 3 with d_in 2")
 
+    def test_token_model_forward_gives_the_reported_cross_entropy(self):
+        # integer tokens in and out (task npy): the next token is the one two back, plus one
+        rng = np.random.default_rng(1)
+
+        def data(n):
+            x = rng.integers(0, 8, size=(n, 12)).astype(np.int64)
+            y = np.zeros_like(x)
+            y[:, 2:] = (x[:, :-2] + 1) % 8
+            return x, y
+        (x, y), (vx, vy) = data(256), data(40)
+        for name, a in {"x": x, "y": y, "vx": vx, "vy": vy}.items():
+            np.save(os.path.join(self.d, name + ".npy"), a)
+        cfg = {"task": {"kind": "npy", "inputs": os.path.join(self.d, "x.npy"), "targets": os.path.join(self.d, "y.npy"),
+                        "val_inputs": os.path.join(self.d, "vx.npy"), "val_targets": os.path.join(self.d, "vy.npy")},
+               "model": {"kind": "transformer", "d_model": 16, "layers": 1, "heads": 2, "head_dim": 8, "ffn": 32, "rpe": "t5"},
+               "train": {"steps": 100, "batch": 32, "lr": 3e-3, "eval_every": 50, "threads": 1, "loss": "ce"}}
+        run = attnlab.train(cfg, out=os.path.join(self.d, "run"))
+        m = attnlab.Model.load(os.path.join(run.dir, "model.safetensors"))
+        self.assertTrue(m.config["model"]["vocab"] >= 8)
+        logits = m.forward(vx).astype(np.float64)
+        self.assertEqual(logits.shape, (40, 12, m.config["model"]["vocab"]))
+        z = logits - logits.max(axis=2, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
+        ce = float(-np.take_along_axis(logp, vy[:, :, None], axis=2).mean())
+        self.assertAlmostEqual(ce / run.summary["final_val_loss"], 1.0, delta=1e-5)
+        print(f"\n  token model: cross-entropy {ce:.9g} (NumPy) against final_val_loss {run.summary['final_val_loss']:.9g}")
+        with self.assertRaises(ValueError) as e:
+            m.forward(vx.astype(np.float32))
+        self.assertEqual(str(e.exception), "forward(x): the model reads tokens: expected [N, T] of integers, got dtype float32")
+        with self.assertRaises(ValueError) as e:
+            m.forward(vx + 100)
+        self.assertIn("is outside the model's vocabulary", str(e.exception))
+
     def test_load_sweep_and_claims(self):
         spec = os.path.join(SRC, "tests", "data", "tiny_sweep.toml")
         out = os.path.join(self.d, "sweep")
