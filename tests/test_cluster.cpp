@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "cli_run.h"
+#include "sweep/spec.h"
 #include "sweep/store.h"
 
 namespace fs = std::filesystem;
@@ -333,6 +334,35 @@ TEST(Cluster, ShardsMergedEqualASweepOnOneMachine) {
   const auto again = cli_test::run("merge " + (d / "merged").string() + shards);
   EXPECT_EQ(again.out, "merge: 0 runs added -> " + (d / "merged").string() + "/runs.db\n");
   EXPECT_EQ(store_contents(d / "merged"), want);
+
+  // A run that failed in OUT and completed in a shard: the store takes the shard's record, and
+  // the run's directory becomes the shard's (the failed run's files are not kept beside it).
+  const fs::path fixed = d / "fixed", shard0 = d / "shard0";
+  fs::copy(d / "merged", fixed, fs::copy_options::recursive);
+  std::string id;
+  {
+    attnlab::Store s0((shard0 / "runs.db").string(), true);
+    for (const auto& r : s0.runs())
+      if (r.status == "completed") { id = r.id; break; }
+  }
+  ASSERT_FALSE(id.empty());
+  const fs::path run = fs::path("runs") / attnlab::run_dir_name(id);
+  {
+    attnlab::Store f((fixed / "runs.db").string());
+    ASSERT_TRUE(f.finish(id, "failed", "", "", {}, "exit status 1: boom", 1.0));
+  }
+  fs::remove_all(fixed / run);
+  fs::create_directories(fixed / run);
+  std::ofstream(fixed / run / "log.txt") << "boom\n";
+  const auto m2 = cli_test::run("merge " + fixed.string() + " " + shard0.string());
+  ASSERT_EQ(m2.status, 0) << m2.err;
+  EXPECT_EQ(m2.out, "merge: 1 runs added -> " + fixed.string() + "/runs.db\n");
+  EXPECT_EQ(store_contents(fixed), want);
+  auto slurp = [](const fs::path& p) { std::ifstream f(p); std::stringstream ss; ss << f.rdbuf(); return ss.str(); };
+  EXPECT_TRUE(fs::exists(fixed / run / "model.safetensors"));
+  EXPECT_EQ(slurp(fixed / run / "summary.json"), slurp(shard0 / run / "summary.json"));
+  EXPECT_EQ(slurp(fixed / run / "log.txt"), slurp(shard0 / run / "log.txt"));
+  EXPECT_FALSE(fs::exists(fixed / (run.string() + ".merging")));
 }
 
 TEST(Mpi, ReproduceSpreadsEverySweepOverTheRanks) {

@@ -263,6 +263,86 @@ TEST(Compress, GroupHeadsMergesCopiesExactlyWithThePredictedCount) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// Defect (issue 23): a head wider than its form's rank (head_dim > d_model + 1 for QK,
+// value_dim > d_model for OV) read the SVD's factors past their ends. Zero-padded beyond the
+// rank, full rank and grouping into as many heads reproduce the model (the sanitizer stage
+// runs this too).
+TEST(Compress, HeadsWiderThanTheFormsRankArePaddedWithZeros) {
+  const std::string toml =
+      "seed = 2\n[task]\nkind = \"retrieval\"\nseq_len = 12\nd_in = 6\nn_val = 64\n"
+      "[model]\nd_model = 8\nlayers = 1\nheads = 2\nhead_dim = 16\nvalue_dim = 12\nffn = 8\n";
+  const std::string ck = make_checkpoint(toml, "wide.safetensors");
+  CompressOptions full;
+  full.qk_rank = 16;
+  full.ov_rank = 12;
+  const std::string out = (scratch() / "wide_full.safetensors").string();
+  const CompressResult r = compress_checkpoint(ck, full, out);
+  EXPECT_EQ(r.params_after, r.params_before);
+  for (const auto& h : r.heads) { EXPECT_LT(h.qk_rel_error, 1e-12); EXPECT_LT(h.ov_rel_error, 1e-12); }
+  EXPECT_LT(max_rel_diff(outputs(ck), outputs(out)), 1e-5);
+  // The padded rows are zero: head 0's q rows 9..15 (the form has rank <= d_model + 1 = 9).
+  const RunConfig c = checkpoint_config(out, {});
+  auto m = make_model<float>(c.model, 1);
+  load_checkpoint(out, m->arena);
+  const float* wq = m->arena.data().data() + m->arena.info(m->arena.find("layers.0.attn.q.weight")).offset;
+  for (int i = 9 * 8; i < 16 * 8; ++i) EXPECT_EQ(wq[i], 0.f) << i;
+  CompressOptions same;
+  same.group_heads = 2;
+  const std::string grouped = (scratch() / "wide_grouped.safetensors").string();
+  compress_checkpoint(ck, same, grouped);
+  EXPECT_LT(max_rel_diff(outputs(ck), outputs(grouped)), 1e-5);
+}
+
+// Defect (issue 23): merged heads under fixed ALiBi (rpe = "lin", rpe_learnable = false) got
+// the fresh slopes of G heads instead of the mean of their members' slopes, and "similar"
+// ignored the slopes. Four heads with one QK and OV form differ only in their slopes
+// 2^-2, 2^-4, 2^-6, 2^-8: Ward's clustering on the slopes groups {0}, {1, 2, 3}, and the
+// merged heads keep 2^-2 and the mean of the other three (as a tensor: the compressed config
+// says rpe_learnable = true). Grouping into 4 (the identity) keeps the model's function.
+TEST(Compress, GroupHeadsAveragesFixedAlibiSlopes) {
+  const std::string toml =
+      "seed = 2\n[task]\nkind = \"retrieval\"\nseq_len = 12\nd_in = 6\nn_val = 64\n"
+      "[model]\nd_model = 16\nlayers = 1\nheads = 4\nhead_dim = 4\nffn = 8\nrpe = \"lin\"\nrpe_learnable = false\n";
+  const std::string ck = make_checkpoint(toml, "alibi.safetensors");
+  const RunConfig c = checkpoint_config(ck, {});
+  ASSERT_FALSE(c.model.rpe_learnable);
+  auto m = make_model<float>(c.model, 1);
+  load_checkpoint(ck, m->arena);
+  ASSERT_LT(m->arena.find("layers.0.attn.rpe"), 0);  // fixed slopes are in no tensor
+  auto P = [&](const std::string& n) { return m->arena.data().data() + m->arena.info(m->arena.find(n)).offset; };
+  const int C = 16, dk = 4, H = 4;
+  const std::string a = "layers.0.attn.";
+  for (int h = 1; h < H; ++h) {
+    for (const std::string w : {"q", "k", "v"}) {
+      std::copy_n(P(a + w + ".weight"), dk * C, P(a + w + ".weight") + h * dk * C);
+      std::copy_n(P(a + w + ".bias"), dk, P(a + w + ".bias") + h * dk);
+    }
+    for (int i = 0; i < C; ++i) std::copy_n(P(a + "o.weight") + i * H * dk, dk, P(a + "o.weight") + i * H * dk + h * dk);
+  }
+  const std::string same_forms = (scratch() / "alibi_same.safetensors").string();
+  save_checkpoint(same_forms, m->arena, resolved_toml(c));
+  CompressOptions o;
+  o.group_heads = 2;
+  const std::string merged = (scratch() / "alibi_merged.safetensors").string();
+  const CompressResult r = compress_checkpoint(same_forms, o, merged);
+  ASSERT_EQ(r.heads.size(), 2u);
+  EXPECT_EQ(r.heads[0].members, (std::vector<int>{0}));
+  EXPECT_EQ(r.heads[1].members, (std::vector<int>{1, 2, 3}));
+  const RunConfig mc = checkpoint_config(merged, {});
+  EXPECT_TRUE(mc.model.rpe_learnable);
+  auto mm = make_model<float>(mc.model, 1);
+  load_checkpoint(merged, mm->arena);
+  const int id = mm->arena.find("layers.0.attn.rpe");
+  ASSERT_GE(id, 0);
+  const float* slopes = mm->arena.data().data() + mm->arena.info(id).offset;
+  EXPECT_FLOAT_EQ(slopes[0], 0.25f);
+  EXPECT_FLOAT_EQ(slopes[1], float((std::pow(2.0, -4) + std::pow(2.0, -6) + std::pow(2.0, -8)) / 3));
+  o.group_heads = 4;
+  const std::string identity = (scratch() / "alibi_identity.safetensors").string();
+  compress_checkpoint(same_forms, o, identity);
+  EXPECT_LT(max_rel_diff(outputs(same_forms), outputs(identity)), 1e-5);
+}
+
 // The FLOPs compress reports: rank 2 of dk 5 in layer 0 (H 3, C 16) at T 12 removes, per
 // token, the q and k rows (2 C 2 H (dk - r) multiply-adds x 2) and the score terms (2 Te H
 // (dk - r), Te = (T + 1) / 2 keys on average).

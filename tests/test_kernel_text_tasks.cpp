@@ -1,7 +1,8 @@
 // The paper-2 tasks kernel_memory and text_lm against slow, direct evaluations of their
 // documented formulas (see test_memory_tasks.cpp for the others):
 //   kernel_memory   y_t = f((x * rho_1)(t), ...), rho exp or poly, unit mass over s <= t
-//   text_lm         (token, target) = (text[i], text[i+1]), 90/10 contiguous split, bad paths
+//   text_lm         (token, target) = (text[i], text[i+1]), 90/5/5 contiguous disjoint split, bad
+//                   paths, a rewritten file read anew
 // and that every task is a pure function of (seed, split, index).
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -9,7 +10,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -181,7 +184,8 @@ const std::string kTextTask = "kind = \"text_lm\"\nseq_len = 16\n";
 }  // namespace
 
 TEST(MemoryTasks, TextLmWindowsAreConsecutiveBytesInTheirSplit) {
-  const size_t N = 2000, split = N * 9 / 10;  // 1800
+  const size_t N = 2000;
+  const size_t bounds[4] = {0, N * 9 / 10, N * 19 / 20, N};  // training, validation, test text: 1800, 100, 100 bytes
   const int T = 16;
   const std::string text = text_bytes(N);
   const std::string path = write_text("windows.bin", text);
@@ -222,24 +226,34 @@ TEST(MemoryTasks, TextLmWindowsAreConsecutiveBytesInTheirSplit) {
         if (match) starts.push_back(i);
       }
       ASSERT_EQ(starts.size(), 1u) << "sample " << s << ": the window is not (exactly once) consecutive bytes of the file";
-      const size_t at = starts[0];
-      if (sp == Split::train) {
-        EXPECT_LT(at + T, split) << "a training window reaches into the validation text";
-      } else {
-        EXPECT_GE(at, split) << "a validation/test window starts in the training text";
-      }
+      const size_t at = starts[0], lo = bounds[int(sp)], hi = bounds[int(sp) + 1];
+      EXPECT_GE(at, lo) << "the window starts before its split's text";
+      EXPECT_LT(at + T, hi) << "the window (T + 1 bytes) reaches past its split's text";
       lo_seen = std::min(lo_seen, at);
       hi_seen = std::max(hi_seen, at);
     }
     // The windows spread over their split.
-    if (sp == Split::train) {
-      EXPECT_LT(lo_seen, 100u);
-      EXPECT_GT(hi_seen, split - T - 100);
-    } else {
-      EXPECT_LT(lo_seen, split + 30);
-      EXPECT_GT(hi_seen, N - T - 30);
-    }
+    const size_t slack = sp == Split::train ? 100 : 20;
+    EXPECT_LT(lo_seen, bounds[int(sp)] + slack);
+    EXPECT_GT(hi_seen, bounds[int(sp) + 1] - T - slack);
   }
+}
+
+// Defect (issue 23): the text was cached by path for the life of the process (one Python
+// session), so a file rewritten in place trained on the old text. A new task reads it anew.
+TEST(MemoryTasks, TextLmReadsARewrittenFileAnew) {
+  const std::string path = write_text("rewritten.txt", std::string(2000, 'a'));
+  auto first_token = [&]() {
+    auto task = make_task(config(kTextTask, {"task.path=" + path}).task, 1);
+    Batch b;
+    const int64_t i = 0;
+    task->fill(Split::train, &i, 1, b);
+    return b.tokens[0];
+  };
+  EXPECT_EQ(first_token(), 'a');
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // (file times advance in ticks of a few ms)
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << std::string(2000, 'b');
+  EXPECT_EQ(first_token(), 'b');
 }
 
 TEST(MemoryTasks, TextLmBadPathsExitTwoWithOneLine) {
@@ -255,7 +269,7 @@ TEST(MemoryTasks, TextLmBadPathsExitTwoWithOneLine) {
   const std::string empty = write_text("empty.txt", "");
   expect_bad_input("train " + cfg + " task.path=" + empty + out, "task.path: '" + empty + "'");
   expect_bad_input("train " + cfg + " task.path=" + empty + out, "empty");
-  // 300 bytes: the last 10% (30 bytes) cannot hold a window of seq_len + 1 = 33 bytes.
+  // 300 bytes: the validation and test texts (15 bytes each) cannot hold a window of seq_len + 1 = 33 bytes.
   const std::string short_text = write_text("short.txt", text_bytes(300));
   expect_bad_input("train " + cfg + " task.path=" + short_text + out, "task.path: '" + short_text + "'");
   expect_bad_input("train " + cfg + " task.path=" + short_text + out, "too few");
@@ -283,8 +297,9 @@ TEST(MemoryTasks, TextLmConfigErrors) {
   EXPECT_EQ(error_of({"task.path=" + ok}), "(no error)");
   EXPECT_NE(error_of({"task.path=" + ok, "model.kind=indrnn"}).find("model.kind"), std::string::npos);
   EXPECT_NE(error_of({"task.path=" + ok + ".missing"}).find("task.path"), std::string::npos);
-  // A 2000-byte file holds windows of 17 bytes in its last 200 bytes, not of 200.
-  EXPECT_NE(error_of({"task.path=" + ok, "task.seq_len=199"}).find("task.path"), std::string::npos);
+  // A 2000-byte file holds windows of 99 bytes in its validation and test texts (100 bytes each), not of 100.
+  EXPECT_EQ(error_of({"task.path=" + ok, "task.seq_len=98"}), "(no error)");
+  EXPECT_NE(error_of({"task.path=" + ok, "task.seq_len=99"}).find("task.path"), std::string::npos);
 }
 
 // ======================= purity in (seed, split, index) =======================

@@ -8,9 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
 
 #include "cli_run.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "io/config.h"
 #include "io/npy.h"
 #include "tasks/task.h"
@@ -122,6 +125,75 @@ TEST(NpyTask, PredictionsOnTheValidationRowsGiveTheEvaluatedLoss) {
     }
     EXPECT_NEAR(se, read_json(out / "e.json")["val_loss"].get<double>(), 1e-6 * se) << targets;
   }
+}
+
+// Defect (issue 23): the files were cached by path for the life of the process, so in one
+// Python session a y.npy rewritten with the same shape trained on the old data. The task now
+// reads the file as it is: a new task after the rewrite sees the new values.
+TEST(NpyTask, AFileRewrittenInPlaceIsReadAnewInTheSameProcess) {
+  const Data& d = data();
+  const std::string y = (dir() / "ystale.npy").string(), tmp = (dir() / "ystale.tmp").string();
+  // In place, as numpy's np.save writes (same inode, same size): only the contents change.
+  auto write_in_place = [&](float scale) {
+    std::vector<float> v = d.ypos;
+    for (float& e : v) e *= scale;
+    write_npy_f32(tmp, {d.N, d.T, 1}, v.data());
+    std::ifstream in(tmp, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::ofstream(y, std::ios::binary | std::ios::trunc) << ss.str();
+  };
+  auto val_targets = [&]() {
+    const RunConfig c = parse_run_config(config("ystale.npy"), "npy.toml", {});
+    auto task = make_task(c.task, 1);
+    Batch b;
+    const int64_t v[2] = {0, 17};
+    task->fill(Split::val, v, 2, b);
+    return b.y;
+  };
+  write_in_place(1.f);
+  const std::vector<float> before = val_targets();
+  // (file times advance in clock ticks of a few ms: let one pass, as any real edit does)
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  write_in_place(100.f);
+  const std::vector<float> after = val_targets();
+  ASSERT_EQ(before.size(), after.size());
+  double norm = 0;
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_EQ(after[i], 100.f * before[i]) << i;
+    norm += std::fabs(before[i]);
+  }
+  EXPECT_GT(norm, 0);
+}
+
+// Defect (issue 23): *_rel pooled one variance over every target dimension, so the
+// differences between the dimensions' means counted as variance. Targets N(0, 1) and
+// N(10, 1): the variance is the mean of the per-dimension variances (about 1, not about 26).
+TEST(NpyTask, TheTargetVarianceIsTheMeanOfEachDimensionsVariance) {
+  const Data& d = data();
+  std::vector<float> y;
+  for (int n = 0; n < d.N; ++n) {
+    y.push_back(float(rng_normal(3, 1, uint64_t(n))));
+    y.push_back(float(10.0 + rng_normal(3, 2, uint64_t(n))));
+  }
+  write_npy_f32((dir() / "ymeans.npy").string(), {d.N, 2}, y.data());
+  double want = 0;  // over the validation rows, the last 18
+  for (int j = 0; j < 2; ++j) {
+    double s = 0, s2 = 0;
+    for (int n = d.N - 18; n < d.N; ++n) { s += y[size_t(n * 2 + j)]; s2 += double(y[size_t(n * 2 + j)]) * y[size_t(n * 2 + j)]; }
+    want += (s2 / 18 - (s / 18) * (s / 18)) / 2;
+  }
+  ASSERT_LT(want, 3.0);  // (the pooled variance would be above 25)
+  const fs::path cfg = dir() / "c_means.toml", out = dir() / "run_means";
+  std::ofstream(cfg) << config("ymeans.npy");
+  ASSERT_EQ(run("train " + cfg.string() + " --out " + out.string() + " train.steps=2 train.eval_every=1").status, 0);
+  const auto s = read_json(out / "summary.json");
+  EXPECT_NEAR(s["val_target_var"].get<double>(), want, 1e-6 * want);
+  EXPECT_NEAR(s["final_val_rel"].get<double>(), s["final_val_loss"].get<double>() / want, 1e-5);
+  const auto e = run("eval " + (out / "model.safetensors").string() + " --json " + (out / "e.json").string());
+  ASSERT_EQ(e.status, 0) << e.err;
+  const auto j = read_json(out / "e.json");
+  EXPECT_NEAR(j["val_rel"].get<double>(), j["val_loss"].get<double>() / want, 1e-5);
 }
 
 TEST(NpyTask, TokensAndSeparateValidationFiles) {

@@ -5,7 +5,8 @@
 Checks: train from a dict equals `attnlab train` on the same TOML (identical metrics);
 Model.load(...).forward reproduces the run's validation loss computed in NumPy; parameters
 are views; load_sweep has one row per run and claims one per claim; bad input raises
-ValueError with the command line's message; Ctrl-C stops a run that then resumes.
+ValueError with the command line's message; Ctrl-C stops a run, or a sweep, that then
+resumes; a data file rewritten in one session is read anew.
 """
 import os
 import sys
@@ -153,6 +154,78 @@ class TrainFromPython(unittest.TestCase):
         with self.assertRaises(ValueError) as e:
             m.forward(vx + 100)
         self.assertIn("is outside the model's vocabulary", str(e.exception))
+
+    def test_a_rewritten_data_file_is_read_anew_in_the_same_session(self):
+        # issue 23: files were cached by path for the life of the process, so the second
+        # train (targets scaled 100x, same shape) trained on the old targets
+        rng = np.random.default_rng(2)
+        x = rng.standard_normal((64, 8, 2)).astype(np.float32)
+        y = rng.standard_normal((64, 1)).astype(np.float32)
+        cfg = {"task": {"kind": "npy", "inputs": os.path.join(self.d, "x.npy"), "targets": os.path.join(self.d, "y.npy")},
+               "model": {"kind": "transformer", "d_model": 8, "layers": 1, "heads": 1, "head_dim": 8, "ffn": 8},
+               "train": {"steps": 2, "batch": 8, "eval_every": 1, "threads": 1}}
+        np.save(os.path.join(self.d, "x.npy"), x)
+        np.save(os.path.join(self.d, "y.npy"), y)
+        first = attnlab.train(cfg, out=os.path.join(self.d, "a")).summary["val_target_var"]
+        time.sleep(0.05)  # (file times advance in ticks of a few ms)
+        np.save(os.path.join(self.d, "y.npy"), 100 * y)
+        second = attnlab.train(cfg, out=os.path.join(self.d, "b")).summary["val_target_var"]
+        self.assertAlmostEqual(second / first, 1e4, delta=1e-2)
+        self.assertAlmostEqual(first, float(y[-13:].astype(np.float64).var()), delta=1e-5 * first)  # the last 20% (13 rows) validate
+
+    def test_ctrl_c_stops_a_sweep_whose_runs_then_resume(self):
+        # issue 23: Ctrl-C was seen only when a run started or ended, the terminal's SIGINT
+        # failed the live runs, and a second call skipped runs still owned by this interpreter
+        spec = os.path.join(self.d, "ctrl_c.toml")
+        with open(os.path.join(SRC, "tests", "data", "tiny_sweep.toml")) as f:
+            base = f.read()
+        text = base[:base.index("[sweep]")].replace('name = "tiny_sweep"', 'name = "ctrl_c"')
+        text = text.replace("steps = 600", "steps = 10000").replace("eval_every = 100", "eval_every = 50")
+        with open(spec, "w") as f:
+            f.write(text + "[sweep]\nseeds = [1, 2, 3, 4]\n")
+        out = os.path.join(self.d, "sweep")
+        code = ("import attnlab, json, sys, time\n"
+                "try:\n"
+                f"    attnlab.sweep({spec!r}, scale=None, jobs=2, out={out!r})\n"
+                "    print('finished', flush=True)\n"
+                "except KeyboardInterrupt:\n"
+                "    print('interrupted %.6f' % time.monotonic(), flush=True)\n"
+                f"print(json.dumps(sorted(attnlab.load_sweep({out!r})['status'].tolist())), flush=True)\n"
+                f"df = attnlab.sweep({spec!r}, scale=None, jobs=2, out={out!r})\n"
+                "print(json.dumps(sorted(df['status'].tolist())), flush=True)\n")
+        # its own session, so that SIGINT to its process group is what a terminal's Ctrl-C sends
+        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True,
+                             env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(attnlab.__file__))))
+        runs = os.path.join(out, "runs")
+        for _ in range(1200):
+            if os.path.isdir(runs) and any(os.path.exists(os.path.join(runs, r, "checkpoint.safetensors"))
+                                           for r in os.listdir(runs)):
+                break
+            time.sleep(0.05)
+        sent = time.monotonic()
+        os.killpg(p.pid, signal.SIGINT)
+        first = p.stdout.readline().split()
+        self.assertEqual(first[0], "interrupted", p.stderr.read() if first[0] != "interrupted" else "")
+        delay = float(first[1]) - sent
+        after = json.loads(p.stdout.readline())
+        final = json.loads(p.stdout.readline())
+        p.wait(timeout=300)
+        err = p.stderr.read()
+        p.stdout.close()
+        p.stderr.close()
+        self.assertEqual(p.returncode, 0, err)
+        self.assertLess(delay, 1.0)
+        self.assertNotIn("failed", after)  # the stopped runs are not failures...
+        self.assertIn("running", after)    # ...but runs to resume
+        self.assertEqual(final, ["completed"] * 4)
+        resumed = 0
+        for r in os.listdir(runs):
+            with open(os.path.join(runs, r, "log.txt")) as f:
+                resumed += "resuming " in f.read()
+        self.assertGreaterEqual(resumed, 1)
+        print(f"\n  Ctrl-C: KeyboardInterrupt {delay:.3f} s after SIGINT; statuses then {after}; "
+              f"{resumed} run(s) resumed from their checkpoints")
 
     def test_load_sweep_and_claims(self):
         spec = os.path.join(SRC, "tests", "data", "tiny_sweep.toml")

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "core/rng.h"
 
@@ -81,11 +82,29 @@ std::string missing_runs(const std::vector<const Observation*>& runs, const std:
   return s;
 }
 
+// A statistic known only to lie in [lo, hi] (e.g. a slope through a value known only to be
+// beyond a grid); lo == hi for an ordinary one.
+struct Bounds {
+  double lo = NAN, hi = NAN;
+};
+
 // statistic(group means) on the data, and on kBoot resamples of the seeds -> measured and the
 // 2.5% and 97.5% quantiles. A resample in which a group has no drawn seed, or whose statistic
-// is not finite, is dropped and counted.
+// is not finite, is dropped and counted. A statistic may return Bounds: the interval is then
+// the 2.5% quantile of the lower bounds and the 97.5% quantile of the upper bounds (a bound may
+// be infinite), so that a resample with an unknown value counts against the claim on both
+// sides instead of being dropped. `undefined` says why the statistic can have no value.
 template <class F>
-void bootstrap(const BySeed& d, F stat, ClaimResult& r, uint64_t seed) {
+void bootstrap(const BySeed& d, F stat, ClaimResult& r, uint64_t seed, const std::string& undefined) {
+  auto bounds = [&stat](const std::vector<double>& m) {
+    if constexpr (std::is_same_v<decltype(stat(m)), Bounds>) {
+      return stat(m);
+    } else {
+      const double v = stat(m);
+      return Bounds{v, v};
+    }
+  };
+  auto usable = [](const Bounds& b) { return b.lo == b.hi ? std::isfinite(b.lo) : !std::isnan(b.lo) && !std::isnan(b.hi); };
   const size_t G = d.y.size(), S = d.seeds.size();
   std::vector<double> means(G);
   auto group_mean = [&](size_t g, const std::vector<int64_t>& drawn) {
@@ -99,27 +118,32 @@ void bootstrap(const BySeed& d, F stat, ClaimResult& r, uint64_t seed) {
     return n ? sum / double(n) : NAN;
   };
   for (size_t g = 0; g < G; ++g) means[g] = group_mean(g, d.seeds);
-  r.measured = stat(means);
-  std::vector<double> stats;
+  const Bounds whole = bounds(means);
+  r.measured = whole.lo == whole.hi ? whole.lo : NAN;
+  std::vector<double> lows, highs;
   std::vector<int64_t> drawn(S);
   for (int b = 0; b < kBoot; ++b) {
     for (size_t j = 0; j < S; ++j) drawn[j] = d.seeds[rng_below(seed, uint64_t(b), uint64_t(j), S)];
     bool ok = true;
     for (size_t g = 0; g < G && ok; ++g) ok = std::isfinite(means[g] = group_mean(g, drawn));
-    const double v = ok ? stat(means) : NAN;
-    if (std::isfinite(v)) stats.push_back(v);
+    const Bounds v = ok ? bounds(means) : Bounds{};
+    if (!usable(v)) continue;
+    lows.push_back(v.lo);
+    highs.push_back(v.hi);
+    if (v.lo != v.hi) ++r.resamples_beyond_grid;
   }
   r.resamples = kBoot;
-  r.resamples_dropped = kBoot - int(stats.size());
-  if (stats.size() < size_t(kBoot) / 2 || !std::isfinite(r.measured)) {
-    r.note = "the statistic is undefined on this data (non-positive values for a log fit?)";
+  r.resamples_dropped = kBoot - int(lows.size());
+  if (lows.size() < size_t(kBoot) / 2 || !std::isfinite(r.measured)) {
+    r.note = "the statistic is undefined on this data (" + undefined + ")";
     if (std::isfinite(r.measured))
       r.note += "; " + std::to_string(r.resamples_dropped) + " of " + std::to_string(kBoot) + " resamples gave no finite value";
     return;
   }
-  std::sort(stats.begin(), stats.end());
-  r.ci_low = stats[size_t(0.025 * double(stats.size() - 1))];
-  r.ci_high = stats[size_t(0.975 * double(stats.size() - 1))];
+  std::sort(lows.begin(), lows.end());
+  std::sort(highs.begin(), highs.end());
+  r.ci_low = lows[size_t(0.025 * double(lows.size() - 1))];
+  r.ci_high = highs[size_t(0.975 * double(highs.size() - 1))];
   r.evaluated = true;
   if (r.resamples_dropped * 100 > kBoot)
     r.note = std::to_string(r.resamples_dropped) + " of " + std::to_string(kBoot) +
@@ -213,10 +237,10 @@ ClaimResult evaluate_compare(const ExperimentSpec& spec, ClaimResult r, const Cl
   if (seeds.empty()) { r.note = "no pair of completed runs of a and b at the same point and seed"; return r; }
   d.seeds.assign(seeds.begin(), seeds.end());
   if (ratio) {
-    bootstrap(d, [](const std::vector<double>& m) { return m[1] / m[0]; }, r, seed);
+    bootstrap(d, [](const std::vector<double>& m) { return m[1] / m[0]; }, r, seed, "the mean " + c.y + " at a is 0");
     r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
   } else {
-    bootstrap(d, [](const std::vector<double>& m) { return m[0]; }, r, seed);
+    bootstrap(d, [](const std::vector<double>& m) { return m[0]; }, r, seed, "no finite relative difference");
     r.holds = r.evaluated && r.ci_low >= c.value;
   }
   if (r.evaluated && !partial.empty()) add_note(r, "missing seeds: " + partial);
@@ -251,25 +275,49 @@ ClaimResult evaluate_level(ClaimResult r, const ClaimSpec& c, const std::vector<
   r.points.push_back(pc);
   if (seeds.empty()) { r.note = "no completed run with " + c.y + ": " + missing_runs(sel, c.y); return r; }
   d.seeds.assign(seeds.begin(), seeds.end());
-  bootstrap(d, [](const std::vector<double>& m) { return m[0]; }, r, seed);
+  bootstrap(d, [](const std::vector<double>& m) { return m[0]; }, r, seed, "no finite mean");
   r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
   if (r.evaluated && pc.completed - pc.no_value < pc.runs) add_note(r, "missing seeds: " + missing_runs(sel, c.y));
   return r;
 }
 
-// The value of `across` at which the mean y first falls to `level`, interpolated linearly in
-// log-log between the last point above and the first at or below it (across ascending). NaN
-// if y never falls to the level, or is already there at the smallest value (the crossing is
-// then not inside the grid).
-double crossing_of(const std::vector<double>& a, const double* m, double level) {
+// log of the value of `across` at which the mean y first falls to `level`, interpolated
+// linearly in log-log between the last point above and the first at or below it (across
+// ascending). When the crossing is not inside the grid, only a bound is known: y never falls to
+// the level -> [log of the largest value, +inf]; y is already there at the smallest value ->
+// [-inf, log of the smallest]. NaN if a mean is not positive.
+Bounds crossing_of(const std::vector<double>& a, const double* m, double level) {
   for (size_t i = 0; i < a.size(); ++i) {
-    if (!(m[i] > 0)) return NAN;
+    if (!(m[i] > 0)) return {};
     if (m[i] > level) continue;
-    if (i == 0) return NAN;
+    if (i == 0) return {-INFINITY, std::log(a[0])};
     const double t = (std::log(level) - std::log(m[i - 1])) / (std::log(m[i]) - std::log(m[i - 1]));
-    return std::exp(std::log(a[i - 1]) + t * (std::log(a[i]) - std::log(a[i - 1])));
+    const double v = std::log(a[i - 1]) + t * (std::log(a[i]) - std::log(a[i - 1]));
+    return {v, v};
   }
-  return NAN;
+  return {std::log(a.back()), INFINITY};
+}
+
+// The least-squares slope of ly on log x, where each ly_i is known to lie in [lo_i, hi_i]: the
+// slope is sum_i c_i ly_i with c_i = (log x_i - mean) / Sxx, so its bounds take each ly_i at
+// the end that lowers (raises) it. A bound may be infinite; NaN if a bound or x is not usable.
+Bounds slope_bounds(const std::vector<double>& x, const std::vector<Bounds>& ly) {
+  const size_t n = x.size();
+  if (n < 2) return {};
+  double mean = 0, sxx = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (!(x[i] > 0) || std::isnan(ly[i].lo) || std::isnan(ly[i].hi)) return {};
+    mean += std::log(x[i]) / double(n);
+  }
+  for (size_t i = 0; i < n; ++i) sxx += (std::log(x[i]) - mean) * (std::log(x[i]) - mean);
+  if (!(sxx > 0)) return {};
+  Bounds s{0, 0};
+  for (size_t i = 0; i < n; ++i) {
+    const double c = (std::log(x[i]) - mean) / sxx;
+    if (c > 0) { s.lo += c * ly[i].lo; s.hi += c * ly[i].hi; }
+    if (c < 0) { s.lo += c * ly[i].hi; s.hi += c * ly[i].lo; }
+  }
+  return s;
 }
 
 // crossing: per value of x, the value of `across` where the mean y reaches `level`; the
@@ -336,10 +384,10 @@ ClaimResult evaluate_crossing(const ExperimentSpec& spec, ClaimResult r, const C
   const double level = c.level;
   const size_t A = as.size();
   bootstrap(d, [&](const std::vector<double>& m) {
-    std::vector<double> need(xs.size());
+    std::vector<Bounds> need(xs.size());
     for (size_t i = 0; i < xs.size(); ++i) need[i] = crossing_of(as, m.data() + i * A, level);
-    return slope_of(xs, need);
-  }, r, seed);
+    return slope_bounds(xs, need);
+  }, r, seed, "a seed mean of " + c.y + " is not positive: the crossing is interpolated in log-log");
   if (!std::isfinite(r.measured)) {
     std::string where_not;
     for (size_t i = 0; i < xs.size(); ++i) {
@@ -351,14 +399,19 @@ ClaimResult evaluate_crossing(const ExperimentSpec& spec, ClaimResult r, const C
           for (double y : v) { sum += y; ++n; }
         m[j] = sum / double(n);
       }
-      if (!std::isfinite(crossing_of(as, m.data(), level)))
+      if (const Bounds b = crossing_of(as, m.data(), level); b.lo != b.hi)
         where_not += (where_not.empty() ? "" : ", ") + fmt_num(xs[i]) + (m[0] <= level ? " (already at the smallest " + c.across + ")" : " (never)");
     }
-    r.note = "the mean " + c.y + " does not cross " + fmt_num(level) + " inside the " + c.across + " grid at " + c.x + " = " + where_not;
+    if (!where_not.empty())  // (else bootstrap's note says why the statistic is undefined)
+      r.note = "the mean " + c.y + " does not cross " + fmt_num(level) + " inside the " + c.across + " grid at " + c.x + " = " + where_not;
     r.evaluated = false;
     return r;
   }
   r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
+  if (r.evaluated && r.resamples_beyond_grid > 0)
+    add_note(r, std::to_string(r.resamples_beyond_grid) + " of " + std::to_string(r.resamples) + " bootstrap resamples reach " +
+                    fmt_num(level) + " outside the " + c.across + " grid at some " + c.x +
+                    ": counted as beyond it (their slope is only bounded, and the interval covers the bound)");
   if (r.evaluated && !partial.empty()) add_note(r, "missing seeds: " + partial);
   return r;
 }
@@ -434,7 +487,8 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
   if (xs.size() < 2) { r.note = "fewer than two values of " + c.x + " in the selected runs"; return r; }
   d.seeds.assign(seeds.begin(), seeds.end());
   if (c.kind == "slope" || c.kind == "flat") {
-    bootstrap(d, [&xs](const std::vector<double>& m) { return slope_of(xs, m); }, r, seed);
+    bootstrap(d, [&xs](const std::vector<double>& m) { return slope_of(xs, m); }, r, seed,
+              "a seed mean of " + c.y + " is not positive: a log-log fit needs positive values");
     if (r.evaluated) {  // the constant of the fit through the seed means: mean log y - slope mean log x
       double lx = 0, ly = 0;
       for (size_t g = 0; g < xs.size(); ++g) {
@@ -459,7 +513,7 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
         ext = dec ? std::max(ext, step) : std::min(ext, step);
       }
       return ext;
-    }, r, seed);
+    }, r, seed, "a mean of " + c.y + " is 0: the relative steps are undefined");
     r.holds = r.evaluated && (dec ? r.ci_high < 0 : r.ci_low > 0);
   } else if (c.kind == "plateau") {
     const double after = c.after;
@@ -470,7 +524,7 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
         worst = std::max(worst, 1.0 - std::pow(m[i + 1] / m[i], 1.0 / std::log2(xs[i + 1] / xs[i])));
       }
       return std::isfinite(worst) ? worst : NAN;
-    }, r, seed);
+    }, r, seed, "no two successive positive means of " + c.y + " at " + c.x + " >= " + fmt_num(c.after));
     r.holds = r.evaluated && r.ci_high <= c.value;
   } else if (c.kind == "optimum") {  // the x of the lowest mean y (the first, on a tie)
     bootstrap(d, [&xs](const std::vector<double>& m) {
@@ -478,7 +532,7 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
       for (size_t i = 1; i < m.size(); ++i)
         if (m[i] < m[best]) best = i;
       return xs[best];
-    }, r, seed);
+    }, r, seed, "no finite mean");
     r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
   }
   if (r.evaluated && !partial.empty()) add_note(r, "missing seeds: " + partial);

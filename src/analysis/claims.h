@@ -54,6 +54,9 @@ struct ClaimResult {
   // squares in log-log; fit_exponent is `measured`); NaN otherwise.
   double fit_c = NAN, fit_exponent = NAN;
   int resamples = 0, resamples_dropped = 0;  // bootstrap resamples, and those with a non-finite statistic
+  // crossing: resamples in which some x's curve reaches the level outside the `across` grid;
+  // their statistic is only bounded (one side infinite), and they count toward the interval.
+  int resamples_beyond_grid = 0;
 
   std::string verdict() const { return !evaluated ? "n/a" : holds ? "yes" : "no"; }
 };

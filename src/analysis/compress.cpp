@@ -12,6 +12,7 @@
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "io/config.h"
+#include "kernels/posbias.h"
 #include "kernels/svd.h"
 #include "models/model.h"
 #include "train/evaluate.h"
@@ -91,14 +92,14 @@ std::vector<double> ov_form(const ModelConfig& mc, const Arena<float>& A, const 
 double write_qk(const ModelConfig& mc, const ModelConfig& nc, Arena<float>& B, const std::string& pre, int l, int h,
                 const std::vector<double>& m, int rank) {
   const int C = mc.d_model, dk2 = nc.head_dim[size_t(l)];
-  const int r = std::min(rank, dk2);
   const double s_new = score_scale(nc, dk2);
   float *wq = at(B, pre + "q.weight"), *bq = at(B, pre + "q.bias"), *wk = at(B, pre + "k.weight"), *bk = at(B, pre + "k.bias");
   const Svd d = svd(m, C + 1, C + 1);
+  const int r = std::min({rank, dk2, d.k});  // a head wider than the form's rank is zero-padded
   for (int c = 0; c < dk2; ++c) {  // row h*dk2 + c of the new q and k
     const double g = c < r ? std::sqrt(d.s[size_t(c)] / s_new) : 0.0;
     for (int i = 0; i <= C; ++i) {
-      const float qv = float(g * d.u[size_t(i) * d.k + c]), kv = float(g * d.vt[size_t(c) * (C + 1) + i]);
+      const float qv = c < r ? float(g * d.u[size_t(i) * d.k + c]) : 0.f, kv = c < r ? float(g * d.vt[size_t(c) * (C + 1) + i]) : 0.f;
       if (i < C) { wq[size_t(h * dk2 + c) * C + i] = qv; wk[size_t(h * dk2 + c) * C + i] = kv; }
       else { bq[h * dk2 + c] = qv; bk[h * dk2 + c] = kv; }
     }
@@ -110,19 +111,33 @@ double write_qk(const ModelConfig& mc, const ModelConfig& nc, Arena<float>& B, c
 double write_ov(const ModelConfig& mc, const ModelConfig& nc, Arena<float>& B, const std::string& pre, int l, int h,
                 const std::vector<double>& n, int rank) {
   const int C = mc.d_model, H2 = nc.heads[size_t(l)], dv2 = nc.value_dim[size_t(l)];
-  const int r = std::min(rank, dv2);
   float *wv = at(B, pre + "v.weight"), *bv = at(B, pre + "v.bias"), *wo = at(B, pre + "o.weight");
   const Svd d = svd(n, C, C + 1);
+  const int r = std::min({rank, dv2, d.k});  // a head wider than the form's rank is zero-padded
   for (int c = 0; c < dv2; ++c) {
     const double g = c < r ? std::sqrt(d.s[size_t(c)]) : 0.0;
     for (int j = 0; j <= C; ++j) {
-      const float v = float(g * d.vt[size_t(c) * (C + 1) + j]);
+      const float v = c < r ? float(g * d.vt[size_t(c) * (C + 1) + j]) : 0.f;
       if (j < C) wv[size_t(h * dv2 + c) * C + j] = v;
       else bv[h * dv2 + c] = v;
     }
-    for (int i = 0; i < C; ++i) wo[size_t(i) * H2 * dv2 + h * dv2 + c] = float(g * d.u[size_t(i) * d.k + c]);
+    for (int i = 0; i < C; ++i) wo[size_t(i) * H2 * dv2 + h * dv2 + c] = c < r ? float(g * d.u[size_t(i) * d.k + c]) : 0.f;
   }
   return tail_error(d.s, r);
+}
+
+// Head h's position-bias parameters in layer l: its row of the learned table (lin, log: one
+// value; t5: one per bucket), or for fixed ALiBi (rpe = "lin", rpe_learnable = false) its slope,
+// which is in no tensor; empty without a position bias.
+std::vector<double> bias_params(const ModelConfig& mc, const Arena<float>& A, const std::string& pre, int l, int h) {
+  const int H = mc.heads[size_t(l)];
+  if (const int id = A.find(pre + "rpe"); id >= 0) {
+    const int64_t per = A.info(id).size / H;
+    const float* b = at(A, pre + "rpe") + h * per;
+    return std::vector<double>(b, b + per);
+  }
+  if (mc.rpe == Rpe::lin) return {alibi_slope(h, H)};
+  return {};
 }
 
 // --group-heads' groups of layer l: "contiguous": group g holds heads [g H / G, (g + 1) H / G);
@@ -143,14 +158,10 @@ std::vector<std::vector<int>> head_groups(const ModelConfig& mc, const Arena<flo
     return groups;
   }
   std::vector<std::vector<double>> sig(static_cast<size_t>(H));
-  const int rpe = A.find(pre + "rpe");
   for (int h = 0; h < H; ++h) {
     if (mc.dot_product) sig[size_t(h)] = qk_form(mc, A, pre, l, h);
-    if (rpe >= 0) {
-      const int64_t per = A.info(rpe).size / H;
-      const float* b = at(A, pre + "rpe") + h * per;
-      sig[size_t(h)].insert(sig[size_t(h)].end(), b, b + per);
-    }
+    const auto bias = bias_params(mc, A, pre, l, h);
+    sig[size_t(h)].insert(sig[size_t(h)].end(), bias.begin(), bias.end());
   }
   std::vector<std::vector<double>> mean = sig;
   for (int h = 0; h < H; ++h) groups.push_back({h});
@@ -181,7 +192,7 @@ std::vector<std::vector<int>> head_groups(const ModelConfig& mc, const Arena<flo
 // to the new head's dimension; per-head position biases are averaged.
 void merge_layer(const ModelConfig& mc, const ModelConfig& nc, const Arena<float>& A, Arena<float>& B, const std::string& pre, int l,
                  const CompressOptions& o, CompressResult& res) {
-  const int H = mc.heads[size_t(l)], G = nc.heads[size_t(l)];
+  const int G = nc.heads[size_t(l)];
   const auto groups = head_groups(mc, A, pre, l, G, o.group_by);
   for (int g = 0; g < G; ++g) {
     const std::vector<int>& members = groups[size_t(g)];
@@ -206,16 +217,14 @@ void merge_layer(const ModelConfig& mc, const ModelConfig& nc, const Arena<float
       for (size_t i = 0; i < n.size(); ++i) n[i] += nh[i];
     }
     hc.ov_rel_error = write_ov(mc, nc, B, pre, l, g, n, nc.value_dim[size_t(l)]);
-    const std::string rpe = pre + "rpe";
-    if (A.find(rpe) >= 0) {
-      const int64_t per = A.info(A.find(rpe)).size / H;
-      const float* src = at(A, rpe);
-      float* dst = at(B, rpe);
-      for (int64_t j = 0; j < per; ++j) {
-        double sum = 0;
-        for (int h : members) sum += src[h * per + j];
-        dst[g * per + j] = float(sum / k);
+    if (B.find(pre + "rpe") >= 0) {  // (fixed ALiBi slopes became a tensor: see compress_arena)
+      std::vector<double> mean;
+      for (int h : members) {
+        const auto bh = bias_params(mc, A, pre, l, h);
+        if (mean.empty()) mean.assign(bh.size(), 0.0);
+        for (size_t j = 0; j < mean.size(); ++j) mean[j] += bh[j] / k;
       }
+      std::transform(mean.begin(), mean.end(), at(B, pre + "rpe") + g * int64_t(mean.size()), [](double v) { return float(v); });
     }
     res.heads.push_back(hc);
   }
@@ -273,11 +282,17 @@ CompressResult compress_arena(const RunConfig& cfg, const Arena<float>& A, const
     if (o.qk_rank > 0) nc.head_dim[size_t(l)] = std::min(o.qk_rank, mc.head_dim[size_t(l)]);
     if (o.ov_rank > 0) nc.value_dim[size_t(l)] = std::min(o.ov_rank, mc.value_dim[size_t(l)]);
   }
+  // Merged heads of fixed ALiBi keep the mean of their members' slopes, which no fixed slope
+  // formula gives for G heads: the compressed model's slopes become a tensor (rpe_learnable),
+  // initialised to the ALiBi slopes, so every layer that is not merged computes as before.
+  const bool alibi_to_tensor = o.group_heads > 0 && mc.rpe == Rpe::lin && !mc.rpe_learnable;
+  if (alibi_to_tensor) nc.rpe_learnable = true;
   auto new_model = make_model<float>(nc, 1);
   Arena<float>& B = new_model->arena;
   // Every tensor whose shape is unchanged is copied; the attention projections are rebuilt.
   for (const auto& p : B.params()) {
     const int id = A.find(p.name);
+    if (id < 0 && alibi_to_tensor && p.name.size() > 8 && p.name.compare(p.name.size() - 8, 8, "attn.rpe") == 0) continue;
     if (id < 0) throw UserError("compress: internal: no tensor '" + p.name + "' in the original model");
     if (A.info(id).shape == p.shape) std::copy_n(A.data().data() + A.info(id).offset, p.size, B.data().data() + p.offset);
   }

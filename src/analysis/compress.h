@@ -12,8 +12,9 @@
 // Grouping (--group-heads G): a layer's H heads become G groups, by default the heads whose
 // logit forms are closest (Ward clustering), or contiguous ones; the merged head's QK form is the mean of its members' (its logits
 // are their mean logits) and its OV form their sum, each truncated to the head's dimension
-// (the layer's, or the rank given); per-head position biases are averaged. With G = H it is
-// the identity.
+// (the layer's, or the rank given; zero-padded beyond the form's rank); per-head position
+// biases are averaged, fixed ALiBi slopes too (they become a tensor: rpe_learnable in the new
+// config). With G = H it is the identity.
 #include <functional>
 #include <string>
 #include <vector>

@@ -10,6 +10,7 @@
 #include "core/dist.h"
 #include "core/error.h"
 #include "sweep/runner.h"
+#include "sweep/spec.h"
 #include "sweep/store.h"
 
 namespace attnlab::cli {
@@ -20,6 +21,25 @@ std::string eta_text(double s) {
   if (s >= 3600) return fmt::format("{:.1f}h", s / 3600);
   if (s >= 60) return fmt::format("{:.0f}m{:02.0f}s", std::floor(s / 60), std::fmod(s, 60));
   return fmt::format("{:.0f}s", s);
+}
+
+// Makes `dst` a copy of the run directory `src` (none if src has none): copied beside it
+// first, then put in place, so that an interrupted merge leaves the old or the new, whole.
+void replace_run_dir(const std::filesystem::path& src, const std::filesystem::path& dst) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path tmp = dst.string() + ".merging";
+  fs::remove_all(tmp, ec);
+  if (fs::is_directory(src, ec)) {
+    fs::create_directories(dst.parent_path(), ec);
+    fs::copy(src, tmp, fs::copy_options::recursive, ec);
+    if (ec) {
+      fs::remove_all(tmp);
+      throw UserError(dst.string() + ": cannot copy the run directory from " + src.string() + ": " + ec.message());
+    }
+  }
+  fs::remove_all(dst, ec);
+  if (fs::exists(tmp)) fs::rename(tmp, dst);
 }
 }  // namespace
 
@@ -117,14 +137,15 @@ std::function<int()> add_merge(CLI::App& app) {
     namespace fs = std::filesystem;
     fs::create_directories(a->out);
     Store out((fs::path(a->out) / "runs.db").string());
-    int n = 0;
+    size_t n = 0;
     for (const auto& in : a->inputs) {
       const fs::path db = fs::path(in) / "runs.db";
       if (!fs::exists(db)) throw UserError(db.string() + ": no such result store");
-      n += out.merge_from(db.string());
-      // Copy the run directories too, so that reports can link them.
-      std::error_code ec;
-      fs::copy(fs::path(in) / "runs", fs::path(a->out) / "runs", fs::copy_options::recursive | fs::copy_options::skip_existing, ec);
+      const auto taken = out.merge_from(db.string());
+      n += taken.size();
+      // The directories of exactly the runs the store took from this input, so that reports
+      // link what the store records (a run failed in OUT and completed here gets this one's).
+      for (const auto& id : taken) replace_run_dir(fs::path(in) / "runs" / run_dir_name(id), fs::path(a->out) / "runs" / run_dir_name(id));
     }
     fmt::print("merge: {} runs added -> {}/runs.db\n", n, a->out);
     return 0;

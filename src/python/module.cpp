@@ -77,6 +77,9 @@ py::dict sweep(const std::string& spec, const std::string& scale, int jobs, cons
   o.out = out;
   o.self_exe = exe;  // the runs are `attnlab train` processes (not this Python)
   auto check = std::make_shared<SignalCheck>();
+  // Ctrl-C within 50 ms while runs are live: the runner stops them (they keep their
+  // checkpoints) and releases them in the store, so the same call resumes them.
+  o.check = [check]() { (*check)(); };
   SweepResult r;
   try {
     py::gil_scoped_release nogil;

@@ -42,7 +42,8 @@ std::string esc(const std::string& s) {
 }
 
 std::string num(double v) {
-  if (!std::isfinite(v)) return "–";
+  if (std::isnan(v)) return "–";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";  // (a crossing claim's bound beyond its grid)
   std::ostringstream ss;
   ss.precision(4);
   ss << v;
@@ -142,7 +143,7 @@ std::string claims_table(const std::vector<ClaimResult>& claims) {
   for (const auto& c : claims) {
     std::string claim = clean(c.claim + (c.series.empty() ? "" : " [" + c.series + "]"));
     if (claim.size() > 56) claim = claim.substr(0, 53) + "...";
-    auto plain = [](double v) { return std::isfinite(v) ? num(v) : std::string("-"); };  // printf pads bytes, not glyphs
+    auto plain = [](double v) { return !std::isnan(v) ? num(v) : std::string("-"); };  // printf pads bytes, not glyphs
     std::string m = plain(c.measured) + " [" + plain(c.ci_low) + ", " + plain(c.ci_high) + "]";
     char line[512];
     const std::string v = c.verdict() == "no" ? "NO" : c.verdict();
@@ -168,6 +169,8 @@ std::string claims_table(const std::vector<ClaimResult>& claims) {
 nlohmann::ordered_json claims_json(const std::vector<ClaimResult>& claims) {
   nlohmann::ordered_json cj = nlohmann::ordered_json::array();
   auto jnum = [](double v) { return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); };
+  // An interval's bound may be infinite (JSON has no infinity): the string "inf" or "-inf".
+  auto jbound = [&jnum](double v) { return std::isinf(v) ? nlohmann::ordered_json(v > 0 ? "inf" : "-inf") : jnum(v); };
   for (const auto& c : claims) {
     nlohmann::ordered_json points = nlohmann::ordered_json::array();
     for (const auto& p : c.points)
@@ -175,9 +178,10 @@ nlohmann::ordered_json claims_json(const std::vector<ClaimResult>& claims) {
                         {"failed", p.failed}, {"not_run", p.unfinished}, {"no_value", p.no_value}});
     cj.push_back({{"result", c.result}, {"experiment", c.experiment}, {"store", c.store}, {"claim", c.claim},
                   {"series", c.series}, {"kind", c.kind}, {"expected", c.expected}, {"measured", jnum(c.measured)},
-                  {"ci_low", jnum(c.ci_low)}, {"ci_high", jnum(c.ci_high)}, {"holds", c.holds}, {"verdict", c.verdict()},
+                  {"ci_low", jbound(c.ci_low)}, {"ci_high", jbound(c.ci_high)}, {"holds", c.holds}, {"verdict", c.verdict()},
                   {"note", c.note}, {"fit_c", jnum(c.fit_c)}, {"fit_exponent", jnum(c.fit_exponent)},
                   {"resamples", c.resamples}, {"resamples_dropped", c.resamples_dropped},
+                  {"resamples_beyond_grid", c.resamples_beyond_grid},
                   {"points", points}});
   }
   return cj;

@@ -88,6 +88,7 @@ pid_t spawn(const SweepOptions& opt, const RunRow& r, const fs::path& dir, int t
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);  // die with the sweep
     if (getppid() != parent) _exit(1);
+    setpgid(0, 0);  // not in the terminal's foreground group: its Ctrl-C goes to the sweep alone
     const int fd = open(log.c_str(), O_WRONLY | O_CREAT | (resume ? O_APPEND : O_TRUNC), 0644);
     if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
     if (!banner.empty() && write(2, banner.data(), banner.size()) < 0) _exit(1);
@@ -161,10 +162,43 @@ std::optional<std::pair<RunRow, Outcome>> take_finished(const SweepOptions& opt,
 }
 
 // Blocks until a child exits: its pid (its status in *st), 0 if a signal cut the wait short,
-// -1 if no child is left.
-pid_t wait_child(int* st) {
-  const pid_t pid = waitpid(-1, st, 0);
-  return pid >= 0 ? pid : errno == EINTR ? 0 : -1;
+// -1 if no child is left. With `check`, polls instead, calling it every 50 ms (it may throw).
+pid_t wait_child(int* st, const std::function<void()>& check = nullptr) {
+  if (!check) {
+    const pid_t pid = waitpid(-1, st, 0);
+    return pid >= 0 ? pid : errno == EINTR ? 0 : -1;
+  }
+  for (auto last = std::chrono::steady_clock::now();;) {
+    const pid_t pid = waitpid(-1, st, WNOHANG);
+    if (pid != 0) return pid >= 0 ? pid : errno == EINTR ? 0 : -1;
+    if (std::chrono::steady_clock::now() - last >= std::chrono::milliseconds(50)) {
+      check();
+      last = std::chrono::steady_clock::now();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// The sweep is stopping (SweepOptions::check threw): every live run gets SIGTERM (SIGKILL
+// after 5 s), is reaped, and is released in the store, still "running" with its checkpoint,
+// for the next sweep to resume.
+void stop_live(Live& live, Store& store, const std::string& owner) {
+  std::vector<std::string> ids;
+  for (const auto& [pid, run] : live) {
+    kill(pid, SIGTERM);
+    ids.push_back(run.first.id);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!live.empty()) {
+    int st = 0;
+    const pid_t pid = waitpid(-1, &st, WNOHANG);
+    if (pid > 0) { live.erase(pid); continue; }
+    if (pid < 0 && errno != EINTR) break;
+    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(5))
+      for (const auto& [p, run] : live) kill(p, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  store.release(ids, owner);
 }
 
 // The distributed sweep (`mpirun -np N attnlab sweep`): rank 0 owns the store and hands out
@@ -366,56 +400,61 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
   auto finished_child = [&](pid_t pid, int st) {
     if (const auto f = take_finished(opt, live, pid, st)) record(f->first, f->second);
   };
-  while (true) {
-    while (!exhausted && int(live.size()) < jobs) {
-      auto r = store.claim(owner, opt.shard_i, opt.shard_n);
-      if (!r) { exhausted = true; break; }
-      start_run(opt, *r, threads, live);
-      ++started_here;
-      report();
-    }
-    if (ranks == 1) {
-      if (live.empty()) break;
-      int st = 0;
-      const pid_t pid = wait_child(&st);
-      if (pid < 0) break;
-      if (pid > 0) finished_child(pid, st);
-      continue;
-    }
-    // Under MPI: this rank's children and the other ranks' messages, polled.
-    if (exhausted && live.empty() && remote.empty() && told_none == ranks - 1) break;
-    bool idle = true;
-    int st = 0;
-    if (const pid_t pid = live.empty() ? 0 : waitpid(-1, &st, WNOHANG); pid > 0) {
-      finished_child(pid, st);
-      idle = false;
-    }
-    int from = 0, tag = 0;
-    if (dist::poll(&from, &tag)) {
-      idle = false;
-      const std::string text = dist::receive(from, tag);
-      if (tag == kWant) {
-        std::optional<RunRow> r;
-        if (!exhausted) r = store.claim(owner, opt.shard_i, opt.shard_n);
-        if (!r) {
-          exhausted = true;
-          dist::send(from, kNone, "");
-          ++told_none;
-        } else {
-          dist::send(from, kRun, run_message(*r));
-          remote[r->id] = std::chrono::steady_clock::now();
-          ++started_here;
-          report();
-        }
-      } else if (tag == kDone) {
-        const auto [id, o] = done_from_message(text);
-        remote.erase(id);
-        RunRow r;
-        r.id = id;
-        record(r, o);
+  try {
+    while (true) {
+      while (!exhausted && int(live.size()) < jobs) {
+        auto r = store.claim(owner, opt.shard_i, opt.shard_n);
+        if (!r) { exhausted = true; break; }
+        start_run(opt, *r, threads, live);
+        ++started_here;
+        report();
       }
+      if (ranks == 1) {
+        if (live.empty()) break;
+        int st = 0;
+        const pid_t pid = wait_child(&st, opt.check);
+        if (pid < 0) break;
+        if (pid > 0) finished_child(pid, st);
+        continue;
+      }
+      // Under MPI: this rank's children and the other ranks' messages, polled.
+      if (exhausted && live.empty() && remote.empty() && told_none == ranks - 1) break;
+      bool idle = true;
+      int st = 0;
+      if (const pid_t pid = live.empty() ? 0 : waitpid(-1, &st, WNOHANG); pid > 0) {
+        finished_child(pid, st);
+        idle = false;
+      }
+      int from = 0, tag = 0;
+      if (dist::poll(&from, &tag)) {
+        idle = false;
+        const std::string text = dist::receive(from, tag);
+        if (tag == kWant) {
+          std::optional<RunRow> r;
+          if (!exhausted) r = store.claim(owner, opt.shard_i, opt.shard_n);
+          if (!r) {
+            exhausted = true;
+            dist::send(from, kNone, "");
+            ++told_none;
+          } else {
+            dist::send(from, kRun, run_message(*r));
+            remote[r->id] = std::chrono::steady_clock::now();
+            ++started_here;
+            report();
+          }
+        } else if (tag == kDone) {
+          const auto [id, o] = done_from_message(text);
+          remote.erase(id);
+          RunRow r;
+          r.id = id;
+          record(r, o);
+        }
+      }
+      if (idle) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    if (idle) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  } catch (...) {  // stopped (Ctrl-C in Python) or failed: this process's runs resume next time
+    stop_live(live, store, owner);
+    throw;
   }
   if (ranks > 1) dist::barrier();  // with every other rank, done with this sweep (reproduce runs several)
   // Totals from the store (runs finished by an earlier, interrupted sweep count too); runs

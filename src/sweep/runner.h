@@ -2,7 +2,9 @@
 // The sweep runner: expands a spec, registers its runs in DIR/runs.db, and executes the
 // runs it can claim as child processes (`attnlab train`), at most `jobs` at a time, each
 // with cores/jobs threads. Children die with the runner (PR_SET_PDEATHSIG), so a killed
-// sweep leaves no orphan writing; rerunning the same command resumes.
+// sweep leaves no orphan writing; rerunning the same command resumes. Each child is a process
+// group of its own: the terminal's Ctrl-C reaches the sweep, which decides (the command line
+// dies and its children with it; the Python module stops them and releases their runs).
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,6 +21,11 @@ struct SweepOptions {
   bool rerun_changed = false;
   bool list_only = false;  // expand and check the runs, list them (SweepResult::listed), run nothing
   std::string self_exe = "/proc/self/exe";
+  // Called about every 50 ms while runs are live (the Python module asks the interpreter about
+  // Ctrl-C). It may throw to stop the sweep: the live runs are then stopped (SIGTERM), keep
+  // their last checkpoints, and are released in the store, so that the same sweep called again
+  // resumes them; the exception then leaves run_sweep. Without it the runner blocks in wait.
+  std::function<void()> check;
 };
 
 struct SweepProgress {

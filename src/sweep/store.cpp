@@ -243,6 +243,18 @@ int Store::retry_failed(int shard_i, int shard_n) {
   return sqlite3_changes(db_);
 }
 
+void Store::release(const std::vector<std::string>& ids, const std::string& owner) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    for (const auto& id : ids)
+      Stmt(db_, "UPDATE runs SET owner='' WHERE id=? AND owner=? AND status='running'").bind(1, id).bind(2, owner).step();
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+}
+
 std::optional<RunRow> Store::claim(const std::string& owner, int shard_i, int shard_n) {
   exec("BEGIN IMMEDIATE");  // the write lock: no two processes claim at once
   try {
@@ -337,7 +349,7 @@ std::vector<std::string> Store::metrics(const std::string& id) const {
   return out;
 }
 
-int Store::merge_from(const std::string& other_path) {
+std::vector<std::string> Store::merge_from(const std::string& other_path) {
   Store other(other_path, true);
   for (const char* key : {"experiment", "scale"}) {
     const std::string a = meta(key), b = other.meta(key);
@@ -349,7 +361,7 @@ int Store::merge_from(const std::string& other_path) {
     while (s.step())
       if (meta(s.text(0)).empty() && !s.text(1).empty()) set_meta(s.text(0), s.text(1));
   }
-  int n = 0;
+  std::vector<std::string> taken;
   const auto mine = runs();
   for (const auto& r : other.runs()) {
     const RunRow* have = nullptr;
@@ -380,9 +392,9 @@ int Store::merge_from(const std::string& other_path) {
       q.bind(1, r.id);
       if (q.step()) Stmt(db_, "UPDATE runs SET attempts = ? WHERE id = ?").bind(1, q.integer(0)).bind(2, r.id).step();
     }
-    ++n;
+    taken.push_back(r.id);
   }
-  return n;
+  return taken;
 }
 
 }  // namespace attnlab

@@ -55,6 +55,9 @@ class Store {
   // Makes the failed runs with idx % shard_n == shard_i pending again (a crash or a kill by
   // the machine is no result); returns how many.
   int retry_failed(int shard_i, int shard_n);
+  // The runs `ids` held by `owner` are given up: still "running" (their directories keep their
+  // checkpoints) but owned by nobody, so the next claim takes them and resumes them.
+  void release(const std::vector<std::string>& ids, const std::string& owner);
   // Atomically takes one pending run (or one whose owner is dead) with idx % shard_n == shard_i.
   std::optional<RunRow> claim(const std::string& owner, int shard_i, int shard_n);
   // Records the end of a run: status, summary JSON, resolved config, metrics lines, error.
@@ -67,8 +70,8 @@ class Store {
   // Copies every finished run (and its metrics) of `other` that this store lacks or has
   // unfinished, and the metadata this store lacks (spec, spec text, title, result, ...).
   // UserError if the stores hold different experiments or scales, or a run registered with
-  // different configs.
-  int merge_from(const std::string& other_path);
+  // different configs. Returns the ids of the runs it took.
+  std::vector<std::string> merge_from(const std::string& other_path);
   const std::string& path() const { return path_; }
 
   // "<pid>:<process start time>" of this process; owner_alive() tells whether such a process runs.

@@ -4,10 +4,9 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
-#include <map>
-#include <mutex>
 
 #include "core/error.h"
+#include "io/file_cache.h"
 #include "io/npy.h"
 
 namespace attnlab {
@@ -77,15 +76,7 @@ void copy_rows(const NpyArray& a, int64_t from, int64_t n, bool as_int, std::vec
   else f.assign(b, e);
 }
 
-std::shared_ptr<const NpyData> load(const TaskConfig& c, const Fail& fail) {
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<const NpyData>> cache;
-  const std::string key = c.npy_inputs + "\n" + c.npy_targets + "\n" + c.npy_val_inputs + "\n" + c.npy_val_targets + "\n" +
-                          std::to_string(c.val_fraction);
-  {
-    std::lock_guard<std::mutex> l(mu);
-    if (auto it = cache.find(key); it != cache.end()) return it->second;
-  }
+std::shared_ptr<const NpyData> read_data(const TaskConfig& c, const Fail& fail) {
   auto d = std::make_shared<NpyData>();
   Pair tr{read_npy(c.npy_inputs, "task.inputs"), read_npy(c.npy_targets, "task.targets")};
   check_pair(tr, "inputs", "targets", c.npy_inputs, c.npy_targets, fail);
@@ -129,9 +120,14 @@ std::shared_ptr<const NpyData> load(const TaskConfig& c, const Fail& fail) {
         for (int t : *v) mx = std::max(mx, t);
     d->vocab = mx + 1;
   }
-  std::lock_guard<std::mutex> l(mu);
-  cache[key] = d;
   return d;
+}
+
+// The files' contents, read once while they stay unchanged (resolution, then the task).
+std::shared_ptr<const NpyData> load(const TaskConfig& c, const Fail& fail) {
+  static FileCache<NpyData> cache;
+  return cache.get(std::to_string(c.val_fraction), {c.npy_inputs, c.npy_targets, c.npy_val_inputs, c.npy_val_targets},
+                   [&] { return read_data(c, fail); });
 }
 
 std::string absolute(const std::string& p) { return p.empty() ? p : fs::absolute(p).lexically_normal().string(); }

@@ -1,33 +1,29 @@
 #include "tasks/text_lm.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <mutex>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/file_cache.h"
 
 namespace attnlab {
 
 namespace fs = std::filesystem;
 
 namespace {
-// The text of a file, read once per process (a sweep's runs are processes of their own).
+// The text of a file, read once while it stays unchanged (io/file_cache.h).
 std::shared_ptr<const std::string> load_text(const std::string& path) {
-  static std::mutex mu;
-  static std::map<std::string, std::shared_ptr<const std::string>> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(path);
-  if (it != cache.end()) return it->second;
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw UserError("task.path: cannot read '" + path + "'");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  auto text = std::make_shared<const std::string>(ss.str());
-  cache[path] = text;
-  return text;
+  static FileCache<std::string> cache;
+  return cache.get("", {path}, [&] {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw UserError("task.path: cannot read '" + path + "'");
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    return std::make_shared<const std::string>(ss.str());
+  });
 }
 }  // namespace
 
@@ -40,7 +36,11 @@ std::string text_lm_path(const std::string& path) {
 }
 
 TextLmTask::TextLmTask(const TaskConfig& cfg, uint64_t seed) : cfg_(cfg), seed_(seed), text_(load_text(text_lm_path(cfg.path))) {
-  split_at_ = text_->size() * 9 / 10;
+  const size_t n = text_->size();
+  bounds_[0] = 0;
+  bounds_[1] = n * 9 / 10;
+  bounds_[2] = n * 19 / 20;
+  bounds_[3] = n;
 }
 
 void TextLmTask::fill(Split split, const int64_t* indices, int B, Batch& batch) const {
@@ -53,7 +53,7 @@ void TextLmTask::fill(Split split, const int64_t* indices, int B, Batch& batch) 
   batch.targets.resize(size_t(B) * T);
   batch.mask.assign(size_t(B) * T, 1.f);
   static const uint64_t streams[3] = {stream_id("text_lm/train"), stream_id("text_lm/val"), stream_id("text_lm/test")};
-  const size_t lo = split == Split::train ? 0 : split_at_, hi = split == Split::train ? split_at_ : text_->size();
+  const size_t lo = bounds_[int(split)], hi = bounds_[int(split) + 1];
   const uint64_t starts = uint64_t(hi - lo - size_t(T));  // windows of T + 1 bytes inside [lo, hi)
   const unsigned char* s = reinterpret_cast<const unsigned char*>(text_->data());
   for (int b = 0; b < B; ++b) {
@@ -79,10 +79,10 @@ void text_lm_keys(Keys& k, TaskConfig& c) {
   if (!f) k.fail("path", "'" + c.path + "' (" + p + "): cannot be read");
   const auto size = fs::file_size(p, ec);
   if (ec || size == 0) k.fail("path", "'" + c.path + "' (" + p + "): the file is empty");
-  // Both splits need a window of seq_len + 1 bytes: the validation text is the last 10%.
-  if (size - size * 9 / 10 < uint64_t(c.seq_len) + 2)
+  // Every split needs a window of seq_len + 1 bytes: the smallest are the last two 5%.
+  if (std::min(size * 19 / 20 - size * 9 / 10, size - size * 19 / 20) < uint64_t(c.seq_len) + 2)
     k.fail("path", "'" + c.path + "' (" + p + "): " + std::to_string(size) + " bytes are too few for windows of task.seq_len + 1 = " +
-                       std::to_string(c.seq_len + 1) + " bytes in its last 10% (the validation text)");
+                       std::to_string(c.seq_len + 1) + " bytes in each of its last two 5% (the validation and test texts)");
 }
 
 }  // namespace attnlab

@@ -1,7 +1,7 @@
 #pragma once
 // Task `text_lm`: byte-level next-token prediction on a text file (vocabulary 256). The
-// first 90% of the file's bytes are the training text, the last 10% the validation text
-// (also used, with another stream, for a test split). Sample i of a split is the window of
+// first 90% of the file's bytes are the training text, the next 5% the validation text and
+// the last 5% the test text (disjoint). Sample i of a split is the window of
 // seq_len + 1 bytes at a start drawn from (seed, split, i): the tokens are its first seq_len
 // bytes and the target at each position is the next byte. The loss is cross-entropy in
 // nats; the summary also gives bits per byte.
@@ -25,7 +25,7 @@ class TextLmTask : public Task {
   TaskConfig cfg_;
   uint64_t seed_;
   std::shared_ptr<const std::string> text_;
-  size_t split_at_ = 0;  // first byte of the validation text
+  size_t bounds_[4] = {};  // split s is the bytes [bounds_[s], bounds_[s + 1]) (train, val, test)
 };
 
 // task.path as a file: a relative path names a file in the current directory if there is

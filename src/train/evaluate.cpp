@@ -49,6 +49,27 @@ void add_probes(nlohmann::ordered_json& j, const std::vector<HeadProbe>& ps) {
 }
 
 
+void TargetMoments::add(const Batch& b) {
+  const size_t P = b.mask.size(), D = sum.size();
+  if (D == 0 || b.y.size() != P * D) return;  // token targets, or no real targets
+  for (size_t i = 0; i < P; ++i) {
+    if (!(b.mask[i] > 0)) continue;
+    for (size_t j = 0; j < D; ++j) {
+      const double y = b.y[i * D + j];
+      sum[j] += y;
+      sum2[j] += y * y;
+    }
+    count += 1;
+  }
+}
+
+double TargetMoments::variance() const {
+  if (count <= 0 || sum.empty()) return 0;
+  double v = 0;
+  for (size_t j = 0; j < sum.size(); ++j) v += sum2[j] / count - (sum[j] / count) * (sum[j] / count);
+  return v / double(sum.size());
+}
+
 // Mean loss over a whole split, in chunks of eval_batch; also the targets' variance.
 EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n, int eval_batch, EvalCache* cache, bool spread) {
   const int ranks = spread ? dist::size() : 1, rank = spread ? dist::rank() : 0;
@@ -56,7 +77,8 @@ EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n
   size_t k = 0;  // this rank's chunks so far (the cache holds only those)
   Batch fresh;
   std::vector<int64_t> idx;
-  double loss_sum = 0, weight = 0, ysum = 0, y2sum = 0, ycount = 0;
+  double loss_sum = 0, weight = 0;
+  TargetMoments ym(task.vocab() > 0 ? 0 : task.d_out());
   size_t bytes = 0;
   const bool use_cache = cache && !cache->off;
   for (int64_t start = 0, i = 0; start < n; start += eval_batch, ++i) {
@@ -78,13 +100,7 @@ EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n
     const double w = std::accumulate(b.mask.begin(), b.mask.end(), 0.0);
     loss_sum += runner.run(b, false) * w;
     weight += w;
-    const size_t P = b.mask.size(), D = P ? b.y.size() / P : 0;
-    for (size_t i = 0; i < P; ++i)
-      if (b.mask[i] > 0)
-        for (size_t j = 0; j < D; ++j) {
-          const double y = b.y[i * D + j];
-          ysum += y; y2sum += y * y; ycount += 1;
-        }
+    ym.add(b);
   }
   if (use_cache && !cache->full) {
     if (bytes <= EvalCache::kMaxBytes) {
@@ -94,14 +110,19 @@ EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n
       cache->batches.clear();
     }
   }
-  if (ranks > 1) {
-    double v[5] = {loss_sum, weight, ysum, y2sum, ycount};
-    dist::allreduce_sum(v, 5);
-    loss_sum = v[0], weight = v[1], ysum = v[2], y2sum = v[3], ycount = v[4];
+  if (ranks > 1) {  // every rank has the same D (the task's), so the same vector length
+    const size_t D = ym.sum.size();
+    std::vector<double> v = {loss_sum, weight, ym.count};
+    v.insert(v.end(), ym.sum.begin(), ym.sum.end());
+    v.insert(v.end(), ym.sum2.begin(), ym.sum2.end());
+    dist::allreduce_sum(v.data(), v.size());
+    loss_sum = v[0], weight = v[1], ym.count = v[2];
+    std::copy_n(v.begin() + 3, D, ym.sum.begin());
+    std::copy_n(v.begin() + 3 + std::ptrdiff_t(D), D, ym.sum2.begin());
   }
   EvalResult r;
   r.loss = weight > 0 ? loss_sum / weight : 0;
-  if (ycount > 0) r.target_var = y2sum / ycount - (ysum / ycount) * (ysum / ycount);
+  r.target_var = ym.variance();
   return r;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Evaluation: the loss of a model on a batch or a whole split, paper 1's attention probes as
 // JSON, and `attnlab eval` (a checkpoint evaluated with the config in its metadata).
+#include <algorithm>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -64,6 +65,19 @@ class LossRunner {
   const Task& task_;
   std::string loss_;
   std::vector<float> last_, dy_, full_;
+};
+
+// The variance the MSE is compared with (`*_rel` = MSE / variance, the fraction of the
+// target's variance left unexplained): the mean over output dimensions of each dimension's
+// variance over the positions where the loss counts. The MSE averages over dimensions too,
+// so predicting each dimension's mean gives rel 1 (a pooled variance would count the
+// differences between the dimensions' means as variance). Token targets have none (0).
+struct TargetMoments {
+  explicit TargetMoments(int d_out) : sum(size_t(std::max(d_out, 0)), 0.0), sum2(sum) {}
+  void add(const Batch& b);  // its real targets at positions with mask > 0
+  double variance() const;
+  std::vector<double> sum, sum2;  // per dimension
+  double count = 0;               // positions
 };
 
 struct EvalResult { double loss = 0, target_var = 0; };
