@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "analysis/claims.h"
 #include "core/rng.h"
@@ -238,21 +239,29 @@ TEST(Claims, TooFewPointsIsNotEvaluated) {
 // m* = log(n) / level^2, whose log-log slope on n over 500 .. 50000 is about 0.12 (logarithmic
 // growth); with y = sqrt(n^0.5 / m) it is m* = n^0.5 / level^2, slope 0.5.
 namespace {
-std::vector<Observation> width_needed(bool logarithmic, uint64_t seed) {
+// Runs at n in {500, 5000, 50000}, the widths, seeds 1..6, with err = f(n, width, seed).
+std::vector<Observation> crossing_grid(const std::function<double(int, int, int)>& f,
+                                       const std::vector<int>& widths = {4, 8, 16, 32, 64, 128, 256, 512, 1024}) {
   std::vector<Observation> obs;
-  uint64_t k = 0;
   for (int n : {500, 5000, 50000})
-    for (int m : {4, 8, 16, 32, 64, 128, 256, 512, 1024})
+    for (int m : widths)
       for (int sd = 1; sd <= 6; ++sd) {
         Observation o;
         o.point["task.n"] = std::to_string(n);
         o.point["model.width"] = std::to_string(m);
         o.seed = sd;
-        const double need = logarithmic ? std::log(double(n)) : std::sqrt(double(n));
-        o.summary["err"] = std::sqrt(need / m) * (1.0 + 0.03 * rng_normal(seed, 2, k++));
+        o.summary["err"] = f(n, m, sd);
         obs.push_back(o);
       }
   return obs;
+}
+
+std::vector<Observation> width_needed(bool logarithmic, uint64_t seed) {
+  uint64_t k = 0;
+  return crossing_grid([&](int n, int m, int) {
+    const double need = logarithmic ? std::log(double(n)) : std::sqrt(double(n));
+    return std::sqrt(need / m) * (1.0 + 0.03 * rng_normal(seed, 2, k++));
+  });
 }
 }  // namespace
 
@@ -289,18 +298,9 @@ TEST(Claims, CrossingIsTheSlopeOfTheWidthThatReachesTheLevel) {
 // be above a bound, so the interval's upper end is infinite and the claim does not hold; it
 // held on the remaining resamples alone.
 TEST(Claims, CrossingCountsResamplesBeyondTheGridAgainstTheClaim) {
-  std::vector<Observation> obs;
   const double factor[6] = {0.7, 0.8, 0.9, 1.1, 1.2, 1.3};
-  for (int n : {500, 5000, 50000})
-    for (int m : {4, 8, 16, 32, 64, 128, 256, 512, 1024})
-      for (int sd = 1; sd <= 6; ++sd) {
-        Observation o;
-        o.point["task.n"] = std::to_string(n);
-        o.point["model.width"] = std::to_string(m);
-        o.seed = sd;
-        o.summary["err"] = std::sqrt(std::log(double(n)) / m) * factor[sd - 1];
-        obs.push_back(o);
-      }
+  const auto err = [&](int n, int m, int sd) { return std::sqrt(std::log(double(n)) / m) * factor[sd - 1]; };
+  std::vector<Observation> obs = crossing_grid(err);
   ClaimSpec c;
   c.kind = "crossing";
   c.x = "task.n";
@@ -322,15 +322,8 @@ TEST(Claims, CrossingCountsResamplesBeyondTheGridAgainstTheClaim) {
             std::string::npos)
       << r[0].note;
   // A grid twice as wide decides it: every resample crosses inside, and the claim holds.
-  for (int sd = 1; sd <= 6; ++sd)
-    for (int n : {500, 5000, 50000}) {
-      Observation o;
-      o.point["task.n"] = std::to_string(n);
-      o.point["model.width"] = "2048";
-      o.seed = sd;
-      o.summary["err"] = std::sqrt(std::log(double(n)) / 2048) * factor[sd - 1];
-      obs.push_back(o);
-    }
+  const auto wider = crossing_grid(err, {2048});
+  obs.insert(obs.end(), wider.begin(), wider.end());
   const auto wide = evaluate_claims(spec_with(c), obs);
   EXPECT_EQ(wide[0].resamples_beyond_grid, 0);
   EXPECT_TRUE(wide[0].holds) << wide[0].ci_low << " " << wide[0].ci_high;
