@@ -24,4 +24,12 @@ echo "e2e: $figs"
 ok=${figs#data-figures=\"}; ok=${ok%\"}
 [ "${ok%/*}" = "${ok#*/}" ] && [ "${ok#*/}" -ge 1 ] || { echo "e2e: not every figure rendered ($ok)"; exit 1; }
 if grep -E ':CONSOLE|Uncaught' "$work/chrome.log"; then echo "e2e: console messages above"; exit 1; fi
+# The top a reader sees first: the verdict counts of all claims, one line per paper, and the
+# claim's verdict cell in its color class.
+grep -qE '<p id="headline"><b>[0-9]+ hold, [0-9]+ refuted, [0-9]+ undecided, [0-9]+ n/a of 1 claims</b>' "$work/dom.html" \
+  || { echo "e2e: no verdict headline"; exit 1; }
+grep -q '<ul id="papers">' "$work/dom.html" && grep -q 'href="#paper-p2">Paper 2' "$work/dom.html" \
+  || { echo "e2e: no per-paper line"; exit 1; }
+grep -qE '<td class="(holds|refuted|undecided|na)">(holds|refuted|undecided|n/a)' "$work/dom.html" \
+  || { echo "e2e: no verdict cell"; exit 1; }
 echo "e2e report: 1 passed, 0 failed"

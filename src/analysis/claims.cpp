@@ -33,6 +33,7 @@ bool point_matches(const Point& p, const Point& filter) {
 
 void count_run(PointCount& pc, const Observation& o, double y) {
   ++pc.runs;
+  pc.members.push_back(&o);
   if (o.status == "completed") {
     ++pc.completed;
     if (!std::isfinite(y)) ++pc.no_value;
@@ -134,6 +135,7 @@ void bootstrap(const BySeed& d, F stat, ClaimResult& r, uint64_t seed, const std
   }
   r.resamples = kBoot;
   r.resamples_dropped = kBoot - int(lows.size());
+  r.seeds = int(S);
   if (lows.size() < size_t(kBoot) / 2 || !std::isfinite(r.measured)) {
     r.note = "the statistic is undefined on this data (" + undefined + ")";
     if (std::isfinite(r.measured))
@@ -152,6 +154,45 @@ void bootstrap(const BySeed& d, F stat, ClaimResult& r, uint64_t seed, const std
 
 void add_note(ClaimResult& r, const std::string& s) {
   if (!s.empty()) r.note = r.note.empty() ? s : s + "; " + r.note;
+}
+
+// Undecided: the interval's half-width narrows like 1/sqrt(seeds), so a bound b at distance
+// d = |measured - b| is cleared once the half-width on its side, w, has shrunk to d: after
+// about seeds (w / d)^2 seeds. Holding needs every straddled bound cleared; refuting, the one
+// between the estimate and the expectation. Infinite when the estimate sits on that bound or
+// the interval is unbounded on that side: more seeds alone would not decide it.
+double seeds_needed(const ClaimResult& r, double lo, double hi) {
+  auto need = [&](double b) {
+    const double d = std::fabs(r.measured - b), w = b < r.measured ? r.measured - r.ci_low : r.ci_high - r.measured;
+    return d > 0 && std::isfinite(w) ? std::ceil(r.seeds * (w / d) * (w / d)) : INFINITY;
+  };
+  const bool inside = r.measured >= lo && r.measured <= hi;
+  double n = 0;
+  for (double b : {lo, hi}) {
+    if (!std::isfinite(b) || !(r.ci_low <= b && b <= r.ci_high)) continue;
+    if (inside) n = std::max(n, need(b));
+    else if ((r.measured < lo) == (b == lo)) n = need(b);  // the bound facing the estimate
+  }
+  return n > 0 ? std::max(n, double(r.seeds + 1)) : INFINITY;
+}
+
+// The verdict of an evaluated claim whose expectation is [lo, hi] (an end may be infinite;
+// `strict`: the finite ends are excluded): holds, refuted or undecided, and for an undecided
+// one the seeds likely to decide it, also in its note.
+void decide(ClaimResult& r, double lo, double hi, bool strict = false) {
+  if (!r.evaluated) return;
+  auto above = [strict](double v, double b) { return std::isinf(b) || (strict ? v > b : v >= b); };  // v inside of lower end b
+  auto below = [strict](double v, double b) { return std::isinf(b) || (strict ? v < b : v <= b); };  // v inside of upper end b
+  const bool inside = above(r.ci_low, lo) && below(r.ci_high, hi);
+  const bool outside = (std::isfinite(lo) && !above(r.ci_high, lo)) || (std::isfinite(hi) && !below(r.ci_low, hi));
+  r.decided = inside ? "holds" : outside ? "refuted" : "undecided";
+  r.holds = inside;
+  if (r.decided != "undecided") return;
+  r.seeds_to_decide = seeds_needed(r, lo, hi);
+  add_note(r, std::isfinite(r.seeds_to_decide)
+                  ? "undecided: about " + fmt_num(r.seeds_to_decide) + " seeds would likely decide it (now " + std::to_string(r.seeds) +
+                        "; the interval narrows like 1/sqrt(seeds))"
+                  : "undecided: more seeds alone would likely not decide it (the estimate sits on the bound, or the interval is unbounded)");
 }
 
 double slope_of(const std::vector<double>& x, const std::vector<double>& m) {
@@ -238,10 +279,10 @@ ClaimResult evaluate_compare(const ExperimentSpec& spec, ClaimResult r, const Cl
   d.seeds.assign(seeds.begin(), seeds.end());
   if (ratio) {
     bootstrap(d, [](const std::vector<double>& m) { return m[1] / m[0]; }, r, seed, "the mean " + c.y + " at a is 0");
-    r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
+    decide(r, c.lo, c.hi);
   } else {
     bootstrap(d, [](const std::vector<double>& m) { return m[0]; }, r, seed, "no finite relative difference");
-    r.holds = r.evaluated && r.ci_low >= c.value;
+    decide(r, c.value, INFINITY);
   }
   if (r.evaluated && !partial.empty()) add_note(r, "missing seeds: " + partial);
   return r;
@@ -276,7 +317,7 @@ ClaimResult evaluate_level(ClaimResult r, const ClaimSpec& c, const std::vector<
   if (seeds.empty()) { r.note = "no completed run with " + c.y + ": " + missing_runs(sel, c.y); return r; }
   d.seeds.assign(seeds.begin(), seeds.end());
   bootstrap(d, [](const std::vector<double>& m) { return m[0]; }, r, seed, "no finite mean");
-  r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
+  decide(r, c.lo, c.hi);
   if (r.evaluated && pc.completed - pc.no_value < pc.runs) add_note(r, "missing seeds: " + missing_runs(sel, c.y));
   return r;
 }
@@ -407,7 +448,7 @@ ClaimResult evaluate_crossing(const ExperimentSpec& spec, ClaimResult r, const C
     r.evaluated = false;
     return r;
   }
-  r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
+  decide(r, c.lo, c.hi);
   if (r.evaluated && r.resamples_beyond_grid > 0)
     add_note(r, std::to_string(r.resamples_beyond_grid) + " of " + std::to_string(r.resamples) + " bootstrap resamples reach " +
                     fmt_num(level) + " outside the " + c.across + " grid at some " + c.x +
@@ -416,12 +457,73 @@ ClaimResult evaluate_crossing(const ExperimentSpec& spec, ClaimResult r, const C
   return r;
 }
 
+// An evaluated claim that cannot be cited: n/a, the reason first in its note.
+void not_applicable(ClaimResult& r, const std::string& why) {
+  r.evaluated = false;
+  r.holds = false;
+  r.decided.clear();
+  r.seeds_to_decide = NAN;
+  r.note = why + (r.note.empty() ? "" : "; " + r.note);
+}
+
+// What a verdict needs besides its interval (issue 24): every point inside the theorem's
+// regime (the claim's gates: the seed mean of each gated field over the point's completed
+// runs), and, with require_converged, every completed run converged; unconverged points are
+// otherwise named in the note.
+void check_requirements(ClaimResult& r, const ClaimSpec& c) {
+  std::string outside, unconverged;
+  int unconverged_points = 0;
+  for (const auto& p : r.points) {
+    int u = 0, done = 0;
+    for (const Observation* o : p.members)
+      if (o->status == "completed") {
+        ++done;
+        u += o->summary.is_object() && o->summary.contains("converged") && o->summary["converged"].is_boolean() &&
+             !o->summary["converged"].get<bool>();
+      }
+    if (u > 0) {
+      ++unconverged_points;
+      unconverged += (unconverged.empty() ? "" : "; ") + p.label + " (" + std::to_string(u) + " of " + std::to_string(done) + " runs)";
+    }
+    for (const auto& g : c.gates) {
+      double sum = 0;
+      int n = 0;
+      for (const Observation* o : p.members)
+        if (const double v = o->status == "completed" ? summary_value(o->summary, g.y) : NAN; std::isfinite(v)) { sum += v; ++n; }
+      const std::string at = " at " + p.label;
+      if (n == 0 && done > 0) outside += (outside.empty() ? "" : "; ") + g.y + " missing" + at;
+      if (n == 0) continue;
+      const double m = sum / n;
+      if (m < g.min) outside += (outside.empty() ? "" : "; ") + g.y + " = " + fmt_num(m) + " < " + fmt_num(g.min) + at;
+      if (m > g.max) outside += (outside.empty() ? "" : "; ") + g.y + " = " + fmt_num(m) + " > " + fmt_num(g.max) + at;
+    }
+  }
+  for (auto& p : r.points) p.members.clear();
+  if (!outside.empty()) return not_applicable(r, "out of regime: " + outside);
+  if (unconverged_points == 0) return;
+  if (c.require_converged) return not_applicable(r, "not converged (the claim requires it) at " + unconverged);
+  add_note(r, "not converged at " + std::to_string(unconverged_points) + " of " + std::to_string(r.points.size()) + " points: " + unconverged);
+}
+
+ClaimResult evaluate_kind(const ExperimentSpec& spec, const ClaimSpec& c, const std::vector<Observation>& obs,
+                          const Point& filter, const std::string& series_label, uint64_t seed);
+
 ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const std::vector<Observation>& obs,
                          const Point& filter, const std::string& series_label, uint64_t seed) {
+  ClaimResult r = evaluate_kind(spec, c, obs, filter, series_label, seed);
+  check_requirements(r, c);
+  r.finding = c.finding;
+  return r;
+}
+
+ClaimResult evaluate_kind(const ExperimentSpec& spec, const ClaimSpec& c, const std::vector<Observation>& obs,
+                          const Point& filter, const std::string& series_label, uint64_t seed) {
   ClaimResult r;
   r.result = spec.result;
   r.experiment = spec.name;
   r.kind = c.kind;
+  r.x = c.x;
+  r.y = c.y;
   r.series = series_label;
   const std::string where = point_text(filter);
   r.claim = !c.text.empty() ? c.text : c.kind + " of " + c.y + (c.x.empty() ? "" : " against " + c.x) + (where.empty() ? "" : " (" + where + ")");
@@ -502,8 +604,8 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
       r.fit_exponent = r.measured;
       r.fit_c = std::exp(ly - r.measured * lx);
     }
-    if (c.kind == "slope") r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
-    else r.holds = r.evaluated && r.ci_low >= -c.value && r.ci_high <= c.value;
+    if (c.kind == "slope") decide(r, c.lo, c.hi);
+    else decide(r, -c.value, c.value);
   } else if (c.kind == "monotone") {
     const bool dec = c.direction == "decreasing";
     bootstrap(d, [dec](const std::vector<double>& m) {
@@ -514,7 +616,7 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
       }
       return ext;
     }, r, seed, "a mean of " + c.y + " is 0: the relative steps are undefined");
-    r.holds = r.evaluated && (dec ? r.ci_high < 0 : r.ci_low > 0);
+    decide(r, dec ? -INFINITY : 0.0, dec ? 0.0 : INFINITY, true);
   } else if (c.kind == "plateau") {
     const double after = c.after;
     bootstrap(d, [&xs, after](const std::vector<double>& m) {
@@ -525,7 +627,7 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
       }
       return std::isfinite(worst) ? worst : NAN;
     }, r, seed, "no two successive positive means of " + c.y + " at " + c.x + " >= " + fmt_num(c.after));
-    r.holds = r.evaluated && r.ci_high <= c.value;
+    decide(r, -INFINITY, c.value);
   } else if (c.kind == "optimum") {  // the x of the lowest mean y (the first, on a tie)
     bootstrap(d, [&xs](const std::vector<double>& m) {
       size_t best = 0;
@@ -533,7 +635,7 @@ ClaimResult evaluate_one(const ExperimentSpec& spec, const ClaimSpec& c, const s
         if (m[i] < m[best]) best = i;
       return xs[best];
     }, r, seed, "no finite mean");
-    r.holds = r.evaluated && r.ci_low >= c.lo && r.ci_high <= c.hi;
+    decide(r, c.lo, c.hi);
   }
   if (r.evaluated && !partial.empty()) add_note(r, "missing seeds: " + partial);
   return r;

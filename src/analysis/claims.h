@@ -40,15 +40,25 @@ struct PointCount {
   std::string label;  // "model.width = 128", or "a at task.lag = 4" for a comparison
   int runs = 0, completed = 0, diverged = 0, failed = 0, unfinished = 0;
   int no_value = 0;  // completed, but without a finite y
+  std::vector<const Observation*> members;  // its runs, during evaluation only (then cleared)
 };
 
 struct ClaimResult {
   std::string result, experiment, claim, kind, expected, series;
+  std::string x, y;  // the claim's axes (x empty for compare, ratio, level), to find its figure
   std::string store;  // the sweep directory the runs came from (set by the report)
   double measured = NAN, ci_low = NAN, ci_high = NAN;
   bool evaluated = false;  // false: "n/a", and `note` says why
-  bool holds = false;
+  // An evaluated claim's verdict from its 95% interval against the expectation: "holds" (the
+  // interval lies inside it), "refuted" (outside), "undecided" (across a bound).
+  std::string decided;
+  bool holds = false;  // decided == "holds" (what readers of the older yes/no verdict read)
+  int seeds = 0;       // distinct seeds with a value: the bootstrap resamples these
+  // undecided: about how many seeds would decide it (the interval narrows like 1/sqrt(seeds));
+  // infinite when more seeds alone would not (the estimate on the bound, an unbounded interval)
+  double seeds_to_decide = NAN;
   std::string note;  // why it is n/a; or, for an evaluated claim, missing seeds and dropped resamples
+  std::string finding;  // the spec's explanation of the result (its claim's `finding`)
   std::vector<PointCount> points;
   // slope and flat: the power law y = fit_c x^fit_exponent through the seed means (least
   // squares in log-log; fit_exponent is `measured`); NaN otherwise.
@@ -58,7 +68,7 @@ struct ClaimResult {
   // their statistic is only bounded (one side infinite), and they count toward the interval.
   int resamples_beyond_grid = 0;
 
-  std::string verdict() const { return !evaluated ? "n/a" : holds ? "yes" : "no"; }
+  std::string verdict() const { return !evaluated ? "n/a" : decided; }  // holds | refuted | undecided | n/a
 };
 
 // Counts one run into its point by outcome (y: the run's value, NaN if none).

@@ -131,6 +131,42 @@ Section load_section(const fs::path& db) {
 
 }  // namespace
 
+namespace {
+// The papers (claim results: p1, p2, ...) in order of first appearance.
+std::vector<std::string> papers_of(const std::vector<ClaimResult>& claims) {
+  std::vector<std::string> out;
+  for (const auto& c : claims)
+    if (std::find(out.begin(), out.end(), c.result) == out.end()) out.push_back(c.result);
+  return out;
+}
+
+std::string paper_title(const std::string& r) {
+  if (r == "p1") return "Paper 1 (heads and head dimensions across layers)";
+  if (r == "p2") return "Paper 2 (expressive power for long, sparse, adaptive memory)";
+  if (r == "p3") return "Paper 3 (gradient descent for shallow Transformers)";
+  return r.empty() ? std::string("Other claims") : r;
+}
+
+// The report's top: one line per paper with its verdict counts, linking to its claims.
+std::string papers_headline(const std::vector<ClaimResult>& all) {
+  std::string out = "<ul id=\"papers\">\n";
+  for (const std::string& paper : papers_of(all)) {
+    std::vector<ClaimResult> mine;
+    for (const auto& c : all)
+      if (c.result == paper) mine.push_back(c);
+    out += "<li><a href=\"#paper-" + esc(paper) + "\">" + esc(paper_title(paper)) + "</a>: " + esc(verdict_counts(mine)) + "</li>\n";
+  }
+  return out + "</ul>\n";
+}
+}  // namespace
+
+std::string verdict_counts(const std::vector<ClaimResult>& claims) {
+  std::map<std::string, int> n;
+  for (const auto& c : claims) ++n[c.verdict()];
+  return std::to_string(n["holds"]) + " hold, " + std::to_string(n["refuted"]) + " refuted, " + std::to_string(n["undecided"]) +
+         " undecided, " + std::to_string(n["n/a"]) + " n/a of " + std::to_string(claims.size()) + " claims";
+}
+
 std::string claims_table(const std::vector<ClaimResult>& claims) {
   // Strings from a store reach a terminal: no control characters (escape sequences).
   auto clean = [](std::string t) {
@@ -139,14 +175,14 @@ std::string claims_table(const std::vector<ClaimResult>& claims) {
     return t;
   };
   std::ostringstream ss;
-  ss << "result  experiment                claim                                                    measured [95% CI]                holds\n";
+  ss << "result  experiment                claim                                                    measured [95% CI]                verdict\n";
   for (const auto& c : claims) {
     std::string claim = clean(c.claim + (c.series.empty() ? "" : " [" + c.series + "]"));
     if (claim.size() > 56) claim = claim.substr(0, 53) + "...";
     auto plain = [](double v) { return !std::isnan(v) ? num(v) : std::string("-"); };  // printf pads bytes, not glyphs
     std::string m = plain(c.measured) + " [" + plain(c.ci_low) + ", " + plain(c.ci_high) + "]";
     char line[512];
-    const std::string v = c.verdict() == "no" ? "NO" : c.verdict();
+    const std::string v = c.verdict() == "refuted" ? "REFUTED" : c.verdict();
     std::snprintf(line, sizeof line, "%-7s %-25s %-56s %-32s %s\n", c.result.c_str(), c.experiment.substr(0, 25).c_str(),
                   claim.c_str(), m.c_str(), v.c_str());
     ss << line;
@@ -163,6 +199,7 @@ std::string claims_table(const std::vector<ClaimResult>& claims) {
     std::string note = clean(c.note.size() > 300 ? c.note.substr(0, 297) + "..." : c.note);
     ss << "  note (" << c.experiment << ", " << c.verdict() << "): " << note << "\n";
   }
+  ss << "claims: " << verdict_counts(claims) << "\n";
   return ss.str();
 }
 
@@ -179,6 +216,7 @@ nlohmann::ordered_json claims_json(const std::vector<ClaimResult>& claims) {
     cj.push_back({{"result", c.result}, {"experiment", c.experiment}, {"store", c.store}, {"claim", c.claim},
                   {"series", c.series}, {"kind", c.kind}, {"expected", c.expected}, {"measured", jnum(c.measured)},
                   {"ci_low", jbound(c.ci_low)}, {"ci_high", jbound(c.ci_high)}, {"holds", c.holds}, {"verdict", c.verdict()},
+                  {"seeds", c.seeds}, {"seeds_to_decide", jbound(c.seeds_to_decide)}, {"finding", c.finding},
                   {"note", c.note}, {"fit_c", jnum(c.fit_c)}, {"fit_exponent", jnum(c.fit_exponent)},
                   {"resamples", c.resamples}, {"resamples_dropped", c.resamples_dropped},
                   {"resamples_beyond_grid", c.resamples_beyond_grid},
@@ -242,31 +280,41 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
   char date[64];
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
   const char* core = openblas_get_corename();
-  int holds = 0, evaluated = 0;
-  for (const auto& c : all) {
-    evaluated += c.evaluated;
-    holds += c.evaluated && c.holds;
-  }
   h << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>attnlab report</title>\n<style>\n"
     << "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\n"
     << "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.9em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left}\n"
-    << "th{background:#f3f3f3}.yes{color:#1a7f37;font-weight:bold}.no{color:#cf222e;font-weight:bold}.na{color:#888}\n"
+    << "th{background:#f3f3f3}.holds{color:#1a7f37;font-weight:bold}.refuted{color:#cf222e;font-weight:bold}"
+    << ".undecided{color:#9a6700;font-weight:bold}.na{color:#888}.no{color:#cf222e}\n"
     << ".figs{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figure img{width:520px;border:1px solid #ddd}\n"
-    << "pre{white-space:pre-wrap;background:#f8f8f8;padding:.6em}code{font-size:.9em}\n</style></head>\n<body>\n"
-    << "<h1>attnlab report</h1>\n<p>" << holds << " of " << evaluated << " evaluated claims hold; " << all.size() - size_t(evaluated)
-    << " could not be evaluated. Generated " << date << ".</p>\n"
+    << "pre{white-space:pre-wrap;background:#f8f8f8;padding:.6em}code{font-size:.9em}\n"
+    << ".finding{font-weight:normal;color:#444;font-size:.9em;margin-top:.3em;max-width:28em}\n"
+    << "#papers li{margin:.2em 0}\n</style></head>\n<body>\n"
+    << "<h1>attnlab report</h1>\n<p id=\"headline\"><b>" << esc(verdict_counts(all)) << "</b>. Generated " << date << ".</p>\n"
+    << papers_headline(all)
     << "<table><tr><th>attnlab</th><td>" << ATTNLAB_VERSION << " (commit " << ATTNLAB_COMMIT << ")</td></tr>"
     << "<tr><th>CPU</th><td>" << esc(cpu_model()) << ", " << std::thread::hardware_concurrency() << " threads</td></tr>"
     << "<tr><th>BLAS kernel</th><td>OpenBLAS " << esc(core ? core : "unknown") << "</td></tr></table>\n"
-    << "<h2>Claims</h2>\n<table><tr><th>result</th><th>experiment</th><th>claim</th><th>expected</th><th>measured</th>"
-    << "<th>95% CI</th><th>runs</th><th>holds</th></tr>\n";
+    << "<h2>Claims</h2>\n";
   std::map<std::string, std::string> key_of_store;
   for (const auto& s : sections) key_of_store[s.dir.string()] = s.key;
+  // A claim's figure: the first of its experiment's figures with its y (and x, if it has one).
+  std::map<std::string, const Section*> section_of_store;
+  for (const auto& s : sections) section_of_store[s.dir.string()] = &s;
+  auto figure_of = [&](const ClaimResult& c) -> std::string {
+    const Section* s = section_of_store[c.store];
+    if (!s) return "";
+    for (size_t i = 0; i < s->spec.figures.size(); ++i)
+      if (s->spec.figures[i].y == c.y && (c.x.empty() || s->spec.figures[i].x == c.x) && i < s->figures.size() && s->figures[i].ok)
+        return s->key + "-fig" + std::to_string(i + 1);
+    return "";
+  };
   auto claim_row = [&](const ClaimResult& c, bool with_exp) {
     h << "<tr>";
-    if (with_exp)
-      h << "<td>" << esc(c.result) << "</td><td><a href=\"#" << esc(key_of_store[c.store]) << "\">" << esc(key_of_store[c.store])
-        << "</a></td>";
+    if (with_exp) {
+      const std::string fig = figure_of(c);
+      h << "<td><a href=\"#" << esc(key_of_store[c.store]) << "\">" << esc(key_of_store[c.store]) << "</a>"
+        << (fig.empty() ? "" : "<br><small><a href=\"#" + esc(fig) + "\">figure</a></small>") << "</td>";
+    }
     // Per point: completed / diverged / failed / not run; the points not all completed in full.
     int runs = 0, completed = 0, diverged = 0, failed = 0, unfinished = 0;
     std::string detail;
@@ -284,12 +332,20 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
       << c.points.size() << " points: " << completed << " completed" << (diverged ? ", " + std::to_string(diverged) + " diverged" : "")
       << (failed ? ", " + std::to_string(failed) + " failed" : "") << (unfinished ? ", " + std::to_string(unfinished) + " not run" : "")
       << "</summary><table><tr><th>point</th><th>with value</th><th>diverged</th><th>failed</th><th>not run</th></tr>" << detail
-      << "</table></details></td><td class=\"" << (c.verdict() == "n/a" ? "na\">n/a" : c.holds ? "yes\">yes" : "no\">no") << note
-      << "</td></tr>\n";
+      << "</table></details></td><td class=\"" << (c.verdict() == "n/a" ? "na" : c.verdict()) << "\">" << c.verdict() << note
+      << (c.verdict() != "holds" && !c.finding.empty() ? "<div class=\"finding\">" + esc(c.finding) + "</div>" : "") << "</td></tr>\n";
     (void)runs;
   };
-  for (const auto& c : all) claim_row(c, true);
-  h << "</table>\n";
+  // Grouped by paper, in the report's order (experiments within a paper stay together).
+  for (const std::string& paper : papers_of(all)) {
+    std::vector<ClaimResult> mine;
+    for (const auto& c : all)
+      if (c.result == paper) mine.push_back(c);
+    h << "<h3 id=\"paper-" << esc(paper) << "\">" << esc(paper_title(paper)) << ": " << esc(verdict_counts(mine)) << "</h3>\n"
+      << "<table><tr><th>experiment</th><th>claim</th><th>expected</th><th>measured</th><th>95% CI</th><th>runs</th><th>verdict</th></tr>\n";
+    for (const auto& c : mine) claim_row(c, true);
+    h << "</table>\n";
+  }
   for (const auto& s : sections) {
     int done = 0, div = 0, failed = 0;
     for (const auto& r : s.rows) {
@@ -316,7 +372,7 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
         missing += "<br><small class=\"no\">Each point averages runs that also differ in " + esc(f.pooled) +
                    " (add a series to tell them apart).</small>";
       if (f.ok)
-        h << "<figure><img class=\"fig\" src=\"" << esc(base + f.svg) << "\" alt=\"" << esc(s.spec.figures[i].title)
+        h << "<figure id=\"" << esc(s.key + "-fig" + std::to_string(i + 1)) << "\"><img class=\"fig\" src=\"" << esc(base + f.svg) << "\" alt=\"" << esc(s.spec.figures[i].title)
           << "\"><figcaption>" << esc(s.spec.figures[i].title) << " · <a href=\"" << esc(base + f.csv) << "\">CSV</a>" << missing
           << "</figcaption></figure>\n";
       else
@@ -324,7 +380,7 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
     }
     h << "</div>\n";
     if (!s.claims.empty()) {
-      h << "<h3>Claims</h3><table><tr><th>claim</th><th>expected</th><th>measured</th><th>95% CI</th><th>runs</th><th>holds</th></tr>\n";
+      h << "<h3>Claims</h3><table><tr><th>claim</th><th>expected</th><th>measured</th><th>95% CI</th><th>runs</th><th>verdict</th></tr>\n";
       for (const auto& c : s.claims) claim_row(c, false);
       h << "</table>\n";
     }

@@ -19,7 +19,10 @@ std::vector<ClaimResult> sweep_claims(const std::vector<std::string>& inputs);
 // Claims as in OUT/claims.json: one object per claim.
 nlohmann::ordered_json claims_json(const std::vector<ClaimResult>& claims);
 
-// A plain-text table of claims for the terminal.
+// A plain-text table of claims for the terminal, ending with verdict_counts.
 std::string claims_table(const std::vector<ClaimResult>& claims);
+
+// "H hold, R refuted, U undecided, N n/a of M claims".
+std::string verdict_counts(const std::vector<ClaimResult>& claims);
 
 }  // namespace attnlab

@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "io/config.h"
 #include "io/toml_keys.h"
+#include "train/summary_fields.h"
 
 namespace attnlab {
 
@@ -49,6 +50,38 @@ double number(const toml::node& n, const std::string& where) {
   if (n.is_integer()) return double(n.as_integer()->get());
   if (n.is_floating_point()) return n.as_floating_point()->get();
   throw UserError(where + ": expected a number");
+}
+
+// `requires = [{ y = "field", min = ..., max = ... }, ...]`: each y a summary field some run
+// writes, with min and/or max.
+std::vector<ClaimSpec::Gate> read_gates(const toml::node& n, const std::string& where) {
+  const toml::array* a = n.as_array();
+  if (!a) throw UserError(where + ": expected an array of { y = \"<summary field>\", min = ..., max = ... }");
+  std::vector<ClaimSpec::Gate> gates;
+  for (size_t j = 0; j < a->size(); ++j) {
+    const std::string at = where + "[" + std::to_string(j) + "]";
+    const toml::table* t = a->get(j)->as_table();
+    if (!t) throw UserError(at + ": expected a table { y = \"<summary field>\", min = ..., max = ... }");
+    ClaimSpec::Gate g;
+    for (const auto& [k, v] : *t) {
+      const std::string key(k.str());
+      if (key == "y") {
+        if (!v.is_string()) throw UserError(at + ".y: expected a string");
+        g.y = v.as_string()->get();
+      } else if (key == "min" || key == "max") {
+        (key == "min" ? g.min : g.max) = number(v, at + "." + key);
+      } else {
+        throw UserError(at + "." + key + ": unknown key (allowed: y, min, max)");
+      }
+    }
+    if (g.y.empty()) throw UserError(at + ".y: missing (the summary field the regime is read from)");
+    if (!is_summary_field(g.y))
+      throw UserError(at + ".y: '" + g.y + "' is not a field any run writes to summary.json (e.g. attn_entropy_ratio, max_abs_logit, final_val_rel)");
+    if (!t->contains("min") && !t->contains("max")) throw UserError(at + ": needs min and/or max");
+    if (g.min > g.max) throw UserError(at + ": min > max");
+    gates.push_back(g);
+  }
+  return gates;
 }
 
 void flatten(const toml::table& t, const std::string& prefix, std::map<std::string, std::string>& out) {
@@ -276,8 +309,12 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
       ClaimSpec c;
       for (const auto& [k, v] : *t) {
         const std::string key(k.str());
-        static const std::set<std::string> allowed = {"kind", "x", "y", "series", "where", "expect", "a", "b", "after", "text", "across", "level"};
-        if (!allowed.count(key)) throw UserError(where + "." + key + ": unknown key (allowed: kind, x, y, series, where, expect, a, b, after, text)");
+        static const std::set<std::string> allowed = {"kind", "x",    "y",      "series", "where",  "expect",           "a",
+                                                      "b",    "after", "text", "across", "level", "require_converged", "requires",
+                                                      "finding"};
+        if (!allowed.count(key))
+          throw UserError(where + "." + key + ": unknown key (allowed: kind, x, y, series, where, expect, a, b, after, text, across, level, " +
+                          "require_converged, requires, finding)");
       }
       auto str = [&](const char* key, bool required) {
         const toml::node* n = t->get(key);
@@ -292,6 +329,12 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
       c.x = str("x", c.kind != "compare" && c.kind != "ratio" && c.kind != "level");
       c.y = str("y", true);
       c.text = str("text", false);
+      c.finding = str("finding", false);
+      if (const toml::node* rc = t->get("require_converged")) {
+        if (!rc->is_boolean()) throw UserError(where + ".require_converged: expected true or false");
+        c.require_converged = rc->as_boolean()->get();
+      }
+      if (const toml::node* rq = t->get("requires")) c.gates = read_gates(*rq, where + ".requires");
       c.where = read_point(t->get("where"), where + ".where");
       if (const toml::node* se = t->get("series")) {
         if (se->is_string()) c.series = se->as_string()->get();

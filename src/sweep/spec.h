@@ -39,6 +39,17 @@ struct ClaimSpec {
   Point a, b;             // compare
   std::string across;     // crossing: the axis searched for the level (e.g. model.width)
   double level = 0;       // crossing: the level of y
+  // `require_converged = true`: n/a unless every completed run of every point converged
+  // (summary.json "converged"); otherwise unconverged points are only named in the note.
+  bool require_converged = false;
+  // `requires = [{ y = "attn_entropy_ratio", min = 0.7 }, ...]`: the regime the paper's theorem
+  // assumes; per point, the seed mean of y must lie in [min, max], else the claim is n/a.
+  struct Gate {
+    std::string y;
+    double min = -1e308, max = 1e308;
+  };
+  std::vector<Gate> gates;
+  std::string finding;  // `finding = "..."`: the spec's explanation of a result that does not hold
 };
 
 struct ExperimentSpec {

@@ -19,6 +19,7 @@
 #include "tasks/task.h"
 #include "train/error_probe.h"
 #include "tasks/teacher_student.h"
+#include "train/convergence.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
 #include "train/projection.h"
@@ -359,6 +360,11 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   if (st.blocks > 0) {
     s["block_max_grad_norm"] = st.block_sum.back() / double(st.blocks);
     for (size_t g = 0; g < groups.size(); ++g) s["block_max_grad_norm." + groups[g].first] = st.block_sum[g] / double(st.blocks);
+  }
+  if (lead) {  // whether the validation loss had stopped falling (train/convergence.h)
+    const Convergence cv = convergence_of_metrics(out.dir + "/metrics.jsonl", step);
+    s["final_slope"] = num(cv.final_slope);
+    s["converged"] = status == "completed" && cv.converged;
   }
   s["params_total"] = pc.total;
   s["params_attention"] = pc.attention;

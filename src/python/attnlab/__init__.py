@@ -222,7 +222,7 @@ def claims(dir):
     rows = json.loads(_attnlab.claims(dirs))
     for r in rows:
         r.pop("points", None)
-        for k in ("ci_low", "ci_high"):  # an infinite bound is the string "inf" or "-inf" in JSON
+        for k in ("ci_low", "ci_high", "seeds_to_decide"):  # an infinite value is the string "inf" or "-inf" in JSON
             if isinstance(r.get(k), str):
                 r[k] = float(r[k])
     return pd.DataFrame(rows)
