@@ -298,7 +298,7 @@ TEST(Claims, SeedsToDecidePredictsWhenAnUndecidedClaimIsDecided) {
   ASSERT_EQ(three.verdict(), "undecided") << three.measured << " [" << three.ci_low << ", " << three.ci_high << "]";
   ASSERT_TRUE(std::isfinite(three.seeds_to_decide));
   EXPECT_EQ(three.seeds, 3);
-  EXPECT_NE(three.note.find("undecided: about " + std::to_string(int(three.seeds_to_decide)) + " seeds would likely decide it (now 3"),
+  EXPECT_NE(three.note.find("about " + std::to_string(int(three.seeds_to_decide)) + " seeds would likely decide it (now 3"),
             std::string::npos) << three.note;
   EXPECT_EQ(level_claim(first(12), 0.8, INFINITY).verdict(), "holds");
   const int from = stays_decided_from(all);

@@ -190,9 +190,9 @@ void decide(ClaimResult& r, double lo, double hi, bool strict = false) {
   if (r.decided != "undecided") return;
   r.seeds_to_decide = seeds_needed(r, lo, hi);
   add_note(r, std::isfinite(r.seeds_to_decide)
-                  ? "undecided: about " + fmt_num(r.seeds_to_decide) + " seeds would likely decide it (now " + std::to_string(r.seeds) +
+                  ? "about " + fmt_num(r.seeds_to_decide) + " seeds would likely decide it (now " + std::to_string(r.seeds) +
                         "; the interval narrows like 1/sqrt(seeds))"
-                  : "undecided: more seeds alone would likely not decide it (the estimate sits on the bound, or the interval is unbounded)");
+                  : "more seeds alone would likely not decide it (the estimate sits on the bound, or the interval is unbounded)");
 }
 
 double slope_of(const std::vector<double>& x, const std::vector<double>& m) {

@@ -287,7 +287,7 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
     << ".undecided{color:#9a6700;font-weight:bold}.na{color:#888}.no{color:#cf222e}\n"
     << ".figs{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figure img{width:520px;border:1px solid #ddd}\n"
     << "pre{white-space:pre-wrap;background:#f8f8f8;padding:.6em}code{font-size:.9em}\n"
-    << ".finding{font-weight:normal;color:#444;font-size:.9em;margin-top:.3em;max-width:28em}\n"
+    << ".finding{font-weight:normal;color:#444;font-size:.9em;margin-top:.3em;max-width:28em}td small{font-weight:normal;color:#555}\n"
     << "#papers li{margin:.2em 0}\n</style></head>\n<body>\n"
     << "<h1>attnlab report</h1>\n<p id=\"headline\"><b>" << esc(verdict_counts(all)) << "</b>. Generated " << date << ".</p>\n"
     << papers_headline(all)

@@ -216,7 +216,8 @@ def load_sweep(dir):
 def claims(dir):
     """The claims of a sweep (or of a directory of sweeps), evaluated as in the report, as a
     pandas DataFrame: one row per claim (result, experiment, claim, kind, expected, measured,
-    ci_low, ci_high, verdict, note, ...)."""
+    ci_low, ci_high, verdict: holds, refuted, undecided or n/a, seeds_to_decide, finding,
+    note, ...)."""
     import pandas as pd
     dirs = [os.fspath(d) for d in dir] if isinstance(dir, (list, tuple)) else [os.fspath(dir)]
     rows = json.loads(_attnlab.claims(dirs))
