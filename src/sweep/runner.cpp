@@ -189,13 +189,16 @@ void stop_live(Live& live, Store& store, const std::string& owner) {
     ids.push_back(run.first.id);
   }
   const auto t0 = std::chrono::steady_clock::now();
+  bool killed = false;
   while (!live.empty()) {
     int st = 0;
     const pid_t pid = waitpid(-1, &st, WNOHANG);
     if (pid > 0) { live.erase(pid); continue; }
     if (pid < 0 && errno != EINTR) break;
-    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(5))
+    if (!killed && std::chrono::steady_clock::now() - t0 > std::chrono::seconds(5)) {
       for (const auto& [p, run] : live) kill(p, SIGKILL);
+      killed = true;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   store.release(ids, owner);
