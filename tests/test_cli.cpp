@@ -150,6 +150,14 @@ TEST(Cli, BenchWritesItsJsonContract) {
       ASSERT_TRUE(m.contains(k)) << k;
       EXPECT_GT(m[k].get<double>(), 0.0) << k;
     }
+    // The roofline is the cores' FMA peak: no model and no SGEMM can exceed it, and
+    // peak_fraction is the model's GFLOP/s over it.
+    const double fma = m["fma_peak_gflops"].get<double>();
+    EXPECT_LE(m["peak_fraction"].get<double>(), 1.0);
+    EXPECT_NEAR(m["peak_fraction"].get<double>(), m["gflops"].get<double>() / fma, 1e-9);
+    EXPECT_GT(m["sgemm_gflops"].get<double>(), 0.0);
+    EXPECT_LE(m["sgemm_gflops"].get<double>(), fma * 1.02);  // timer noise only
+    EXPECT_TRUE(m["vector_bits"] == 512 || m["vector_bits"] == 256 || m["vector_bits"] == 128) << m["vector_bits"];
     // tokens/s and ms/step describe the same step
     const double tokens = m["model"] == "tiny" ? 64.0 * 64 : 4000.0 * 16;
     EXPECT_NEAR(m["tokens_per_s"].get<double>() * m["ms_per_step"].get<double>() / 1000.0, tokens, tokens * 1e-6);

@@ -21,6 +21,7 @@
 #include "io/config.h"
 #include "sweep/spec.h"
 #include "sweep/store.h"
+#include "train/bench.h"
 
 using namespace attnlab;
 namespace fs = std::filesystem;
@@ -297,4 +298,33 @@ TEST(Store, AZombieHoldsNoRun) {
   EXPECT_FALSE(Store::owner_alive(owner)) << owner;
   waitpid(pid, nullptr, 0);
   EXPECT_FALSE(Store::owner_alive(owner)) << owner;
+}
+
+// The costliest runs are claimed first (a sweep with -j 2 must not end on its longest run
+// alone), ties in spec order; the cost is the run's estimated training FLOPs.
+TEST(Store, ClaimsTheCostliestRunsFirst) {
+  const fs::path base = fs::temp_directory_path() / ("attnlab_cost_" + std::to_string(getpid()));
+  fs::remove_all(base);
+  fs::create_directories(base);
+  auto runs = expand(load_spec(spec_path(), ""));
+  ASSERT_GE(runs.size(), 4u);
+  const std::vector<double> costs = {1e9, 5e12, 5e12, 2e11};
+  for (size_t i = 0; i < runs.size(); ++i) runs[i].cost = i < costs.size() ? costs[i] : 0.0;
+  Store s((base / "runs.db").string());
+  s.add_runs("tiny_sweep", runs);
+  std::vector<std::string> order;
+  while (auto r = s.claim(Store::self_owner(), 0, 1)) order.push_back(r->id);
+  ASSERT_EQ(order.size(), runs.size());
+  EXPECT_EQ(order[0], runs[1].id);
+  EXPECT_EQ(order[1], runs[2].id);
+  EXPECT_EQ(order[2], runs[3].id);
+  EXPECT_EQ(order[3], runs[0].id);
+  fs::remove_all(base);
+
+  // The estimate: 3x the forward FLOPs per sequence, times batch and steps.
+  RunConfig c = load_run_config(spec_path(), {}, "");
+  const double one = estimated_run_flops(c);
+  EXPECT_NEAR(one, 3.0 * transformer_forward_flops(c.model, c.task.seq_len) * c.train.batch * c.train.steps, 1e-6 * one);
+  c.train.steps *= 2;
+  EXPECT_NEAR(estimated_run_flops(c), 2 * one, 1e-6 * one);
 }

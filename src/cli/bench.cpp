@@ -94,8 +94,11 @@ std::function<int()> add_bench(CLI::App& app) {
     }
     // No OpenMP in this process: the benchmarks run in forked children (see train/bench.h).
     const int threads = a->threads > 0 ? a->threads : dist::usable_cores();
-    const double peak = measure_sgemm_gflops(threads);
-    fmt::print("SGEMM peak (n=2048, {} threads): {:.0f} GFLOP/s\n", threads, peak);
+    const MachinePeak mp = measure_machine_peak(threads);
+    const double peak = mp.fma_gflops;
+    fmt::print("FMA peak ({}, {}-bit vectors, {} threads): {:.0f} GFLOP/s; SGEMM n=2048 through attnlab's GEMM: {:.0f} GFLOP/s ({:.0f}% of the FMA peak)\n",
+               mp.isa, mp.vector_bits, threads, peak, mp.sgemm_gflops, 100 * mp.sgemm_gflops / peak);
+    fmt::print("peak = each model's GFLOP/s as a fraction of the FMA peak\n");
     fmt::print("{:<8} {:>12} {:>10} {:>9} {:>7} {:>9}{}{}\n", "model", "tokens/s", "ms/step", "GFLOP/s", "peak", "RSS MB",
                a->scaling ? fmt::format(" {:>12} {:>8}", "1-thread", "threads") : "",
                a->pytorch ? fmt::format(" {:>12} {:>8}", "pytorch", "speedup") : "");
@@ -127,7 +130,8 @@ std::function<int()> add_bench(CLI::App& app) {
       r.peak_fraction = r.gflops / peak;
       nlohmann::ordered_json j{{"model", r.model}, {"tokens_per_s", r.tokens_per_s}, {"ms_per_step", r.ms_per_step},
                                {"gflops", r.gflops}, {"peak_fraction", r.peak_fraction}, {"peak_rss_mb", r.peak_rss_mb},
-                               {"threads", threads}};
+                               {"threads", threads}, {"fma_peak_gflops", peak}, {"sgemm_gflops", mp.sgemm_gflops},
+                               {"vector_bits", mp.vector_bits}, {"isa", mp.isa}};
       if (a->scaling) {
         j["tokens_per_s_1thread"] = one_thread_tps;
         j["thread_speedup"] = r.tokens_per_s / one_thread_tps;

@@ -59,6 +59,11 @@ class Model {
     (void)x, (void)B, (void)Tn, (void)y, (void)mask, (void)coef;
     return nullptr;
   }
+  // A hint for the next forwards of a per-position model: only the last position's output is
+  // needed (a task with one target per sequence). A model that honours it returns true and
+  // then returns [B, 1, out_dim] from forward and takes that in backward, with the outputs
+  // and gradients of the full computation; false: it computes every position.
+  virtual bool set_last_position_only(bool on) { (void)on; return false; }
   virtual int out_dim() const = 0;
   virtual bool last_only() const { return false; }
   virtual ParamCounts counts() const = 0;

@@ -1,6 +1,7 @@
 // Transformer forward/backward; see transformer.h and docs/model.md for the formula.
 #include "models/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -113,6 +114,10 @@ Transformer<T>::Transformer(const ModelConfig& cfg, int max_batch) : cfg_(cfg), 
   dqkv_.resize(N * maxp); df_.resize(N * maxm);
   work_.reserve(size_t(max_batch) * maxh * Tn);
   dbias_.resize(maxh * Tn);
+  const int Ll = cfg.layers - 1;
+  last_state_.reserve(max_batch, cfg.heads[Ll], cfg.head_dim[Ll], cfg.max_len, int(C));
+  h_last_.resize(size_t(max_batch) * C);
+  dh_last_.resize(h_last_.size());
 }
 
 template <class T>
@@ -176,7 +181,7 @@ template <class T>
 void Transformer<T>::norm_fwd(const NormIds& id, T* out, T* mean, T* rstd, const T* x, int N) {
   const int C = cfg_.d_model;
   switch (cfg_.norm) {
-    case Norm::none: std::memcpy(out, x, sizeof(T) * size_t(N) * C); break;
+    case Norm::none: break;  // its output is its input (norm_in): nothing copied
     case Norm::layer: layernorm_forward(out, mean, rstd, x, arena.p(id.w), arena.p(id.b), N, C); break;
     case Norm::rms: rmsnorm_forward(out, rstd, x, arena.p(id.w), N, C); break;
   }
@@ -186,14 +191,8 @@ template <class T>
 void Transformer<T>::norm_bwd(const NormIds& id, T* dx, const T* dout, const T* x, const T* mean,
                               const T* rstd, int N, GradMode mode) {
   const int C = cfg_.d_model;
-  const size_t NC = size_t(N) * C;
   switch (cfg_.norm) {
-    case Norm::none:
-      if (mode == GradMode::set) std::memcpy(dx, dout, sizeof(T) * NC);
-      else
-#pragma omp parallel for simd schedule(static)
-        for (size_t i = 0; i < NC; ++i) dx[i] += dout[i];
-      break;
+    case Norm::none: break;  // the caller wrote the gradient into dx itself (dnorm)
     case Norm::layer:
       layernorm_backward(dx, arena.g(id.w), arena.g(id.b), dout, x, arena.p(id.w), mean, rstd, N, C, mode);
       break;
@@ -202,8 +201,53 @@ void Transformer<T>::norm_bwd(const NormIds& id, T* dx, const T* dout, const T* 
 }
 
 template <class T>
+QkvWeights<T> Transformer<T>::qkv_weights(int l) const {
+  const LayerIds& id = L_[l];
+  QkvWeights<T> w;
+  if (cfg_.dot_product) w.wq = arena.p(id.qw), w.bq = arena.p(id.qb), w.wk = arena.p(id.kw), w.bk = arena.p(id.kb);
+  w.wv = arena.p(id.vw), w.bv = arena.p(id.vb);
+  return w;
+}
+
+template <class T>
+QkvGrads<T> Transformer<T>::qkv_grads(int l) {
+  const LayerIds& id = L_[l];
+  QkvGrads<T> g;
+  if (cfg_.dot_product) g.wq = arena.g(id.qw), g.bq = arena.g(id.qb), g.wk = arena.g(id.kw);
+  g.wv = arena.g(id.vw), g.bv = arena.g(id.vb);
+  return g;
+}
+
+template <class T>
+void Transformer<T>::attention_fwd(int l, int B, int Tn) {
+  LayerActs& a = acts_[l];
+  const LayerIds& id = L_[l];
+  const AttnDims d = dims(l, B, Tn);
+  const int C = cfg_.d_model, N = B * Tn, qd = d.H * d.dk;
+  const bool has_bias = cfg_.rpe != Rpe::none;
+  if (has_bias) posbias_forward(a.bias.data(), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
+                                id.rpe >= 0 ? arena.p(id.rpe) : nullptr, d.H, Tn);
+  if (last_ && l + 1 == cfg_.layers) {
+    PROFILE_SCOPE("fwd.attention");
+    last_attention_forward(a.att.data(), norm_in(a.n1, a.h_in), qkv_weights(l), has_bias ? a.bias.data() : nullptr, d, C, last_state_);
+    for (int b = 0; b < B; ++b)  // the residual input at the last rows
+      std::copy_n(a.h_in.data() + (size_t(b) * Tn + Tn - 1) * C, C, h_last_.data() + size_t(b) * C);
+    return;
+  }
+  {
+    PROFILE_SCOPE("fwd.qkv");
+    linear_forward(a.qkv.data(), norm_in(a.n1, a.h_in), arena.p(id.qkv_w), arena.p(id.qkv_b), N, C, d.qkv_ld);
+  }
+  const T* q = cfg_.dot_product ? a.qkv.data() : nullptr;
+  const T* k = cfg_.dot_product ? a.qkv.data() + qd : nullptr;
+  const T* v = a.qkv.data() + (cfg_.dot_product ? 2 * qd : 0);
+  PROFILE_SCOPE("fwd.attention");
+  attention_forward(a.att.data(), a.lse.data(), q, k, v, has_bias ? a.bias.data() : nullptr, d, work_);
+}
+
+template <class T>
 const T* Transformer<T>::forward(const T* x, const int* tokens, int B, int Tn) {
-  B_ = B; T_ = Tn; x_ = x; tokens_ = tokens;
+  B_ = B; T_ = Tn; x_ = x; tokens_ = tokens; last_ = want_last_;
   const int C = cfg_.d_model, N = B * Tn;
   T* h = cfg_.layers > 0 ? acts_[0].h_in.data() : h_final_.data();
   // Input map and absolute positions.
@@ -219,48 +263,92 @@ const T* Transformer<T>::forward(const T* x, const int* tokens, int B, int Tn) {
       for (int t = 0; t < Tn; ++t)
         for (int c = 0; c < C; ++c) h[(size_t(b) * Tn + t) * C + c] += pos[size_t(t) * C + c];
 
+  int R = N;  // rows past the attention: every position, or one per sequence (last-position mode)
   for (int l = 0; l < cfg_.layers; ++l) {
     LayerActs& a = acts_[l];
     const LayerIds& id = L_[l];
-    const AttnDims d = dims(l, B, Tn);
-    const int qd = d.H * d.dk, vd = d.H * d.dv, m = cfg_.ffn[l];
+    const int vd = cfg_.heads[l] * cfg_.value_dim[l], m = cfg_.ffn[l];
     {
       PROFILE_SCOPE("fwd.norm");
       norm_fwd(id.n1, a.n1.data(), a.n1_mean.data(), a.n1_rstd.data(), a.h_in.data(), N);
     }
-    {
-      PROFILE_SCOPE("fwd.qkv");
-      linear_forward(a.qkv.data(), a.n1.data(), arena.p(id.qkv_w), arena.p(id.qkv_b), N, C, d.qkv_ld);
-    }
-    const T* q = cfg_.dot_product ? a.qkv.data() : nullptr;
-    const T* k = cfg_.dot_product ? a.qkv.data() + qd : nullptr;
-    const T* v = a.qkv.data() + (cfg_.dot_product ? 2 * qd : 0);
-    const bool has_bias = cfg_.rpe != Rpe::none;
-    if (has_bias) posbias_forward(a.bias.data(), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
-                                  id.rpe >= 0 ? arena.p(id.rpe) : nullptr, d.H, Tn);
-    {
-      PROFILE_SCOPE("fwd.attention");
-      attention_forward(a.att.data(), a.lse.data(), q, k, v, has_bias ? a.bias.data() : nullptr, d, work_);
-    }
+    attention_fwd(l, B, Tn);
+    if (last_ && l + 1 == cfg_.layers) R = B;
     {
       PROFILE_SCOPE("fwd.out_proj");  // h_mid = h_in + att Wo^T + bo
-      linear_forward(a.h_mid.data(), a.att.data(), arena.p(id.ow), arena.p(id.ob), N, vd, C, a.h_in.data());
+      linear_forward(a.h_mid.data(), a.att.data(), arena.p(id.ow), arena.p(id.ob), R, vd, C,
+                     R == N ? a.h_in.data() : h_last_.data());
     }
     T* next = l + 1 < cfg_.layers ? acts_[l + 1].h_in.data() : h_final_.data();
     if (m > 0) {
-      { PROFILE_SCOPE("fwd.norm"); norm_fwd(id.n2, a.n2.data(), a.n2_mean.data(), a.n2_rstd.data(), a.h_mid.data(), N); }
-      { PROFILE_SCOPE("fwd.ffn1"); linear_forward(a.f1.data(), a.n2.data(), arena.p(id.f1w), arena.p(id.f1b), N, C, m); }
-      { PROFILE_SCOPE("fwd.act"); act_forward(cfg_.ffn_activation, a.f1a.data(), a.f1.data(), size_t(N) * m); }
+      { PROFILE_SCOPE("fwd.norm"); norm_fwd(id.n2, a.n2.data(), a.n2_mean.data(), a.n2_rstd.data(), a.h_mid.data(), R); }
+      { PROFILE_SCOPE("fwd.ffn1"); linear_forward(a.f1.data(), norm_in(a.n2, a.h_mid), arena.p(id.f1w), arena.p(id.f1b), R, C, m); }
+      { PROFILE_SCOPE("fwd.act"); act_forward(cfg_.ffn_activation, a.f1a.data(), a.f1.data(), size_t(R) * m); }
       PROFILE_SCOPE("fwd.ffn2");
-      linear_forward(next, a.f1a.data(), arena.p(id.f2w), arena.p(id.f2b), N, m, C, a.h_mid.data());
+      linear_forward(next, a.f1a.data(), arena.p(id.f2w), arena.p(id.f2b), R, m, C, a.h_mid.data());
     } else {
-      std::memcpy(next, a.h_mid.data(), sizeof(T) * size_t(N) * C);
+      std::memcpy(next, a.h_mid.data(), sizeof(T) * size_t(R) * C);
     }
   }
   PROFILE_SCOPE("fwd.head");
-  norm_fwd(nf_, nf_out_.data(), nf_mean_.data(), nf_rstd_.data(), h_final_.data(), N);
-  linear_forward(out_.data(), nf_out_.data(), arena.p(head_w_), arena.p(head_b_), N, C, out_dim());
+  norm_fwd(nf_, nf_out_.data(), nf_mean_.data(), nf_rstd_.data(), h_final_.data(), R);
+  linear_forward(out_.data(), norm_in(nf_out_, h_final_), arena.p(head_w_), arena.p(head_b_), R, C, out_dim());
   return out_.data();
+}
+
+// dh_ holds dL/d(output of layer l's attention block) at its rows (B compact rows for the
+// last layer in last-position mode); on return, dL/d(input of layer l) at every row.
+template <class T>
+void Transformer<T>::attention_bwd(int l, int B, int Tn) {
+  LayerActs& a = acts_[l];
+  const LayerIds& id = L_[l];
+  const AttnDims d = dims(l, B, Tn);
+  const int C = cfg_.d_model, N = B * Tn, qd = d.H * d.dk, vd = d.H * d.dv;
+  const bool lastq = last_ && l + 1 == cfg_.layers;
+  const int R = lastq ? B : N;
+  {
+    PROFILE_SCOPE("bwd.out_proj");
+    linear_backward(datt_.data(), arena.g(id.ow), arena.g(id.ob), dh_.data(), a.att.data(), arena.p(id.ow), R, vd, C,
+                    GradMode::set);
+  }
+  const bool has_bias = cfg_.rpe != Rpe::none;
+  const RpeSpec spec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance};
+  if (has_bias) std::fill_n(dbias_.begin(), size_t(d.H) * Tn, T(0));
+  if (lastq) {
+    {
+      PROFILE_SCOPE("bwd.attention");
+      std::copy_n(dh_.data(), size_t(B) * C, dh_last_.data());  // the residual's gradient at the last rows
+      last_attention_backward(dnorm(GradMode::set).first, qkv_grads(l), has_bias ? dbias_.data() : nullptr, datt_.data(),
+                              norm_in(a.n1, a.h_in), qkv_weights(l), d, C, last_state_);
+      if (id.rpe >= 0) posbias_backward(arena.g(id.rpe), spec, dbias_.data(), d.H, Tn);
+    }
+    PROFILE_SCOPE("bwd.norm");
+    norm_bwd(id.n1, dh_.data(), dn_.data(), a.h_in.data(), a.n1_mean.data(), a.n1_rstd.data(), N, GradMode::set);
+    for (int b = 0; b < B; ++b) {
+      T* row = dh_.data() + (size_t(b) * Tn + Tn - 1) * C;
+      const T* g = dh_last_.data() + size_t(b) * C;
+      for (int c = 0; c < C; ++c) row[c] += g[c];
+    }
+    return;
+  }
+  T* dq = dqkv_.data();
+  T* dv = dqkv_.data() + (cfg_.dot_product ? 2 * qd : 0);
+  {
+    PROFILE_SCOPE("bwd.attention");
+    const T* q = cfg_.dot_product ? a.qkv.data() : nullptr;
+    attention_backward(dq, dq + qd, dv, has_bias ? dbias_.data() : nullptr, datt_.data(), a.att.data(), a.lse.data(), q,
+                       q ? q + qd : nullptr, a.qkv.data() + (dv - dq), has_bias ? a.bias.data() : nullptr, d, work_,
+                       GradMode::set);
+    if (id.rpe >= 0) posbias_backward(arena.g(id.rpe), spec, dbias_.data(), d.H, Tn);
+  }
+  {
+    PROFILE_SCOPE("bwd.qkv");
+    const auto [dx, mode] = dnorm(GradMode::add);
+    linear_backward(dx, arena.g(id.qkv_w), arena.g(id.qkv_b), dq, norm_in(a.n1, a.h_in), arena.p(id.qkv_w), N, C, d.qkv_ld,
+                    mode);
+  }
+  PROFILE_SCOPE("bwd.norm");
+  norm_bwd(id.n1, dh_.data(), dn_.data(), a.h_in.data(), a.n1_mean.data(), a.n1_rstd.data(), N);
 }
 
 // Every gradient buffer is set by its first writer (GradMode::set), so none is zeroed.
@@ -268,59 +356,36 @@ template <class T>
 void Transformer<T>::backward(const T* dyhat) {
   const int B = B_, Tn = T_, C = cfg_.d_model, N = B * Tn;
   constexpr GradMode kSet = GradMode::set;
+  int R = last_ ? B : N;  // rows of the head and of the last layer above its attention
   {
     PROFILE_SCOPE("bwd.head");
-    linear_backward(dn_.data(), arena.g(head_w_), arena.g(head_b_), dyhat, nf_out_.data(), arena.p(head_w_), N, C,
-                    out_dim(), kSet);
-    norm_bwd(nf_, dh_.data(), dn_.data(), h_final_.data(), nf_mean_.data(), nf_rstd_.data(), N, kSet);
+    linear_backward(dnorm(kSet).first, arena.g(head_w_), arena.g(head_b_), dyhat, norm_in(nf_out_, h_final_),
+                    arena.p(head_w_), R, C, out_dim(), kSet);
+    norm_bwd(nf_, dh_.data(), dn_.data(), h_final_.data(), nf_mean_.data(), nf_rstd_.data(), R, kSet);
   }
   for (int l = cfg_.layers - 1; l >= 0; --l) {
     LayerActs& a = acts_[l];
     const LayerIds& id = L_[l];
-    const AttnDims d = dims(l, B, Tn);
-    const int qd = d.H * d.dk, vd = d.H * d.dv, m = cfg_.ffn[l];
+    const int m = cfg_.ffn[l];
+    if (l + 1 < cfg_.layers) R = N;
     // dh holds dL/d(output of layer l). FFN branch; the residual passes dh through unchanged.
     if (m > 0) {
       {
         PROFILE_SCOPE("bwd.ffn2");
-        linear_backward(df_.data(), arena.g(id.f2w), arena.g(id.f2b), dh_.data(), a.f1a.data(), arena.p(id.f2w), N, m, C,
+        linear_backward(df_.data(), arena.g(id.f2w), arena.g(id.f2b), dh_.data(), a.f1a.data(), arena.p(id.f2w), R, m, C,
                         kSet);
       }
-      { PROFILE_SCOPE("bwd.act"); act_backward(cfg_.ffn_activation, df_.data(), df_.data(), a.f1.data(), size_t(N) * m, kSet); }
+      { PROFILE_SCOPE("bwd.act"); act_backward(cfg_.ffn_activation, df_.data(), df_.data(), a.f1.data(), size_t(R) * m, kSet); }
       {
         PROFILE_SCOPE("bwd.ffn1");
-        linear_backward(dn_.data(), arena.g(id.f1w), arena.g(id.f1b), df_.data(), a.n2.data(), arena.p(id.f1w), N, C, m,
-                        kSet);
+        const auto [dx, mode] = dnorm(GradMode::add);
+        linear_backward(dx, arena.g(id.f1w), arena.g(id.f1b), df_.data(), norm_in(a.n2, a.h_mid), arena.p(id.f1w), R, C, m,
+                        mode);
       }
       PROFILE_SCOPE("bwd.norm");
-      norm_bwd(id.n2, dh_.data(), dn_.data(), a.h_mid.data(), a.n2_mean.data(), a.n2_rstd.data(), N);
+      norm_bwd(id.n2, dh_.data(), dn_.data(), a.h_mid.data(), a.n2_mean.data(), a.n2_rstd.data(), R);
     }
-    // Attention branch.
-    {
-      PROFILE_SCOPE("bwd.out_proj");
-      linear_backward(datt_.data(), arena.g(id.ow), arena.g(id.ob), dh_.data(), a.att.data(), arena.p(id.ow), N, vd, C,
-                      kSet);
-    }
-    const bool has_bias = cfg_.rpe != Rpe::none;
-    T* dq = dqkv_.data();
-    T* dv = dqkv_.data() + (cfg_.dot_product ? 2 * qd : 0);
-    {
-      PROFILE_SCOPE("bwd.attention");
-      if (has_bias) std::fill_n(dbias_.begin(), size_t(d.H) * Tn, T(0));
-      const T* q = cfg_.dot_product ? a.qkv.data() : nullptr;
-      attention_backward(dq, dq + qd, dv, has_bias ? dbias_.data() : nullptr, datt_.data(), a.att.data(), a.lse.data(), q,
-                         q ? q + qd : nullptr, a.qkv.data() + (dv - dq), has_bias ? a.bias.data() : nullptr, d, work_, kSet);
-      if (id.rpe >= 0)
-        posbias_backward(arena.g(id.rpe), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
-                         dbias_.data(), d.H, Tn);
-    }
-    {
-      PROFILE_SCOPE("bwd.qkv");
-      linear_backward(dn_.data(), arena.g(id.qkv_w), arena.g(id.qkv_b), dq, a.n1.data(), arena.p(id.qkv_w), N, C,
-                      d.qkv_ld, kSet);
-    }
-    PROFILE_SCOPE("bwd.norm");
-    norm_bwd(id.n1, dh_.data(), dn_.data(), a.h_in.data(), a.n1_mean.data(), a.n1_rstd.data(), N);
+    attention_bwd(l, B, Tn);
   }
   // Positions and input map.
   PROFILE_SCOPE("bwd.embed");

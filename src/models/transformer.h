@@ -8,11 +8,13 @@
 #include <cstdint>
 #include "io/config_keys.h"
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/model.h"
 #include "core/run_config.h"
 #include "kernels/attention.h"
+#include "kernels/attention_last.h"
 
 namespace attnlab {
 
@@ -30,6 +32,10 @@ class Transformer : public Model<T> {
   const T* forward(const T* x, const int* tokens, int B, int Tn) override;
   // dyhat: gradient of the loss w.r.t. the last forward's output; accumulates into arena grads.
   void backward(const T* dyhat) override;
+  // Honoured: the last layer then computes its attention (kernels/attention_last.h), FFN,
+  // norms and head for the last position only; the layers below still compute every row.
+  // forward returns [B, 1, out_dim]; outputs and gradients are those of the full computation.
+  bool set_last_position_only(bool on) override { want_last_ = on; return true; }
 
   std::vector<HeadProbe> head_probes(int max_seqs) const override;  // transformer_probes.cpp
 
@@ -55,6 +61,21 @@ class Transformer : public Model<T> {
   void norm_bwd(const NormIds& id, T* dx, const T* dout, const T* x, const T* mean, const T* rstd,
                 int N, GradMode mode = GradMode::add);
   AttnDims dims(int l, int B, int Tn) const;
+  // A norm's output (its input without a norm: nothing is copied), and where the gradient
+  // w.r.t. it goes with which mode: dn_ (set; norm_bwd then writes dh_ with `mode`), or
+  // without a norm straight into dh_ with `mode`, where norm_bwd would have put it.
+  const T* norm_in(const std::vector<T>& out, const std::vector<T>& in) const {
+    return cfg_.norm == Norm::none ? in.data() : out.data();
+  }
+  std::pair<T*, GradMode> dnorm(GradMode mode) {
+    return cfg_.norm == Norm::none ? std::pair<T*, GradMode>{dh_.data(), mode} : std::pair<T*, GradMode>{dn_.data(), GradMode::set};
+  }
+  QkvWeights<T> qkv_weights(int l) const;
+  QkvGrads<T> qkv_grads(int l);
+  // Layer l's attention into a.att and its output into the next layer's input (every row,
+  // or the last row of each sequence in last-position mode: then rows B, compact).
+  void attention_fwd(int l, int B, int Tn);
+  void attention_bwd(int l, int B, int Tn);  // dh_ in, dh_ out (every row)
 
   ModelConfig cfg_;
   int max_batch_;
@@ -65,6 +86,9 @@ class Transformer : public Model<T> {
   std::vector<T> sin_table_;
   // last forward
   int B_ = 0, T_ = 0;
+  bool want_last_ = false, last_ = false;  // last_: the last forward ran in last-position mode
+  LastAttnState<T> last_state_;
+  std::vector<T> h_last_, dh_last_;  // [B, C]: the last layer's input and gradient at the last rows
   const T* x_ = nullptr;
   const int* tokens_ = nullptr;
   std::vector<T> h_final_, nf_out_, nf_mean_, nf_rstd_, out_;

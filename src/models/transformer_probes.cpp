@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/linear.h"
 #include "kernels/svd.h"
 #include "models/transformer.h"
 
@@ -20,6 +21,14 @@ std::vector<HeadProbe> Transformer<T>::head_probes(int max_seqs) const {
     const AttnDims d = dims(l, B_, Tn);
     const int qd = d.H * d.dk;
     const bool has_bias = cfg_.rpe != Rpe::none;
+    // In last-position mode the last layer formed no q or k: project the probed rows here.
+    std::vector<T> own;
+    const T* qkv = a.qkv.data();
+    if (last_ && l + 1 == cfg_.layers && d.dot_product) {
+      own.resize(size_t(B) * Tn * d.qkv_ld);
+      linear_forward(own.data(), norm_in(a.n1, a.h_in), arena.p(L_[l].qkv_w), arena.p(L_[l].qkv_b), B * Tn, C, d.qkv_ld);
+      qkv = own.data();
+    }
     for (int h = 0; h < d.H; ++h) {
       HeadProbe p;
       p.layer = l;
@@ -28,12 +37,12 @@ std::vector<HeadProbe> Transformer<T>::head_probes(int max_seqs) const {
       std::vector<double> s(static_cast<size_t>(Tn));
       for (int b = 0; b < B; ++b)
         for (int t = 0; t < Tn; ++t) {
-          const T* q = a.qkv.data() + (size_t(b) * Tn + t) * d.qkv_ld + size_t(h) * d.dk;
+          const T* q = qkv + (size_t(b) * Tn + t) * d.qkv_ld + size_t(h) * d.dk;
           double mx = -INFINITY;
           for (int j = 0; j <= t; ++j) {
             double v = has_bias ? double(a.bias[size_t(h) * Tn + size_t(t - j)]) : 0.0;
             if (d.dot_product) {
-              const T* k = a.qkv.data() + (size_t(b) * Tn + j) * d.qkv_ld + qd + size_t(h) * d.dk;
+              const T* k = qkv + (size_t(b) * Tn + j) * d.qkv_ld + qd + size_t(h) * d.dk;
               double dot = 0;
               for (int c = 0; c < d.dk; ++c) dot += double(q[c]) * double(k[c]);
               v += d.scale * dot;

@@ -21,6 +21,7 @@
 #include "io/config.h"
 #include "sweep/spec.h"
 #include "sweep/store.h"
+#include "train/bench.h"
 #include "train/trainer.h"
 
 namespace attnlab {
@@ -291,6 +292,7 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
     cfg.train.threads = 0;
     r.config = resolved_toml(cfg);
     r.config_hash = hash_hex(r.config);
+    r.cost = estimated_run_flops(cfg);
     const std::string dir = run_dir_name(r.id);
     if (dir_of.count(dir)) throw UserError(opt.spec_path + ": runs " + dir_of[dir] + " and " + r.id + " would share the directory " + dir);
     dir_of[dir] = r.id;

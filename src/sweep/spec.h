@@ -68,6 +68,7 @@ struct RunSpec {
   std::vector<std::string> overrides;  // key=value for `attnlab train SPEC --scale S ...`
   std::string config;       // the resolved config it will run with (train.threads = 0), set by the runner
   std::string config_hash;  // hash_hex(config)
+  double cost = 0;          // estimated FLOPs (set by the runner): the costliest runs are claimed first
 };
 
 // Reads and checks a spec; scale "" = none. UserError (file: key: message) on bad input.

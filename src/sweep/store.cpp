@@ -134,6 +134,12 @@ Store::Store(const std::string& path, bool read_only) : path_(path) {
       exec("ALTER TABLE runs ADD COLUMN config_hash TEXT DEFAULT ''");
       has_planned_ = true;
     }
+    bool has_cost = false;  // the estimated FLOPs that order the claims (added later still)
+    {
+      Stmt s(db_, "PRAGMA table_info(runs)");
+      while (s.step()) has_cost = has_cost || s.text(1) == "cost";
+    }
+    if (!has_cost && !read_only) exec("ALTER TABLE runs ADD COLUMN cost REAL DEFAULT 0");
   } catch (...) {
     sqlite3_close(db_);
     db_ = nullptr;
@@ -167,11 +173,13 @@ std::string Store::meta(const std::string& key) const {
 
 void Store::insert_runs(const std::string& experiment, const std::vector<RunSpec>& runs) {
   for (size_t i = 0; i < runs.size(); ++i) {
-    Stmt one(db_, "INSERT INTO runs(id, experiment, idx, point, seed, overrides, status, planned, config_hash)"
-                  " VALUES(?,?,?,?,?,?,'pending',?,?) ON CONFLICT(id) DO UPDATE SET idx = excluded.idx,"
-                  " overrides = excluded.overrides, planned = excluded.planned, config_hash = excluded.config_hash");
+    Stmt one(db_, "INSERT INTO runs(id, experiment, idx, point, seed, overrides, status, planned, config_hash, cost)"
+                  " VALUES(?,?,?,?,?,?,'pending',?,?,?) ON CONFLICT(id) DO UPDATE SET idx = excluded.idx,"
+                  " overrides = excluded.overrides, planned = excluded.planned, config_hash = excluded.config_hash,"
+                  " cost = excluded.cost");
     one.bind(1, runs[i].id).bind(2, experiment).bind(3, int64_t(i)).bind(4, point_json(runs[i].point)).bind(5, runs[i].seed)
-        .bind(6, nlohmann::json(runs[i].overrides).dump()).bind(7, runs[i].config).bind(8, runs[i].config_hash);
+        .bind(6, nlohmann::json(runs[i].overrides).dump()).bind(7, runs[i].config).bind(8, runs[i].config_hash)
+        .bind(9, runs[i].cost);
     one.step();
   }
 }
@@ -259,7 +267,7 @@ std::optional<RunRow> Store::claim(const std::string& owner, int shard_i, int sh
   exec("BEGIN IMMEDIATE");  // the write lock: no two processes claim at once
   try {
     Stmt s(db_, "SELECT id, owner, status, overrides, idx, planned FROM runs WHERE status IN ('pending', 'running') AND idx % ? = ?"
-                " ORDER BY idx");
+                " ORDER BY cost DESC, idx");  // the longest runs first: -j N does not end on one long run alone
     s.bind(1, int64_t(shard_n)).bind(2, int64_t(shard_i));
     std::optional<RunRow> got;
     while (s.step()) {

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/profile.h"
+#include "kernels/fma_peak.h"
 #include "kernels/gemm.h"
 #include "kernels/loss.h"
 #include "models/model.h"
@@ -35,6 +36,21 @@ double transformer_forward_flops(const ModelConfig& m, int T) {
     f += 4.0 * C * F;                                        // FFN
   }
   return f * T;
+}
+
+namespace {
+double shallow_forward_flops(const ModelConfig& m, int T);
+}  // namespace
+
+double estimated_run_flops(const RunConfig& c) {
+  const ModelConfig& m = c.model;
+  const int T = c.task.seq_len;
+  double fwd = 0;  // one sequence
+  if (m.kind == "transformer") fwd = transformer_forward_flops(m, T);
+  else if (m.kind == "shallow_attention") fwd = shallow_forward_flops(m, T);
+  else if (m.kind == "lstm") fwd = 8.0 * T * m.width * (m.width + m.d_in);
+  else fwd = 2.0 * T * m.width * (m.width + m.d_in);  // rnn, indrnn (at most)
+  return 3.0 * fwd * double(c.train.batch) * double(c.train.steps);
 }
 
 namespace {
@@ -115,37 +131,51 @@ std::vector<BenchCase> reference_benchmarks() {
 
 // In a child process, like the benchmarks: libgomp does not survive a fork once its thread
 // pool exists, so the parent never runs OpenMP code.
-static double sgemm_gflops_here(int threads) {
+namespace {
+struct PeakWire { double fma = 0, sgemm = 0; int bits = 0; };
+
+PeakWire machine_peak_here(int threads) {
   configure_threads(threads);
+  PeakWire w;
+  const FmaPeak f = measure_fma_peak(threads);
+  w.fma = f.gflops;
+  w.bits = f.vector_bits;
+  // SGEMM the way attnlab calls it: kernels/gemm.h's per-thread split of C.
   const int n = 2048;
   std::vector<float> a(size_t(n) * n, 0.5f), b(size_t(n) * n, 0.25f), c(size_t(n) * n);
-  detail::blas_gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm up (OpenBLAS itself)
-  double best = 0;
+  gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);  // warm up
   for (int r = 0; r < 3; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    detail::blas_gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, 2.0 * n * n * double(n) / s / 1e9);
+    w.sgemm = std::max(w.sgemm, 2.0 * n * n * double(n) / s / 1e9);
   }
-  return best;
+  return w;
 }
+}  // namespace
 
-double measure_sgemm_gflops(int threads) {
+MachinePeak measure_machine_peak(int threads) {
   int fds[2];
   if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
   const pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
-    const double g = sgemm_gflops_here(threads);
-    (void)!write(fds[1], &g, sizeof g);
+    const PeakWire w = machine_peak_here(threads);
+    (void)!write(fds[1], &w, sizeof w);
     _exit(0);
   }
   close(fds[1]);
-  double g = 0;
-  (void)!read(fds[0], &g, sizeof g);
+  PeakWire w;
+  const bool ok = read(fds[0], &w, sizeof w) == ssize_t(sizeof w);
   close(fds[0]);
   waitpid(pid, nullptr, 0);
-  return g;
+  if (!ok || w.fma <= 0) throw std::runtime_error("bench: the peak measurement failed");
+  MachinePeak p;
+  p.fma_gflops = w.fma;
+  p.sgemm_gflops = w.sgemm;
+  p.vector_bits = w.bits;
+  p.isa = w.bits == 512 ? "avx512f" : w.bits == 256 ? "avx2+fma" : "sse";
+  return p;
 }
 
 BenchStep::BenchStep(const RunConfig& c) : cfg_(c) {

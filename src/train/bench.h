@@ -21,7 +21,7 @@ struct BenchCase {
 
 struct BenchResult {
   std::string model;
-  double tokens_per_s = 0, ms_per_step = 0, gflops = 0, peak_fraction = 0, peak_rss_mb = 0;
+  double tokens_per_s = 0, ms_per_step = 0, gflops = 0, peak_fraction = 0, peak_rss_mb = 0;  // peak_fraction: of the FMA peak
 };
 
 // One reference case's training step on a fixed batch: forward, MSE, zero_grad, backward,
@@ -50,11 +50,21 @@ std::vector<BenchCase> reference_benchmarks();
 // Runs `steps` timed steps (after `warmup`) of one case in a child process. The calling
 // process must not have run OpenMP code yet (libgomp does not survive fork).
 BenchResult run_benchmark(const BenchCase& c, int warmup, int steps, int threads);
-// SGEMM throughput (GFLOP/s) at n = 2048 with the given threads, measured now (in a child).
-double measure_sgemm_gflops(int threads);
+// The machine's roofline, measured now in a child process with the given threads: the FMA
+// peak (kernels/fma_peak.h; what peak_fraction is against) and the SGEMM throughput at
+// n = 2048 through kernels/gemm.h (attnlab's own per-thread split).
+struct MachinePeak {
+  double fma_gflops = 0, sgemm_gflops = 0;
+  int vector_bits = 0;
+  std::string isa;
+};
+MachinePeak measure_machine_peak(int threads);
 
 // Forward FLOPs of one sequence of length T through the Transformer (causal attention counts
 // (T+1)/2 keys per query): what `attnlab compress` reports as saved.
 double transformer_forward_flops(const ModelConfig& m, int T);
+// A whole run's training FLOPs, roughly (3x the forward per sample and step): what a sweep
+// orders its runs by, so that the longest start first.
+double estimated_run_flops(const RunConfig& c);
 
 }  // namespace attnlab

@@ -15,7 +15,8 @@
 namespace attnlab {
 
 // Runs the model on a batch and returns the loss; with grad, also runs backward (arena grads
-// are zeroed first). Per-sequence tasks read the model's output at the last position.
+// are zeroed first). Per-sequence tasks read the model's output at the last position (a
+// Transformer then computes its last layer at that position only).
 class LossRunner {
  public:
   LossRunner(Model<float>& m, const Task& task, const std::string& loss) : m_(m), task_(task), loss_(loss) {}
@@ -31,8 +32,11 @@ class LossRunner {
       if (const float* out = m_.forward_backward_mse(b.x.data(), B, Tn, b.y.data(), b.mask.data(), float(coef)))
         return mse_forward_backward<float>(nullptr, out, b.y.data(), b.mask.data(), B, 1);
     }
+    // A per-position model computes the last position only where it can (the Transformer's
+    // last-position mode): then its output is already one row per sequence.
+    const bool compact = !m_.last_only() && m_.set_last_position_only(task_.last_only()) && task_.last_only();
     const float* out = m_.forward(b.x.empty() ? nullptr : b.x.data(), b.tokens.empty() ? nullptr : b.tokens.data(), B, Tn);
-    const bool pick_last = task_.last_only() && !m_.last_only();
+    const bool pick_last = task_.last_only() && !m_.last_only() && !compact;
     const int P = task_.last_only() ? 1 : Tn;  // positions with targets
     const float* yhat = out;
     if (pick_last) {
