@@ -48,6 +48,7 @@ int main() {
   libxsmm_init();
   const std::vector<Shape> shapes = {
       {"attention tile: scores q k^T (head dim 32)", false, false, 64, 64, 32},
+      {"attention tile: scores q k^T, k untransposed (NT)", false, true, 64, 64, 32},
       {"attention tile: P V (head dim 32)", false, false, 64, 32, 64},
       {"attention tile: dV += P^T dO", true, false, 64, 32, 64},
       {"attention tile: scores (head dim 16, hetero/tiny)", false, false, 64, 64, 16},
