@@ -156,7 +156,10 @@ TEST(Cli, BenchWritesItsJsonContract) {
     EXPECT_LE(m["peak_fraction"].get<double>(), 1.0);
     EXPECT_NEAR(m["peak_fraction"].get<double>(), m["gflops"].get<double>() / fma, 1e-9);
     EXPECT_GT(m["sgemm_gflops"].get<double>(), 0.0);
-    EXPECT_LE(m["sgemm_gflops"].get<double>(), fma * 1.02);  // timer noise only
+    // SGEMM cannot beat the FMA loop; the margin is for this machine's speed drifting between
+    // the two timings (10-30% over seconds). A roofline taken on fewer threads or narrower
+    // vectors than the GEMM uses (SGEMM at 83% of the true peak) would fail it.
+    EXPECT_LE(m["sgemm_gflops"].get<double>(), fma * 1.15);
     EXPECT_TRUE(m["vector_bits"] == 512 || m["vector_bits"] == 256 || m["vector_bits"] == 128) << m["vector_bits"];
     // tokens/s and ms/step describe the same step
     const double tokens = m["model"] == "tiny" ? 64.0 * 64 : 4000.0 * 16;
