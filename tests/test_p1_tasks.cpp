@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "io/config.h"
 #include "kernels/svd.h"
 #include "memory_tasks_util.h"
@@ -108,6 +109,14 @@ TEST(P1Tasks, RetrievalTargetIsTheQueriedKeysValue) {
   task->fill(Split::val, &i7, 1, val);
   EXPECT_TRUE(std::equal(one.x.begin(), one.x.end(), b.x.begin() + size_t(7) * T * W));
   EXPECT_NE(one.x, val.x);
+  // Pair i of sample 7 is the normals at (7 (T - 1) + i) (K + V) + c of the split's stream, keys
+  // scaled by 1 / sqrt(K): the definition, one rng_normal at a time.
+  const uint64_t stream = stream_id("retrieval/train");
+  for (int i = 0; i < T - 1; ++i)
+    for (int c2 = 0; c2 < K + V; ++c2) {
+      const double z = rng_normal(3, stream, (uint64_t(7) * (T - 1) + i) * (K + V) + c2);
+      ASSERT_EQ(one.x[size_t(i) * W + c2], float(c2 < K ? z / 2.0 : z)) << "pair " << i << " channel " << c2;
+    }
   try {
     config("kind = \"retrieval\"\nseq_len = 1\n");
     ADD_FAILURE() << "seq_len = 1 accepted";

@@ -1,9 +1,12 @@
-// The sparse_memory task against its definition: y_t = f(x_{t-T_1}, ..., x_{t-T_M}),
+// The sparse_memory task against its definition (and the batched normals it draws with): y_t = f(x_{t-T_1}, ..., x_{t-T_M}),
 // the mask, purity in (seed, split, index), disjoint splits, and the readouts' forms.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
+#include "core/rng.h"
 #include "tasks/sparse_memory.h"
 
 using namespace attnlab;
@@ -85,4 +88,41 @@ TEST(SparseMemory, InputsAreStandardNormal) {
   v /= double(b.x.size());
   EXPECT_NEAR(m, 0.0, 0.01);  // 60000 samples: std error 0.004
   EXPECT_NEAR(v, 1.0, 0.02);
+}
+
+// The batched normals (vector log and cos) against rng_normal, one value at a time: the doubles
+// agree to the last bits and every float is the same (1,000,003 values, not a whole number of
+// the batch's chunks, at an offset past 2^32).
+TEST(Rng, BatchedNormalsMatchOneAtATime) {
+  const size_t n = 1000003;
+  const uint64_t first = (uint64_t(1) << 32) + 12345, stream = stream_id("test/normals");
+  std::vector<double> g(n);
+  rng_normals(9, stream, first, n, g.data());
+  size_t float_diff = 0;
+  double worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double a = rng_normal(9, stream, first + i);
+    worst = std::max(worst, std::fabs(g[i] - a) / std::max(std::fabs(a), 1e-300));
+    float_diff += float(g[i]) != float(a);
+  }
+  EXPECT_LT(worst, 1e-14);
+  EXPECT_EQ(float_diff, 0u);
+}
+
+// Gaussian and sign inputs are memory_input at their index: sample i's x is the run of indices
+// i * T * d_in onwards of the split's stream.
+TEST(SparseMemory, InputsAreMemoryInputAtTheirIndex) {
+  for (const char* inputs : {"gaussian", "sign"}) {
+    TaskConfig c = cfg("linear");
+    c.inputs = inputs;
+    SparseMemoryTask task(c, 11);
+    Batch b;
+    const int64_t idx[2] = {7, 123456};
+    task.fill(Split::val, idx, 2, b);
+    const size_t per = size_t(c.seq_len) * c.d_in;
+    for (int s = 0; s < 2; ++s)
+      for (size_t i = 0; i < per; ++i)
+        ASSERT_EQ(b.x[s * per + i], memory_input(c.inputs == "sign", 11, stream_id("sparse_memory/val"), uint64_t(idx[s]) * per + i))
+            << inputs << " sample " << s << " value " << i;
+  }
 }

@@ -27,7 +27,7 @@ void KernelMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
   for (int b = 0; b < B; ++b) {
     float* x = batch.x.data() + size_t(b) * T * D;
     const uint64_t base = uint64_t(indices[b]) * uint64_t(T) * uint64_t(D);
-    for (int i = 0; i < T * D; ++i) x[i] = memory_input(sign, seed_, streams[int(split)], base + uint64_t(i));
+    memory_inputs(sign, seed_, streams[int(split)], base, size_t(T) * D, x);
     static thread_local std::vector<float> z;
     static thread_local std::vector<double> acc;
     z.resize(size_t(M) * D);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "core/rng.h"
 
@@ -25,14 +26,16 @@ void RetrievalTask::fill(Split split, const int64_t* indices, int B, Batch& batc
   const double key_std = 1.0 / std::sqrt(double(K));
 #pragma omp parallel for schedule(static)
   for (int b = 0; b < B; ++b) {
+    static thread_local std::vector<double> z;  // the sequence's normals, in draw order (kept per thread)
+    z.resize(size_t(T - 1) * size_t(K + V));
     float* x = batch.x.data() + size_t(b) * T * W;
-    // Pair i draws K + V normals at (index * (T - 1) + i) * (K + V) + c.
-    const uint64_t base = uint64_t(indices[b]) * uint64_t(T - 1) * uint64_t(K + V);
+    // Pair i draws K + V normals at (index * (T - 1) + i) * (K + V) + c: one run of indices.
+    rng_normals(seed_, stream, uint64_t(indices[b]) * uint64_t(T - 1) * uint64_t(K + V), z.size(), z.data());
     for (int i = 0; i < T - 1; ++i) {
       float* xi = x + size_t(i) * W;
-      const uint64_t at = base + uint64_t(i) * uint64_t(K + V);
-      for (int c = 0; c < K; ++c) xi[c] = float(key_std * rng_normal(seed_, stream, at + uint64_t(c)));
-      for (int c = 0; c < V; ++c) xi[K + c] = float(rng_normal(seed_, stream, at + uint64_t(K + c)));
+      const double* zi = z.data() + size_t(i) * (K + V);
+      for (int c = 0; c < K; ++c) xi[c] = float(key_std * zi[c]);
+      for (int c = 0; c < V; ++c) xi[K + c] = float(zi[K + c]);
       xi[K + V] = 0.f;
     }
     const int64_t j = queried(split, indices[b]);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/rng.h"
 
@@ -9,6 +10,17 @@ namespace attnlab {
 
 float memory_input(bool sign, uint64_t seed, uint64_t stream, uint64_t index) {
   return sign ? (rng_uniform(seed, stream, index) < 0.5 ? -1.f : 1.f) : float(rng_normal(seed, stream, index));
+}
+
+void memory_inputs(bool sign, uint64_t seed, uint64_t stream, uint64_t first, size_t n, float* x) {
+  if (sign) {
+    for (size_t i = 0; i < n; ++i) x[i] = memory_input(true, seed, stream, first + i);
+    return;
+  }
+  static thread_local std::vector<double> g;  // kept per thread: drawing allocates nothing
+  g.resize(n);
+  rng_normals(seed, stream, first, n, g.data());
+  for (size_t i = 0; i < n; ++i) x[i] = float(g[i]);
 }
 
 SparseMemoryTask::SparseMemoryTask(const TaskConfig& cfg, uint64_t seed)
@@ -29,7 +41,7 @@ void SparseMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
     float* x = batch.x.data() + size_t(b) * T * D;
     const uint64_t base = uint64_t(indices[b]) * uint64_t(T) * uint64_t(D);
     const bool sign = cfg_.inputs == "sign";
-    for (int i = 0; i < T * D; ++i) x[i] = memory_input(sign, seed_, stream, base + uint64_t(i));
+    memory_inputs(sign, seed_, stream, base, size_t(T) * D, x);
     static thread_local std::vector<float> z;  // kept per thread: filling a batch allocates nothing
     z.resize(size_t(M) * D);
     for (int t = last ? T - 1 : 0; t < T; ++t) {

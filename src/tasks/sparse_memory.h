@@ -30,6 +30,9 @@ class SparseMemoryTask : public Task {
 // The input values of the memory tasks: N(0, 1) (gaussian) or uniform +-1 (sign), a pure
 // function of (seed, stream, index).
 float memory_input(bool sign, uint64_t seed, uint64_t stream, uint64_t index);
+// x[i] = memory_input(sign, seed, stream, first + i) for i < n (the gaussian ones drawn at once
+// with rng_normals: the same floats, several times faster).
+void memory_inputs(bool sign, uint64_t seed, uint64_t stream, uint64_t first, size_t n, float* x);
 
 // Its own config keys (task.d_in, d_out, lags, and the readout's).
 void sparse_memory_keys(Keys& k, TaskConfig& c);
