@@ -157,7 +157,7 @@ template <class T>
 void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T* o, const T* lse, const T* q, const T* k,
                         const T* v, const T* bias, const AttnDims& d, std::vector<T>& work, GradMode mode) {
   if (!d.dot_product && d.T <= detail::kSharedMaxT) {
-    detail::attention_backward_shared(dvv, dbias, dout, o, v, bias, d, work, mode);
+    detail::attention_backward_shared(dvv, dbias, dout, o, lse, v, bias, d, work, mode);
     return;
   }
   const int Tn = d.T, H = d.H, dv = d.dv, dk = d.dk, BT = kAttnTile;
