@@ -251,3 +251,25 @@ TEST(Cli, BlockMaxGradNormIsTheMeanOfBlockMaxima) {
   EXPECT_EQ(s["block_max_grad_norm.memory"], s["block_max_grad_norm.u"]);  // the IndRNN's memory is u
   fs::remove_all(d);
 }
+
+// proj_active_frac: the fraction of updates after which the projection clipped some head. A
+// radius no step can stay inside clips after every update; one no step can reach never does;
+// without a radius there is no such field.
+TEST(Cli, SummaryGivesHowOftenTheProjectionClipped) {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_proj_" + std::to_string(getpid()));
+  fs::remove_all(d);
+  const std::string base = "train " + std::string(ATTNLAB_SOURCE_DIR) +
+                           "/experiments/p3_e1_width.toml --scale quick task.n=300 model.width=8 train.steps=12 train.eval_every=6 ";
+  auto summary = [&](const std::string& args, const std::string& name) {
+    const auto r = run(args + " --out " + (d / name).string());
+    EXPECT_EQ(r.status, 0) << r.err;
+    std::ifstream f(d / name / "summary.json");
+    return nlohmann::json::parse(f);
+  };
+  EXPECT_EQ(summary(base + "train.rho=[1e-6,1e-6,1e-6]", "tight")["proj_active_frac"], 1.0);
+  EXPECT_EQ(summary(base + "train.rho=[1e6,1e6,1e6]", "loose")["proj_active_frac"], 0.0);
+  const std::string gd = "train " + std::string(ATTNLAB_SOURCE_DIR) +
+                         "/experiments/p3_e4_ar.toml --scale quick task.n=200 task.lag=4 train.steps=6 train.eval_every=3";
+  EXPECT_FALSE(summary(gd, "none").contains("proj_active_frac"));
+  fs::remove_all(d);
+}

@@ -1,5 +1,6 @@
 // Paper-3 models: finite-difference gradients (double), the shallow model against its
 // formula, f = 0 at symmetric initialization, and projection onto the per-head balls.
+#include <algorithm>
 #include <cmath>
 
 #include "fd_check.h"
@@ -116,7 +117,7 @@ TEST(Projection, EveryHeadStaysInItsBallAfterHugeSteps) {
     for (int step = 0; step < 50; ++step) {
       auto g = randn(model->arena.size(), 100 + step, 1.0);
       for (size_t j = 0; j < g.size(); ++j) model->arena.data()[j] -= float(1e3 * g[j]);  // a huge step
-      project_heads<float>(model->arena.data(), theta0, slices, rho, 8);
+      EXPECT_EQ(project_heads<float>(model->arena.data(), theta0, slices, rho, 8), slices.size()) << "every ball clipped";
     }
     int on_boundary = 0;
     for (const auto& s : slices) {
@@ -128,6 +129,11 @@ TEST(Projection, EveryHeadStaysInItsBallAfterHugeSteps) {
       on_boundary += std::sqrt(n2) > r * 0.999;
     }
     EXPECT_EQ(on_boundary, int(slices.size()));  // huge steps push every head to its boundary
+    // Inside every ball (just projected, then moved back a fifth of the way): nothing to clip.
+    for (size_t j = 0; j < theta0.size(); ++j) model->arena.data()[j] = theta0[j] + 0.8f * (model->arena.data()[j] - theta0[j]);
+    const std::vector<float> inside(model->arena.data().begin(), model->arena.data().end());
+    EXPECT_EQ(project_heads<float>(model->arena.data(), theta0, slices, rho, 8), 0u);
+    EXPECT_TRUE(std::equal(inside.begin(), inside.end(), model->arena.data().begin()));
   }
 }
 

@@ -1,7 +1,8 @@
 #pragma once
 // Projection of each head onto a ball around its initialization (projected GD/SGD):
 // ||theta_{i,g} - theta_{i,g}(0)||_2 <= rho_g / sqrt(m) for every head i and group g
-// (g = c, u, w), by radial clipping of the displacement.
+// (g = c, u, w), by radial clipping of the displacement. Returns how many (head, group)
+// balls it had to clip: 0 when every head was inside its ball.
 #include <cmath>
 #include <span>
 #include <vector>
@@ -11,10 +12,11 @@
 namespace attnlab {
 
 template <class T>
-void project_heads(std::span<T> params, std::span<const T> init, const std::vector<HeadSlice>& slices,
-                   const std::vector<double>& rho, int m) {
+size_t project_heads(std::span<T> params, std::span<const T> init, const std::vector<HeadSlice>& slices,
+                     const std::vector<double>& rho, int m) {
   const double inv = 1.0 / std::sqrt(double(m));
-#pragma omp parallel for schedule(static)
+  size_t clipped = 0;
+#pragma omp parallel for schedule(static) reduction(+ : clipped)
   for (size_t s = 0; s < slices.size(); ++s) {
     const HeadSlice& h = slices[s];
     const double r = rho[size_t(h.group)] * inv;
@@ -26,7 +28,9 @@ void project_heads(std::span<T> params, std::span<const T> init, const std::vect
     const double k = r / n;
     for (auto [off, len] : h.ranges)
       for (size_t j = off; j < off + len; ++j) params[j] = T(init[j] + (params[j] - init[j]) * k);
+    ++clipped;
   }
+  return clipped;
 }
 
 }  // namespace attnlab

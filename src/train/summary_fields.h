@@ -7,7 +7,7 @@ namespace attnlab {
 
 inline bool is_summary_field(const std::string& y) {
   static const char* const names[] = {
-      "final_train_loss", "final_val_loss", "min_val_loss", "best_val_step", "val_target_var", "final_val_rel", "min_train_rel",
+      "final_train_loss", "final_val_loss", "min_val_loss", "best_val_step", "val_target_var", "final_val_rel", "min_train_rel", "proj_active_frac",
       "test_loss", "min_train_loss", "avg_iterate_train_loss", "avg_iterate_val_loss", "max_grad_norm", "block_max_grad_norm",
       "params_total", "params_attention", "attention_budget", "final_val_bits_per_byte", "min_val_bits_per_byte",
       "approx_error_max", "approx_error_mean", "lin_error_max", "lin_error_mean", "steps", "wall_s", "train_s",

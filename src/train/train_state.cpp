@@ -60,6 +60,7 @@ void save_train_state(const std::string& path, const TrainState& s, const Arena<
   put(f, "window_n", s.window_n);
   put(f, "best_val_step", s.best_val_step);
   put(f, "blocks", s.blocks);
+  put(f, "proj_active", s.proj_active);
   put(f, "max_gnorm", s.max_gnorm);
   put(f, "first_loss", s.first_loss);
   put(f, "train_time", s.train_time);
@@ -88,6 +89,10 @@ void load_train_state(const std::string& path, TrainState& s, Arena<float>& aren
   get(f, path, "window_n", s.window_n);
   get(f, path, "best_val_step", s.best_val_step);
   get(f, path, "blocks", s.blocks);
+  // Checkpoints written before this statistic existed lack it: the count is then unknown (the
+  // summary says null), not silently restarted from 0.
+  if (f.tensors.count("state.proj_active")) get(f, path, "proj_active", s.proj_active);
+  else s.proj_active = -1;
   get(f, path, "max_gnorm", s.max_gnorm);
   get(f, path, "first_loss", s.first_loss);
   get(f, path, "train_time", s.train_time);

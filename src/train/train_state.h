@@ -16,6 +16,7 @@ namespace attnlab {
 struct TrainState {
   int64_t step = 0;  // updates done
   int64_t window_n = 0, best_val_step = -1, blocks = 0;
+  int64_t proj_active = 0;  // updates after which the projection clipped some head (-1: unknown, an older checkpoint)
   double max_gnorm = 0, first_loss = 0, train_time = 0, window_loss = 0;
   double last_train = NAN, last_val = NAN, min_val = INFINITY, min_train = INFINITY, target_var = 0;
   std::vector<double> gmax_window, gmax_all, block_max, block_sum;  // per probe group (+ global for blocks)

@@ -242,7 +242,9 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     }
     const double lr = scheduled_lr(tc, step);
     opt->step(arena.data(), arena.grad(), lr);
-    if (!tc.rho.empty()) project_heads<float>(arena.data(), st.theta0, slices, tc.rho, cfg.model.width);
+    if (!tc.rho.empty() && project_heads<float>(arena.data(), st.theta0, slices, tc.rho, cfg.model.width) > 0 &&
+        st.proj_active >= 0)
+      ++st.proj_active;
     {
       const double k = 1.0 / double(step + 1);
       auto p = arena.data();
@@ -341,6 +343,8 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     s["final_val_rel"] = st.last_val / st.target_var;  // fraction of the target's variance left unexplained
     s["min_train_rel"] = num(st.min_train / st.target_var);  // the same for the minimum training loss
   }
+  if (!tc.rho.empty() && step > 0)  // how often the projection was active (paper 3's radius rho at work)
+    s["proj_active_frac"] = num(st.proj_active >= 0 ? double(st.proj_active) / double(step) : NAN);
   if (status == "completed") {
     // The averaged iterate (what the theory bounds), evaluated on the training and validation sets.
     std::vector<float> last(arena.data().begin(), arena.data().end());
