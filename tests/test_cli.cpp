@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -271,5 +272,32 @@ TEST(Cli, SummaryGivesHowOftenTheProjectionClipped) {
   const std::string gd = "train " + std::string(ATTNLAB_SOURCE_DIR) +
                          "/experiments/p3_e4_ar.toml --scale quick task.n=200 task.lag=4 train.steps=6 train.eval_every=3";
   EXPECT_FALSE(summary(gd, "none").contains("proj_active_frac"));
+  fs::remove_all(d);
+}
+
+// block_first_grad_norm and block_last_grad_norm: the largest gradient norm of the first block of
+// train.grad_block updates and of the last (here partial) one, against the per-step norms the
+// run logs; block_max_grad_norm is the mean of every block's maximum.
+TEST(Cli, SummaryGivesTheFirstAndLastGradientBlocks) {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_blocks_" + std::to_string(getpid()));
+  fs::remove_all(d);
+  const auto r = run("train " + std::string(ATTNLAB_SOURCE_DIR) +
+                     "/experiments/p3_e4_ar.toml --scale quick task.n=200 task.lag=4 train.steps=8 train.eval_every=1"
+                     " train.grad_block=3 --out " + d.string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<double> g;
+  std::ifstream mf(d / "metrics.jsonl");
+  for (std::string line; std::getline(mf, line);) g.push_back(nlohmann::json::parse(line)["grad_norm"].get<double>());
+  ASSERT_EQ(g.size(), 8u);
+  std::ifstream sf(d / "summary.json");
+  const auto s = nlohmann::json::parse(sf);
+  const double b1 = std::max({g[0], g[1], g[2]}), b2 = std::max({g[3], g[4], g[5]}), b3 = std::max(g[6], g[7]);
+  EXPECT_NEAR(s["block_first_grad_norm"].get<double>(), b1, 1e-6 * b1);
+  EXPECT_NEAR(s["block_last_grad_norm"].get<double>(), b3, 1e-6 * b3);
+  EXPECT_NEAR(s["block_max_grad_norm"].get<double>(), (b1 + b2 + b3) / 3, 1e-6 * b1);
+  for (const char* grp : {"W", "U", "c", "memory"}) {
+    EXPECT_TRUE(s.contains(std::string("block_first_grad_norm.") + grp)) << grp;
+    EXPECT_TRUE(s.contains(std::string("block_last_grad_norm.") + grp)) << grp;
+  }
   fs::remove_all(d);
 }

@@ -8,7 +8,7 @@ namespace attnlab {
 inline bool is_summary_field(const std::string& y) {
   static const char* const names[] = {
       "final_train_loss", "final_val_loss", "min_val_loss", "best_val_step", "val_target_var", "final_val_rel", "min_train_rel", "proj_active_frac",
-      "test_loss", "min_train_loss", "avg_iterate_train_loss", "avg_iterate_val_loss", "max_grad_norm", "block_max_grad_norm",
+      "test_loss", "min_train_loss", "avg_iterate_train_loss", "avg_iterate_val_loss", "max_grad_norm", "block_max_grad_norm", "block_first_grad_norm", "block_last_grad_norm",
       "params_total", "params_attention", "attention_budget", "final_val_bits_per_byte", "min_val_bits_per_byte",
       "approx_error_max", "approx_error_mean", "lin_error_max", "lin_error_mean", "steps", "wall_s", "train_s",
       "tokens_per_s", "ms_per_step", "threads", "ranks", "diverged_step", "final_slope", "max_abs_logit", "mean_abs_logit",
@@ -16,7 +16,7 @@ inline bool is_summary_field(const std::string& y) {
   for (const char* n : names)
     if (y == n) return true;
   // per group, per layer, per compression scope and rank
-  static const char* const prefixes[] = {"max_grad_norm.", "block_max_grad_norm.", "max_abs_logit.l", "attn_entropy_ratio.l",
+  static const char* const prefixes[] = {"max_grad_norm.", "block_max_grad_norm.", "block_first_grad_norm.", "block_last_grad_norm.", "max_abs_logit.l", "attn_entropy_ratio.l",
                                          "compress_delta.", "compress_saved.", "compress_late_minus_early."};
   for (const char* p : prefixes)
     if (y.rfind(p, 0) == 0 && y.size() > std::string(p).size()) return true;

@@ -1,6 +1,8 @@
 #include "train/train_state.h"
 
+#include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "core/error.h"
 #include "io/checkpoint.h"
@@ -74,6 +76,8 @@ void save_train_state(const std::string& path, const TrainState& s, const Arena<
   put(f, "gmax_all", s.gmax_all);
   put(f, "block_max", s.block_max);
   put(f, "block_sum", s.block_sum);
+  put(f, "block_first", s.block_first);
+  put(f, "block_last", s.block_last);
   put(f, "avg", s.avg);
   if (!s.theta0.empty()) f.add_f32("state.theta0", {int64_t(s.theta0.size())}, s.theta0.data());
   write_safetensors(path, f);
@@ -106,6 +110,11 @@ void load_train_state(const std::string& path, TrainState& s, Arena<float>& aren
   get(f, path, "gmax_all", s.gmax_all);
   get(f, path, "block_max", s.block_max);
   get(f, path, "block_sum", s.block_sum);
+  // Added after the format's first checkpoints: absent, they are unknown (null in the summary).
+  for (auto [name, v] : {std::pair{"block_first", &s.block_first}, std::pair{"block_last", &s.block_last}}) {
+    if (f.tensors.count(std::string("state.") + name)) get(f, path, name, *v);
+    else std::fill(v->begin(), v->end(), NAN);
+  }
   get(f, path, "avg", s.avg);
   if (!s.theta0.empty()) {
     const Tensor& t = need(f, path, "state.theta0", "F32", s.theta0.size());

@@ -20,6 +20,7 @@ struct TrainState {
   double max_gnorm = 0, first_loss = 0, train_time = 0, window_loss = 0;
   double last_train = NAN, last_val = NAN, min_val = INFINITY, min_train = INFINITY, target_var = 0;
   std::vector<double> gmax_window, gmax_all, block_max, block_sum;  // per probe group (+ global for blocks)
+  std::vector<double> block_first, block_last;  // the first and the last finished block's maxima (NaN: unknown)
   std::vector<double> avg;     // running mean of the iterates theta_1..theta_step
   std::vector<float> theta0;   // projection centers (the initialization)
   nlohmann::ordered_json probes = nlohmann::ordered_json::object();  // the last evaluation's probe fields

@@ -145,6 +145,8 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   // Index groups.size() is the global norm.
   st.block_max.assign(groups.size() + 1, 0.0);
   st.block_sum.assign(groups.size() + 1, 0.0);
+  st.block_first.assign(groups.size() + 1, 0.0);
+  st.block_last.assign(groups.size() + 1, 0.0);
   if (out.resume) {
     load_train_state(ckpt, st, arena, *opt);
     if (st.step > tc.steps)
@@ -233,6 +235,8 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     st.block_max.back() = std::max(st.block_max.back(), gnorm);
     if ((step + 1) % tc.grad_block == 0) {
       for (size_t g = 0; g < st.block_max.size(); ++g) st.block_sum[g] += st.block_max[g];
+      if (st.blocks == 0) st.block_first = st.block_max;
+      st.block_last = st.block_max;
       std::fill(st.block_max.begin(), st.block_max.end(), 0.0);
       ++st.blocks;
     }
@@ -359,11 +363,21 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
   for (size_t g = 0; g < groups.size(); ++g) s["max_grad_norm." + groups[g].first] = st.gmax_all[g];
   if (step % tc.grad_block != 0) {  // the last, partial block
     for (size_t g = 0; g < st.block_max.size(); ++g) st.block_sum[g] += st.block_max[g];
+    if (st.blocks == 0) st.block_first = st.block_max;
+    st.block_last = st.block_max;
     ++st.blocks;
   }
   if (st.blocks > 0) {
     s["block_max_grad_norm"] = st.block_sum.back() / double(st.blocks);
     for (size_t g = 0; g < groups.size(); ++g) s["block_max_grad_norm." + groups[g].first] = st.block_sum[g] / double(st.blocks);
+    // The first block (steps 0 .. grad_block - 1) and the last one apart: whether a statistic's
+    // growth is there from the start (the input's geometry) or comes with training.
+    s["block_first_grad_norm"] = num(st.block_first.back());
+    s["block_last_grad_norm"] = num(st.block_last.back());
+    for (size_t g = 0; g < groups.size(); ++g) {
+      s["block_first_grad_norm." + groups[g].first] = num(st.block_first[g]);
+      s["block_last_grad_norm." + groups[g].first] = num(st.block_last[g]);
+    }
   }
   if (lead) {  // whether the validation loss had stopped falling (train/convergence.h)
     const Convergence cv = convergence_of_metrics(out.dir + "/metrics.jsonl", step);
