@@ -255,7 +255,7 @@ TEST(Cli, BlockMaxGradNormIsTheMeanOfBlockMaxima) {
 
 // proj_active_frac: the fraction of updates after which the projection clipped some head. A
 // radius no step can stay inside clips after every update; one no step can reach never does;
-// without a radius there is no such field.
+// without a radius, or with train.project = false, there is no such field.
 TEST(Cli, SummaryGivesHowOftenTheProjectionClipped) {
   const fs::path d = fs::temp_directory_path() / ("attnlab_proj_" + std::to_string(getpid()));
   fs::remove_all(d);
@@ -267,8 +267,17 @@ TEST(Cli, SummaryGivesHowOftenTheProjectionClipped) {
     std::ifstream f(d / name / "summary.json");
     return nlohmann::json::parse(f);
   };
-  EXPECT_EQ(summary(base + "train.rho=[1e-6,1e-6,1e-6]", "tight")["proj_active_frac"], 1.0);
-  EXPECT_EQ(summary(base + "train.rho=[1e6,1e6,1e6]", "loose")["proj_active_frac"], 0.0);
+  const auto tight = summary(base + "train.rho=[1e-6,1e-6,1e-6]", "tight");
+  EXPECT_EQ(tight["proj_active_frac"], 1.0);
+  EXPECT_EQ(summary(base + "train.rho=1e-6", "tight1")["min_train_loss"], tight["min_train_loss"]) << "one number = three radii";
+  const auto loose = summary(base + "train.rho=[1e6,1e6,1e6]", "loose");
+  EXPECT_EQ(loose["proj_active_frac"], 0.0);
+  // train.project = false: no projection although a radius is given: the tight radius then
+  // changes nothing (the same losses as a ball never reached) and there is no such field.
+  const auto off = summary(base + "train.rho=1e-6 train.project=false", "off");
+  EXPECT_FALSE(off.contains("proj_active_frac"));
+  EXPECT_EQ(off["min_train_loss"], loose["min_train_loss"]);
+  EXPECT_NE(off["min_train_loss"], tight["min_train_loss"]);
   const std::string gd = "train " + std::string(ATTNLAB_SOURCE_DIR) +
                          "/experiments/p3_e4_ar.toml --scale quick task.n=200 task.lag=4 train.steps=6 train.eval_every=3";
   EXPECT_FALSE(summary(gd, "none").contains("proj_active_frac"));

@@ -458,16 +458,24 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   r.number("eps", tc.eps, 0.0, true);
   r.number("weight_decay", tc.weight_decay, 0.0);
   r.choice("lr_schedule", tc.lr_schedule, {"constant", "cosine", "inv_sqrt_total"});
-  if (const toml::node* n = r.node("rho")) {
+  if (const toml::node* n = r.node("rho")) {  // [rho_c, rho_u, rho_w], or one number for all three
     const toml::array* a = n->as_array();
-    if (!a || a->size() != 3) r.fail("rho", "expected a list of three numbers [rho_c, rho_u, rho_w]");
-    for (const auto& e : *a) {
+    if (!n->is_number() && (!a || a->size() != 3))
+      r.fail("rho", "expected a number or a list of three numbers [rho_c, rho_u, rho_w]");
+    const auto radius = [&r](const toml::node& e) {
       if (!e.is_number()) r.fail("rho", std::string("expected numbers, found ") + type_name(e) + " in the list");
       const double v = e.is_integer() ? double(e.as_integer()->get()) : e.as_floating_point()->get();
       if (!(v > 0) || !std::isfinite(v)) r.fail("rho", "every radius must be a finite number > 0");
-      tc.rho.push_back(v);
-    }
+      return v;
+    };
+    if (a)
+      for (const auto& e : *a) tc.rho.push_back(radius(e));
+    else
+      tc.rho.assign(3, radius(*n));
   }
+  bool project = true;  // false: no projection although rho is given (one spec sweeps with and without)
+  r.boolean("project", project);
+  if (!project) tc.rho.clear();
   r.integer("warmup", tc.warmup, 0);
   r.number("min_lr", tc.min_lr, 0.0);
   r.number("grad_clip", tc.grad_clip, 0.0);
