@@ -339,6 +339,13 @@ TEST(Claims, GatesAndConvergenceDecideWhetherAVerdictIsCited) {
   EXPECT_EQ(r.verdict(), "n/a");
   EXPECT_FALSE(r.holds);
   EXPECT_EQ(r.note, "not converged (the claim requires it) at model.width = 256 (2 of 8 runs)");
+  // A field measured at initialization (E2/E3's probes): training's end says nothing about it.
+  for (auto& o : obs) o.summary["approx_error_max"] = o.summary["err"];
+  c.y = "approx_error_max";
+  r = evaluate_claims(spec_with(c), obs)[0];
+  EXPECT_EQ(r.verdict(), "holds");
+  EXPECT_EQ(r.note, "");
+  c.y = "err";
   c.require_converged = false;
   c.gates = {{"attn_entropy_ratio", 0.7, 1e308}};
   r = evaluate_claims(spec_with(c), obs)[0];

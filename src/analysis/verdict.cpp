@@ -2,6 +2,8 @@
 // undecided one needs, and the requirements (regime gates, convergence) that make it n/a.
 #include "analysis/verdict.h"
 
+#include "train/summary_fields.h"
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
@@ -75,7 +77,7 @@ void not_applicable(ClaimResult& r, const std::string& why) {
 // What a verdict needs besides its interval (issue 24): every point inside the theorem's
 // regime (the claim's gates: the seed mean of each gated field over the point's completed
 // runs), and, with require_converged, every completed run converged; unconverged points are
-// otherwise named in the note.
+// otherwise named in the note. A claim on a field measured at initialization ignores convergence.
 void check_requirements(ClaimResult& r, const ClaimSpec& c) {
   std::string outside, unconverged;
   int unconverged_points = 0;
@@ -106,7 +108,7 @@ void check_requirements(ClaimResult& r, const ClaimSpec& c) {
   }
   for (auto& p : r.points) p.members.clear();
   if (!outside.empty()) return not_applicable(r, "out of regime: " + outside);
-  if (unconverged_points == 0) return;
+  if (unconverged_points == 0 || is_init_field(c.y)) return;  // a probe at init: training's end is not its regime
   if (c.require_converged) return not_applicable(r, "not converged (the claim requires it) at " + unconverged);
   add_note(r, "not converged at " + std::to_string(unconverged_points) + " of " + std::to_string(r.points.size()) + " points: " + unconverged);
 }

@@ -23,4 +23,8 @@ inline bool is_summary_field(const std::string& y) {
   return false;
 }
 
+// Fields measured at initialization, before any training (paper 3's E2/E3 probes,
+// train.probe_errors): whether the run converged says nothing about them.
+inline bool is_init_field(const std::string& y) { return y.rfind("approx_error_", 0) == 0 || y.rfind("lin_error_", 0) == 0; }
+
 }  // namespace attnlab
