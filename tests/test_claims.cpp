@@ -272,6 +272,20 @@ TEST(Claims, FourVerdictsFromTheIntervalAgainstTheExpectation) {
   mono.direction = "decreasing";
   EXPECT_EQ(evaluate_claims(spec_with(mono), power_law(-0.5, "a", 5))[0].verdict(), "holds");
   EXPECT_EQ(evaluate_claims(spec_with(mono), power_law(0.5, "a", 5))[0].verdict(), "refuted");
+  // Points with identical values (a radius the path never reaches: the same runs): a step of
+  // exactly 0 breaks a strict decrease and not a non-increase; a rise breaks both.
+  auto steps = power_law(-0.5, "a", 5);
+  for (auto& o : steps)
+    if (o.point["model.width"] == "256")
+      for (const auto& p : steps)
+        if (p.seed == o.seed && p.point.at("model.width") == "128") o.summary["err"] = p.summary["err"];
+  EXPECT_EQ(evaluate_claims(spec_with(mono), steps)[0].verdict(), "refuted");
+  mono.direction = "nonincreasing";
+  EXPECT_EQ(evaluate_claims(spec_with(mono), steps)[0].verdict(), "holds");
+  EXPECT_EQ(evaluate_claims(spec_with(mono), power_law(-0.5, "a", 5))[0].verdict(), "holds");
+  EXPECT_EQ(evaluate_claims(spec_with(mono), power_law(0.5, "a", 5))[0].verdict(), "refuted");
+  mono.direction = "nondecreasing";
+  EXPECT_EQ(evaluate_claims(spec_with(mono), power_law(0.5, "a", 5))[0].verdict(), "holds");
 }
 
 // seeds_to_decide: the seeds' values ~ N(1, 0.3^2), expectation >= 0.8. On a store whose

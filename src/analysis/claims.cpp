@@ -511,7 +511,7 @@ ClaimResult evaluate_kind(const ExperimentSpec& spec, const ClaimSpec& c, const 
     if (c.kind == "slope") decide(r, c.lo, c.hi);
     else decide(r, -c.value, c.value);
   } else if (c.kind == "monotone") {
-    const bool dec = c.direction == "decreasing";
+    const bool dec = c.direction == "decreasing" || c.direction == "nonincreasing";
     bootstrap(d, [dec](const std::vector<double>& m) {
       double ext = dec ? -INFINITY : INFINITY;
       for (size_t i = 0; i + 1 < m.size(); ++i) {
@@ -520,7 +520,7 @@ ClaimResult evaluate_kind(const ExperimentSpec& spec, const ClaimSpec& c, const 
       }
       return ext;
     }, r, seed, "a mean of " + c.y + " is 0: the relative steps are undefined");
-    decide(r, dec ? -INFINITY : 0.0, dec ? 0.0 : INFINITY, true);
+    decide(r, dec ? -INFINITY : 0.0, dec ? 0.0 : INFINITY, c.direction.rfind("non", 0) != 0);  // non*: a step of 0 is inside
   } else if (c.kind == "plateau") {
     const double after = c.after;
     bootstrap(d, [&xs, after](const std::vector<double>& m) {

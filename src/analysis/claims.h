@@ -5,7 +5,8 @@
 // and a claim holds only if its whole interval satisfies the expectation.
 //   slope:    least-squares slope of log(mean y) on log x;            expect = [lo, hi]
 //   flat:     the same slope;                                           |slope| <= expect
-//   monotone: largest relative step (decreasing) / smallest (increasing) of mean y along x
+//   monotone: largest relative step (decreasing) / smallest (increasing) of mean y along x;
+//             strictly below / above 0, or, for nonincreasing / nondecreasing, at or below / above
 //   compare:  mean over paired runs (same other coordinates and seed) of (y_b - y_a) / y_b; >= expect
 //   ratio:    mean y of b over mean y of a, over the same paired runs;                 expect = [lo, hi]
 //   plateau:  largest gain per doubling of x beyond `after`, 1 - (y2/y1)^(1/log2(x2/x1)); <= expect

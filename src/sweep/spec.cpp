@@ -366,8 +366,9 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
         }
 
       } else if (c.kind == "monotone") {
-        if (!e->is_string() || (e->as_string()->get() != "decreasing" && e->as_string()->get() != "increasing"))
-          throw UserError(where + ".expect: monotone needs \"decreasing\" or \"increasing\"");
+        static const std::set<std::string> directions = {"decreasing", "increasing", "nonincreasing", "nondecreasing"};
+        if (!e->is_string() || !directions.count(e->as_string()->get()))
+          throw UserError(where + ".expect: monotone needs \"decreasing\", \"increasing\", \"nonincreasing\" or \"nondecreasing\"");
         c.direction = e->as_string()->get();
       } else {
         throw UserError(where + ".kind: '" + c.kind + "' is not allowed (allowed: slope, flat, monotone, compare, ratio, plateau, optimum, level, crossing)");

@@ -35,7 +35,7 @@ struct ClaimSpec {
   Point where;         // `where = { "model.kind" = "indrnn" }` (or the older `series = {...}`): only these runs
   std::string series;  // `series = "model.kind"`: the claim is checked for each of its values
   double lo = 0, hi = 0, value = 0, after = 0;
-  std::string direction;  // monotone: decreasing | increasing
+  std::string direction;  // monotone: decreasing | increasing (strictly) | nonincreasing | nondecreasing (steps of 0 allowed)
   Point a, b;             // compare
   std::string across;     // crossing: the axis searched for the level (e.g. model.width)
   double level = 0;       // crossing: the level of y
