@@ -459,6 +459,42 @@ TEST(Claims, CrossingIsTheSlopeOfTheWidthThatReachesTheLevel) {
   EXPECT_EQ(never[0].note, "the mean err does not cross 0.01 inside the model.width grid at task.n = 500 (never), 5000 (never), 50000 (never)");
 }
 
+// crossing with a and b: the slope of one selection minus the other's, over the same seeds
+// (paper 2's rate: the heads needed against the lag, lin- against log-type).
+TEST(Claims, CrossingWithTwoSelectionsIsTheDifferenceOfTheirSlopes) {
+  uint64_t k = 0;
+  std::vector<Observation> obs;
+  for (const char* kind : {"sqrt", "log"}) {
+    auto part = crossing_grid([&](int n, int m, int) {
+      const double need = std::string(kind) == "log" ? std::log(double(n)) : std::sqrt(double(n));
+      return std::sqrt(need / m) * (1.0 + 0.03 * rng_normal(3, 2, k++));
+    });
+    for (auto& o : part) o.point["growth"] = std::string("\"") + kind + "\"";
+    obs.insert(obs.end(), part.begin(), part.end());
+  }
+  ClaimSpec c;
+  c.kind = "crossing";
+  c.x = "task.n";
+  c.across = "model.width";
+  c.y = "err";
+  c.level = 0.5;
+  c.a = {{"growth", "\"sqrt\""}};
+  c.b = {{"growth", "\"log\""}};
+  c.lo = 0.2;
+  c.hi = INFINITY;
+  const double truth = 0.5 - std::log(std::log(50000.0) / std::log(500.0)) / std::log(100.0);
+  const auto r = evaluate_claims(spec_with(c), obs);
+  ASSERT_EQ(r.size(), 1u);
+  ASSERT_TRUE(r[0].evaluated) << r[0].note;
+  EXPECT_NEAR(r[0].measured, truth, 0.05);
+  EXPECT_TRUE(r[0].holds);
+  EXPECT_EQ(r[0].points.size(), 2u * 3u * 9u);  // both selections' points are counted
+  std::swap(c.a, c.b);
+  const auto swapped = evaluate_claims(spec_with(c), obs);
+  EXPECT_NEAR(swapped[0].measured, -r[0].measured, 1e-12);
+  EXPECT_FALSE(swapped[0].holds);
+}
+
 // Defect (issue 23): a bootstrap resample whose curve at some x never reaches the level inside
 // the grid was dropped, and those are the resamples that need the largest widths, so the
 // upper bound was biased down. Here the width needed grows like log n, but the seeds differ

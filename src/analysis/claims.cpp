@@ -313,27 +313,27 @@ Bounds slope_bounds(const std::vector<double>& x, const std::vector<Bounds>& ly)
   return s;
 }
 
-// crossing: per value of x, the value of `across` where the mean y reaches `level`; the
-// statistic is the least-squares slope of log(that value) on log x (e.g. the width needed for
-// a fixed training error against the sample size n).
-ClaimResult evaluate_crossing(const ExperimentSpec& spec, ClaimResult r, const ClaimSpec& c, const std::vector<Observation>& obs,
-                              const Point& filter, uint64_t seed) {
-  r.expected = "slope of log(" + c.across + " where " + c.y + " reaches " + fmt_num(c.level) + ") on log " + c.x + " in [" +
-               fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]";
+// One selection of a crossing claim: its values of x, and where its groups (x-major, one per
+// value of `across`) start in the bootstrap's data.
+struct CrossingPart {
+  std::vector<double> xs, as;
+  size_t first = 0;
+};
+
+// Adds the runs matching `filter` to d as groups (x, across); "" or the note that stops the claim.
+std::string collect_crossing(const ClaimSpec& c, const std::vector<Observation>& obs, const Point& filter, const std::string& name,
+                             ClaimResult& r, BySeed& d, std::set<int64_t>& seeds, CrossingPart& part, std::string& partial) {
   std::vector<const Observation*> sel;
   for (const auto& o : obs)
     if (point_matches(o.point, filter)) sel.push_back(&o);
   const std::string where = point_text(filter);
-  if (sel.empty()) { r.note = "no run matches " + (where.empty() ? std::string("the claim") : where); return r; }
+  if (sel.empty()) return "no run matches " + (where.empty() ? std::string("the claim") : where);
   std::map<std::string, std::set<std::string>> values;
   for (const auto* o : sel)
     for (const auto& [k, v] : o->point)
       if (k != c.x && k != c.across) values[k].insert(v);
   for (const auto& [k, vs] : values)
-    if (vs.size() >= 2) {
-      r.note = "the selected runs differ in " + k + ": pin it with where = { \"" + k + "\" = ... }";
-      return r;
-    }
+    if (vs.size() >= 2) return "the selected runs" + name + " differ in " + k + ": pin it with where = { \"" + k + "\" = ... }";
   std::map<double, std::map<double, std::vector<const Observation*>>> grid;  // x -> across -> runs
   std::set<double> across_values;
   std::map<std::pair<double, double>, std::string> labels;
@@ -341,21 +341,20 @@ ClaimResult evaluate_crossing(const ExperimentSpec& spec, ClaimResult r, const C
     auto ix = o->point.find(c.x), ia = o->point.find(c.across);
     const double x = ix == o->point.end() ? NAN : point_number(ix->second);
     const double a = ia == o->point.end() ? NAN : point_number(ia->second);
-    if (!std::isfinite(x)) { r.note = c.x + " is not a numeric axis of these runs"; return r; }
-    if (!std::isfinite(a)) { r.note = c.across + " is not a numeric axis of these runs"; return r; }
+    if (!std::isfinite(x)) return c.x + " is not a numeric axis of these runs";
+    if (!std::isfinite(a)) return c.across + " is not a numeric axis of these runs";
     grid[x][a].push_back(o);
     across_values.insert(a);
-    labels[{x, a}] = c.x + " = " + ix->second + ", " + c.across + " = " + ia->second;
+    labels[{x, a}] = name.empty() ? c.x + " = " + ix->second + ", " + c.across + " = " + ia->second
+                                  : name.substr(1) + ": " + c.x + " = " + ix->second + ", " + c.across + " = " + ia->second;
   }
-  if (grid.size() < 2) { r.note = "fewer than two values of " + c.x + " in the selected runs"; return r; }
-  const std::vector<double> as(across_values.begin(), across_values.end());
-  std::vector<double> xs;
-  BySeed d;
-  std::set<int64_t> seeds;
-  std::string empty, partial;
+  if (grid.size() < 2) return "fewer than two values of " + c.x + " in the selected runs" + name;
+  part.as.assign(across_values.begin(), across_values.end());
+  part.first = d.y.size();
+  std::string empty;
   for (const auto& [x, row] : grid) {
-    xs.push_back(x);
-    for (double a : as) {
+    part.xs.push_back(x);
+    for (double a : part.as) {
       PointCount pc;
       pc.label = labels.count({x, a}) ? labels[{x, a}] : c.x + " = " + fmt_num(x) + ", " + c.across + " = " + fmt_num(a);
       std::map<int64_t, std::vector<double>> ys;
@@ -372,31 +371,74 @@ ClaimResult evaluate_crossing(const ExperimentSpec& spec, ClaimResult r, const C
       d.y.push_back(std::move(ys));
     }
   }
-  if (!empty.empty()) { r.note = "no completed run with " + c.y + " at " + empty; return r; }
+  return empty.empty() ? "" : "no completed run with " + c.y + " at " + empty;
+}
+
+// The selection's slope of log(across at the crossing) on log x, from the group means m.
+Bounds crossing_slope(const CrossingPart& p, const std::vector<double>& m, double level) {
+  std::vector<Bounds> need(p.xs.size());
+  for (size_t i = 0; i < p.xs.size(); ++i) need[i] = crossing_of(p.as, m.data() + p.first + i * p.as.size(), level);
+  return slope_bounds(p.xs, need);
+}
+
+// Where the seed means of a selection do not cross the level inside the grid, for the note.
+std::string not_crossing(const CrossingPart& p, const BySeed& d, const ClaimSpec& c, const std::string& name) {
+  std::string where_not;
+  const size_t A = p.as.size();
+  for (size_t i = 0; i < p.xs.size(); ++i) {
+    std::vector<double> m(A);
+    for (size_t j = 0; j < A; ++j) {
+      double sum = 0;
+      size_t n = 0;
+      for (const auto& [s, v] : d.y[p.first + i * A + j])
+        for (double y : v) { sum += y; ++n; }
+      m[j] = sum / double(n);
+    }
+    if (const Bounds b = crossing_of(p.as, m.data(), c.level); b.lo != b.hi)
+      where_not += (where_not.empty() ? "" : ", ") + fmt_num(p.xs[i]) + (m[0] <= c.level ? " (already at the smallest " + c.across + ")" : " (never)");
+  }
+  return where_not.empty() ? "" : "the mean " + c.y + name + " does not cross " + fmt_num(c.level) + " inside the " + c.across + " grid at " + c.x + " = " + where_not;
+}
+
+// crossing: per value of x, the value of `across` where the mean y reaches `level`; the
+// statistic is the least-squares slope of log(that value) on log x (e.g. the width needed for
+// a fixed training error against the sample size n). With a = {...} and b = {...}: the slope
+// of the runs at a minus that of the runs at b (e.g. how much faster the heads needed grow
+// with one encoding than with another), resampled over the same seeds.
+ClaimResult evaluate_crossing(ClaimResult r, const ClaimSpec& c, const std::vector<Observation>& obs, const Point& filter, uint64_t seed) {
+  const bool pair = !c.a.empty();
+  const std::string stat = "slope of log(" + c.across + " where " + c.y + " reaches " + fmt_num(c.level) + ") on log " + c.x;
+  r.expected = pair ? stat + " at " + point_text(c.a) + " minus at " + point_text(c.b) + " in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]"
+                    : stat + " in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]";
+  BySeed d;
+  std::set<int64_t> seeds;
+  std::string partial;
+  std::vector<CrossingPart> parts(pair ? 2 : 1);
+  std::vector<std::string> names = {"", ""};
+  for (size_t k = 0; k < parts.size(); ++k) {
+    Point f = filter;
+    if (pair) {
+      for (const auto& [key, v] : k == 0 ? c.a : c.b) f[key] = v;
+      names[k] = std::string(" ") + (k == 0 ? "a" : "b");
+    }
+    const std::string stop = collect_crossing(c, obs, f, names[k], r, d, seeds, parts[k], partial);
+    if (!stop.empty()) { r.note = stop; return r; }
+  }
   d.seeds.assign(seeds.begin(), seeds.end());
   const double level = c.level;
-  const size_t A = as.size();
   bootstrap(d, [&](const std::vector<double>& m) {
-    std::vector<Bounds> need(xs.size());
-    for (size_t i = 0; i < xs.size(); ++i) need[i] = crossing_of(as, m.data() + i * A, level);
-    return slope_bounds(xs, need);
+    const Bounds sa = crossing_slope(parts[0], m, level);
+    if (!pair) return sa;
+    const Bounds sb = crossing_slope(parts[1], m, level);
+    return Bounds{sa.lo - sb.hi, sa.hi - sb.lo};
   }, r, seed, "a seed mean of " + c.y + " is not positive: the crossing is interpolated in log-log");
   if (!std::isfinite(r.measured)) {
-    std::string where_not;
-    for (size_t i = 0; i < xs.size(); ++i) {
-      std::vector<double> m(A);
-      for (size_t j = 0; j < A; ++j) {
-        double sum = 0;
-        size_t n = 0;
-        for (const auto& [s, v] : d.y[i * A + j])
-          for (double y : v) { sum += y; ++n; }
-        m[j] = sum / double(n);
-      }
-      if (const Bounds b = crossing_of(as, m.data(), level); b.lo != b.hi)
-        where_not += (where_not.empty() ? "" : ", ") + fmt_num(xs[i]) + (m[0] <= level ? " (already at the smallest " + c.across + ")" : " (never)");
+    std::string why;
+    for (size_t k = 0; k < parts.size(); ++k) {
+      const std::string w = not_crossing(parts[k], d, c, names[k]);
+      if (!w.empty()) why += (why.empty() ? "" : "; ") + w;
     }
-    if (!where_not.empty())  // (else bootstrap's note says why the statistic is undefined)
-      r.note = "the mean " + c.y + " does not cross " + fmt_num(level) + " inside the " + c.across + " grid at " + c.x + " = " + where_not;
+    if (!why.empty()) r.note = why;  // (else bootstrap's note says why the statistic is undefined)
     r.evaluated = false;
     return r;
   }
@@ -433,7 +475,7 @@ ClaimResult evaluate_kind(const ExperimentSpec& spec, const ClaimSpec& c, const 
   r.claim = !c.text.empty() ? c.text : c.kind + " of " + c.y + (c.x.empty() ? "" : " against " + c.x) + (where.empty() ? "" : " (" + where + ")");
   if (c.kind == "compare" || c.kind == "ratio") return evaluate_compare(spec, r, c, obs, filter, seed);
   if (c.kind == "level") return evaluate_level(r, c, obs, filter, seed);
-  if (c.kind == "crossing") return evaluate_crossing(spec, r, c, obs, filter, seed);
+  if (c.kind == "crossing") return evaluate_crossing(r, c, obs, filter, seed);
 
   if (c.kind == "slope") r.expected = "slope in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]";
   else if (c.kind == "flat") r.expected = "|slope| <= " + fmt_num(c.value);

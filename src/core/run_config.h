@@ -23,6 +23,7 @@ struct TaskConfig {
   int hidden = 32;                 // width of the mlp and deep_mlp readouts
   std::string inputs = "gaussian"; // sparse_memory, kernel_memory, adaptive_memory values: gaussian | sign (+-1)
   std::string positions = "all";   // sparse_memory: a target at every position t >= max lag | the last only
+  int loss_from = 0;               // sparse_memory, kernel_memory: the first position t whose target carries loss
   int vocab = 0;                   // derived: > 0 for token tasks (text_lm: 256)
   int model_in = 0;                // derived: the model's input width where it is not d_in (retrieval)
   int n_gram = 4;                  // ngram_noise: y_t = f(x_t, ..., x_{t-n+1})
@@ -111,6 +112,7 @@ struct TrainConfig {
   std::string loss = "mse";  // mse | half_mse (optimizes MSE/2, reports MSE) | ce (token tasks)
   int threads = 0;           // 0 = all cores
   std::vector<int> compress_ranks;  // after training: the compression curve at these ranks (Transformer with the dot product)
+  bool best_fit = false;      // paper 2's DP-free layer on a linear lag target: the least error of its class (best_fit_rel)
   bool probe_errors = false;  // shallow_attention + teacher_student_ntk: E2/E3 errors at init in the summary
 };
 

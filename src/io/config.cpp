@@ -332,6 +332,21 @@ void apply_override(toml::table& root, const std::string& ov, Source& src) {
 
 
 
+// Why train.best_fit cannot measure this run ("" if it can): it needs paper 2's DP-free layer
+// (train/best_fit.h) on a task whose target is a linear lag target.
+std::string best_fit_unsupported(const RunConfig& c) {
+  const ModelConfig& m = c.model;
+  if (m.kind != "transformer" || m.layers != 1 || m.ffn.at(0) != 0 || m.dot_product || m.norm != Norm::none ||
+      m.pos != Pos::none || !(m.rpe == Rpe::log || (m.rpe == Rpe::lin && m.rpe_learnable)))
+    return "needs one DP-free layer: model.kind = \"transformer\", layers = 1, ffn = 0, dot_product = false, norm = \"none\", "
+           "pos = \"none\", rpe = \"lin\" (learnable) or \"log\"";
+  LagTarget t;
+  if ((c.task.kind != "sparse_memory" && c.task.kind != "kernel_memory") || !make_task(c.task, 1)->lag_target(t))
+    return "needs a linear lag target: task.kind = \"sparse_memory\" with one lag or \"kernel_memory\" with one memory, "
+           "d_in = d_out = 1, readout = \"linear\"";
+  return "";
+}
+
 }  // namespace
 
 // The run config inside an experiment spec: [base] (inline or a file), then the scale's
@@ -490,10 +505,15 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   if ((tc.loss == "ce") != (vocab > 0)) r.fail("loss", vocab > 0 ? "must be 'ce' for a token task" : "must be 'mse' or 'half_mse' for task " + k.kind);
   r.integer("threads", tc.threads, 0, 1024);
   r.boolean("probe_errors", tc.probe_errors);
+  r.boolean("best_fit", tc.best_fit);
   r.ints("compress_ranks", tc.compress_ranks, 1, true);
   r.finish();
   if (!tc.compress_ranks.empty() && (mc.kind != "transformer" || !mc.dot_product))
     r.fail("compress_ranks", "needs model.kind = \"transformer\" with the dot product (it compresses W_Q W_K^T)");
+  if (tc.best_fit) {
+    const std::string why = best_fit_unsupported(c);
+    if (!why.empty()) r.fail("best_fit", why);
+  }
   if (tc.probe_errors && (mc.kind != "shallow_attention" || k.kind != "teacher_student_ntk"))
     r.fail("probe_errors", "needs model.kind = \"shallow_attention\" and task.kind = \"teacher_student_ntk\"");
   for (double b : {tc.beta1, tc.beta2})
@@ -525,6 +545,7 @@ std::string resolved_toml(const RunConfig& c) {
                     {"weight_decay", t.weight_decay}, {"lr_schedule", t.lr_schedule}, {"warmup", t.warmup},
                     {"min_lr", t.min_lr}, {"grad_clip", t.grad_clip}, {"eval_every", t.eval_every},
                     {"eval_batch", t.eval_batch}, {"loss", t.loss}, {"threads", t.threads}, {"probe_errors", t.probe_errors}};
+  if (t.best_fit) train.insert("best_fit", true);  // (absent when false, so older runs keep their hash)
   if (t.grad_block != TrainConfig{}.grad_block) train.insert("grad_block", t.grad_block);  // (absent: the default, so older runs keep their hash)
   if (t.val_every != 0) train.insert("val_every", t.val_every);  // (absent: the default, so older runs keep their hash)
   if (t.checkpoint_every != 0) train.insert("checkpoint_every", t.checkpoint_every);  // (likewise)

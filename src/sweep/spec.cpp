@@ -356,6 +356,10 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
           if (!lv) throw UserError(where + ".level: crossing needs level = <y value>");
           c.level = number(*lv, where + ".level");
           if (!(c.level > 0)) throw UserError(where + ".level: must be > 0 (the crossing is found on log axes)");
+          // a = {...}, b = {...}: the difference of the two selections' slopes, slope(a) - slope(b)
+          c.a = read_point(t->get("a"), where + ".a");
+          c.b = read_point(t->get("b"), where + ".b");
+          if (c.a.empty() != c.b.empty()) throw UserError(where + ": crossing compares two selections with both a = {...} and b = {...}");
         }
       } else if (c.kind == "flat" || c.kind == "compare" || c.kind == "plateau") {
         c.value = number(*e, where + ".expect");

@@ -36,7 +36,7 @@ struct ClaimSpec {
   std::string series;  // `series = "model.kind"`: the claim is checked for each of its values
   double lo = 0, hi = 0, value = 0, after = 0;
   std::string direction;  // monotone: decreasing | increasing (strictly) | nonincreasing | nondecreasing (steps of 0 allowed)
-  Point a, b;             // compare
+  Point a, b;             // compare, ratio; crossing: the slope of a minus the slope of b
   std::string across;     // crossing: the axis searched for the level (e.g. model.width)
   double level = 0;       // crossing: the level of y
   // `require_converged = true`: n/a unless every completed run of every point converged

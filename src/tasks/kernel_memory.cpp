@@ -1,5 +1,6 @@
 #include "tasks/kernel_memory.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/rng.h"
@@ -20,6 +21,7 @@ KernelMemoryTask::KernelMemoryTask(const TaskConfig& cfg, uint64_t seed)
 void KernelMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& batch) const {
   const int T = cfg_.seq_len, D = cfg_.d_in, M = cfg_.memories;
   batch.shape_real(B, T, D, size_t(B) * T * cfg_.d_out, size_t(B) * T, 1.f);
+  for (int b = 0; b < B; ++b) std::fill_n(batch.mask.begin() + ptrdiff_t(b) * T, cfg_.loss_from, 0.f);
   static const uint64_t streams[3] = {stream_id("kernel_memory/train"), stream_id("kernel_memory/val"),
                                       stream_id("kernel_memory/test")};
   const bool sign = cfg_.inputs == "sign";
@@ -48,12 +50,22 @@ void KernelMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
   }
 }
 
+bool KernelMemoryTask::lag_target(LagTarget& out) const {
+  if (cfg_.memories != 1 || cfg_.d_in != 1 || cfg_.d_out != 1 || cfg_.readout != "linear") return false;
+  out.r = rho_[0];
+  out.normalized = true;
+  out.positions.clear();
+  for (int t = cfg_.loss_from; t < cfg_.seq_len; ++t) out.positions.push_back(t);
+  return true;
+}
+
 void kernel_memory_keys(Keys& k, TaskConfig& c) {
   k.integer("d_in", c.d_in, 1, 1 << 16);          // input dimension
   k.integer("d_out", c.d_out, 1, 1 << 16);        // target dimension
   k.integer("memories", c.memories, 1, 1 << 10);  // M
   k.choice("decay", c.decay, {"exp", "poly"});    // rho(s) = e^{-beta s} | (1 + s)^{-beta}
   k.numbers("beta", c.beta, 0.0, true);           // one, or one per memory
+  loss_from_key(k, c);
   readout_keys(k, c);
   if (k.reading() && c.beta.size() != 1 && int(c.beta.size()) != c.memories)
     k.fail("beta", "has " + std::to_string(c.beta.size()) + " values but task.memories = " + std::to_string(c.memories) +

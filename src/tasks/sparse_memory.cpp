@@ -45,7 +45,7 @@ void SparseMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
     static thread_local std::vector<float> z;  // kept per thread: filling a batch allocates nothing
     z.resize(size_t(M) * D);
     for (int t = last ? T - 1 : 0; t < T; ++t) {
-      const bool ok = t >= max_lag_;
+      const bool ok = t >= max_lag_ && t >= cfg_.loss_from;
       const size_t at = size_t(b) * P + (last ? 0 : size_t(t));
       batch.mask[at] = ok ? 1.f : 0.f;
       if (!ok) continue;
@@ -59,13 +59,33 @@ void SparseMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
 void sparse_memory_keys(Keys& k, TaskConfig& c) {
   k.integer("d_in", c.d_in, 1, 1 << 16);       // input dimension
   k.integer("d_out", c.d_out, 1, 1 << 16);     // target dimension
-  k.ints("lags", c.lags, 0, false);            // T_1..T_M, each in [0, seq_len)
+  k.ints("lags", c.lags, 0);                   // T_1..T_M, each in [0, seq_len) (one lag: a number)
   k.choice("positions", c.positions, {"all", "last"});  // targets at every position t >= max lag | the last only
+  loss_from_key(k, c);
   readout_keys(k, c);
   if (k.reading())
     for (int lag : c.lags)
       if (lag >= c.seq_len)
         k.fail("lags", "lag " + std::to_string(lag) + " must be < task.seq_len (" + std::to_string(c.seq_len) + ")");
+}
+
+void loss_from_key(Keys& k, TaskConfig& c) {
+  if (!k.reading() && c.loss_from == 0) return;  // (absent: the default, so older runs keep their config hash)
+  k.integer("loss_from", c.loss_from, 0);  // the loss counts at positions t >= loss_from only
+  if (k.reading() && c.loss_from >= c.seq_len)
+    k.fail("loss_from", "must be < task.seq_len (" + std::to_string(c.seq_len) + "): no position would carry loss");
+}
+
+bool SparseMemoryTask::lag_target(LagTarget& out) const {
+  if (cfg_.lags.size() != 1 || cfg_.d_in != 1 || cfg_.d_out != 1 || cfg_.readout != "linear") return false;
+  const int lag = cfg_.lags[0], T = cfg_.seq_len;
+  out.r.assign(size_t(T), 0.0);
+  out.r[size_t(lag)] = 1;
+  out.normalized = false;
+  out.positions.clear();
+  for (int t = cfg_.positions == "last" ? T - 1 : std::max(lag, cfg_.loss_from); t < T; ++t)
+    if (t >= lag && t >= cfg_.loss_from) out.positions.push_back(t);
+  return !out.positions.empty();
 }
 
 void readout_keys(Keys& k, TaskConfig& c) {

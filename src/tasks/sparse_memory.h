@@ -2,7 +2,7 @@
 // Task `sparse_memory`: x_t i.i.d., N(0, I_{d_in}) (inputs = "gaussian") or uniform +-1
 // signs (inputs = "sign"); y_t = f(x_{t-T_1}, ..., x_{t-T_M}) for fixed lags T_m, with f a
 // readout of tasks/readout.h (linear, mlp, deep_mlp, parity, majority) of the concatenated
-// lagged inputs. The loss counts only positions t >= max lag; with positions = "last", only
+// lagged inputs. The loss counts only positions t >= max lag and t >= task.loss_from; with positions = "last", only
 // the last position has a target (one per sequence: the RNN family can learn it too).
 #include "tasks/readout.h"
 #include "tasks/task.h"
@@ -17,6 +17,7 @@ class SparseMemoryTask : public Task {
   int d_out() const override { return cfg_.d_out; }
   bool last_only() const override { return cfg_.positions == "last"; }
   void fill(Split split, const int64_t* indices, int B, Batch& batch) const override;
+  bool lag_target(LagTarget& out) const override;  // one lag, d_in = d_out = 1, linear readout
   // The target of one position, from the concatenated lagged inputs z [M*d_in].
   void readout(const float* z, float* y) const { f_.apply(z, y); }
 
@@ -39,5 +40,7 @@ void sparse_memory_keys(Keys& k, TaskConfig& c);
 // The keys of the inputs and the readout, shared by the memory tasks: task.inputs, readout,
 // hidden.
 void readout_keys(Keys& k, TaskConfig& c);
+// task.loss_from (sparse_memory, kernel_memory): written only when set.
+void loss_from_key(Keys& k, TaskConfig& c);
 
 }  // namespace attnlab

@@ -38,6 +38,14 @@ struct Batch {
   }
 };
 
+// A linear lag target y_t = A sum_{s<=t} R(t, s) x_{t-s}, x and y scalar: R(t, s) = r(s) /
+// sum_{s'<=t} r(s') (normalized) or r(s), counted at the positions (train/best_fit.h).
+struct LagTarget {
+  std::vector<double> r;        // r(s), s = 0..T-1, >= 0
+  bool normalized = false;
+  std::vector<int> positions;   // the positions t whose error counts, ascending, in [0, T)
+};
+
 class Task {
  public:
   virtual ~Task() = default;
@@ -46,6 +54,8 @@ class Task {
   virtual int vocab() const { return 0; }  // > 0 for token tasks
   // One target per sequence (predicted at the last position): y is [B, 1, d_out], mask [B, 1].
   virtual bool last_only() const { return false; }
+  // The task's target as a LagTarget; false if it is not one.
+  virtual bool lag_target(LagTarget&) const { return false; }
   // Fill `batch` with the samples `indices[0..B)` of `split`.
   virtual void fill(Split split, const int64_t* indices, int B, Batch& batch) const = 0;
 };

@@ -10,7 +10,7 @@ inline bool is_summary_field(const std::string& y) {
       "final_train_loss", "final_val_loss", "min_val_loss", "best_val_step", "val_target_var", "final_val_rel", "min_train_rel", "proj_active_frac",
       "test_loss", "min_train_loss", "avg_iterate_train_loss", "avg_iterate_val_loss", "max_grad_norm", "block_max_grad_norm", "block_first_grad_norm", "block_last_grad_norm",
       "params_total", "params_attention", "attention_budget", "final_val_bits_per_byte", "min_val_bits_per_byte",
-      "approx_error_max", "approx_error_mean", "lin_error_max", "lin_error_mean", "steps", "wall_s", "train_s",
+      "approx_error_max", "approx_error_mean", "best_fit_rel", "lin_error_max", "lin_error_mean", "steps", "wall_s", "train_s",
       "tokens_per_s", "ms_per_step", "threads", "ranks", "diverged_step", "final_slope", "max_abs_logit", "mean_abs_logit",
       "attn_entropy", "attn_entropy_ratio", "qk_eff_rank"};
   for (const char* n : names)
@@ -23,8 +23,11 @@ inline bool is_summary_field(const std::string& y) {
   return false;
 }
 
-// Fields measured at initialization, before any training (paper 3's E2/E3 probes,
-// train.probe_errors): whether the run converged says nothing about them.
-inline bool is_init_field(const std::string& y) { return y.rfind("approx_error_", 0) == 0 || y.rfind("lin_error_", 0) == 0; }
+// Fields that do not depend on training (paper 3's E2/E3 probes at initialization,
+// train.probe_errors; the model class's least error, train.best_fit): whether the run
+// converged says nothing about them.
+inline bool is_init_field(const std::string& y) {
+  return y.rfind("approx_error_", 0) == 0 || y.rfind("lin_error_", 0) == 0 || y == "best_fit_rel";
+}
 
 }  // namespace attnlab

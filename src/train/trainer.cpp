@@ -17,6 +17,7 @@
 #include "kernels/loss.h"
 #include "models/model.h"
 #include "tasks/task.h"
+#include "train/best_fit.h"
 #include "train/error_probe.h"
 #include "tasks/teacher_student.h"
 #include "train/convergence.h"
@@ -327,6 +328,10 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     s["approx_error_mean"] = e.approx_mean;
     s["lin_error_max"] = e.lin_max;
     s["lin_error_mean"] = e.lin_mean;
+  }
+  if (tc.best_fit && lead) {  // the least error of this model's class on this target (paper 2's rates)
+    LagTarget target;
+    if (task->lag_target(target)) s["best_fit_rel"] = best_fit(target, cfg.model.rpe == Rpe::log, cfg.model.heads.at(0)).rel;
   }
   s["status"] = status;
   if (status == "diverged") {
