@@ -495,6 +495,40 @@ TEST(Claims, CrossingWithTwoSelectionsIsTheDifferenceOfTheirSlopes) {
   EXPECT_FALSE(swapped[0].holds);
 }
 
+// A selection whose curve never reaches the level at some x has a slope known only as a
+// bound; the difference is then bounded too, and decides where its whole interval lies on one
+// side (here a needs more than the grid at the largest n, so its slope is at least ~0.5).
+TEST(Claims, CrossingDecidesOnABoundWhenACurveNeverReachesTheLevel) {
+  uint64_t k = 0;
+  std::vector<Observation> obs;
+  for (const char* kind : {"never", "log"}) {
+    auto part = crossing_grid([&](int n, int m, int) {
+      if (std::string(kind) == "never") return n == 50000 ? 1.0 : std::sqrt(std::sqrt(double(n)) / m) * (1.0 + 0.03 * rng_normal(4, 2, k++));
+      return std::sqrt(std::log(double(n)) / m) * (1.0 + 0.03 * rng_normal(4, 2, k++));
+    });
+    for (auto& o : part) o.point["growth"] = std::string("\"") + kind + "\"";
+    obs.insert(obs.end(), part.begin(), part.end());
+  }
+  ClaimSpec c;
+  c.kind = "crossing";
+  c.x = "task.n";
+  c.across = "model.width";
+  c.y = "err";
+  c.level = 0.5;
+  c.a = {{"growth", "\"log\""}};
+  c.b = {{"growth", "\"never\""}};
+  c.lo = 0.0;
+  c.hi = INFINITY;  // "a grows at least as fast as b": refuted by the bound alone
+  const auto r = evaluate_claims(spec_with(c), obs);
+  ASSERT_TRUE(r[0].evaluated) << r[0].note;
+  EXPECT_TRUE(std::isnan(r[0].measured));
+  EXPECT_EQ(r[0].decided, "refuted");
+  EXPECT_EQ(r[0].ci_low, -INFINITY);
+  EXPECT_LT(r[0].ci_high, -0.2);
+  EXPECT_NE(r[0].note.find("on the data the statistic is only bounded, in [-inf, "), std::string::npos) << r[0].note;
+  EXPECT_NE(r[0].note.find("the mean err b does not cross 0.5 inside the model.width grid at task.n = 50000 (never)"), std::string::npos) << r[0].note;
+}
+
 // Defect (issue 23): a bootstrap resample whose curve at some x never reaches the level inside
 // the grid was dropped, and those are the resamples that need the largest widths, so the
 // upper bound was biased down. Here the width needed grows like log n, but the seeds differ

@@ -116,6 +116,9 @@ void bootstrap(const BySeed& d, F stat, ClaimResult& r, uint64_t seed, const std
   for (size_t g = 0; g < G; ++g) means[g] = group_mean(g, d.seeds);
   const Bounds whole = bounds(means);
   r.measured = whole.lo == whole.hi ? whole.lo : NAN;
+  // Known on the data only as a bound with one finite end (a curve that reaches the level
+  // outside the grid at some x): the interval of bounds can still lie on one side of a claim.
+  const bool bounded = whole.lo != whole.hi && usable(whole) && (std::isfinite(whole.lo) || std::isfinite(whole.hi));
   std::vector<double> lows, highs;
   std::vector<int64_t> drawn(S);
   for (int b = 0; b < kBoot; ++b) {
@@ -131,7 +134,7 @@ void bootstrap(const BySeed& d, F stat, ClaimResult& r, uint64_t seed, const std
   r.resamples = kBoot;
   r.resamples_dropped = kBoot - int(lows.size());
   r.seeds = int(S);
-  if (lows.size() < size_t(kBoot) / 2 || !std::isfinite(r.measured)) {
+  if (lows.size() < size_t(kBoot) / 2 || (!std::isfinite(r.measured) && !bounded)) {
     r.note = "the statistic is undefined on this data (" + undefined + ")";
     if (std::isfinite(r.measured))
       r.note += "; " + std::to_string(r.resamples_dropped) + " of " + std::to_string(kBoot) + " resamples gave no finite value";
@@ -142,6 +145,8 @@ void bootstrap(const BySeed& d, F stat, ClaimResult& r, uint64_t seed, const std
   r.ci_low = lows[size_t(0.025 * double(lows.size() - 1))];
   r.ci_high = highs[size_t(0.975 * double(highs.size() - 1))];
   r.evaluated = true;
+  if (bounded)
+    r.note = "on the data the statistic is only bounded, in [" + fmt_num(whole.lo) + ", " + fmt_num(whole.hi) + "]";
   if (r.resamples_dropped * 100 > kBoot)
     r.note = std::to_string(r.resamples_dropped) + " of " + std::to_string(kBoot) +
              " bootstrap resamples gave a non-finite statistic and were dropped";
@@ -438,9 +443,11 @@ ClaimResult evaluate_crossing(ClaimResult r, const ClaimSpec& c, const std::vect
       const std::string w = not_crossing(parts[k], d, c, names[k]);
       if (!w.empty()) why += (why.empty() ? "" : "; ") + w;
     }
-    if (!why.empty()) r.note = why;  // (else bootstrap's note says why the statistic is undefined)
-    r.evaluated = false;
-    return r;
+    if (!r.evaluated) {
+      if (!why.empty()) r.note = why;  // (else bootstrap's note says why the statistic is undefined)
+      return r;
+    }
+    add_note(r, why);  // only bounded: the interval of bounds decides, or not
   }
   decide(r, c.lo, c.hi);
   if (r.evaluated && r.resamples_beyond_grid > 0)
