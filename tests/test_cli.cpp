@@ -310,3 +310,30 @@ TEST(Cli, SummaryGivesTheFirstAndLastGradientBlocks) {
   }
   fs::remove_all(d);
 }
+
+// train.best_fit: the least error of the DP-free class (train/best_fit.h) against a trained
+// model of that class, on paper 2's single-lag target (T_M = 4, one lin-type head): training
+// with fresh samples reaches it from above (never below it by more than the validation
+// sample's noise) and comes close; a model outside the class, or a target that is not a
+// linear lag target, is refused with the reason.
+TEST(Cli, BestFitIsTheFloorATrainedModelReaches) {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_bestfit_" + std::to_string(getpid()));
+  fs::remove_all(d);
+  const std::string spec = std::string(ATTNLAB_SOURCE_DIR) + "/experiments/p2_rate_heads.toml";
+  const auto r = run("train " + spec + " task.lags=4 task.seq_len=16 task.loss_from=8 model.heads=1 train.steps=1500 "
+                     "train.eval_every=500 task.n_val=2048 --out " + (d / "a").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::ifstream f(d / "a" / "summary.json");
+  const auto s = nlohmann::json::parse(f);
+  const double best = s["best_fit_rel"], trained = s["final_val_rel"];
+  EXPECT_NEAR(best, 0.888, 0.002);  // one head, T_M = 4 (the spec's description)
+  EXPECT_GT(trained, best - 0.03);
+  EXPECT_LT(trained, best + 0.03);
+  const auto dp = run("train " + spec + " model.dot_product=true --out " + (d / "b").string());
+  EXPECT_EQ(dp.status, 2);
+  EXPECT_NE(dp.err.find("train.best_fit: needs one DP-free layer"), std::string::npos) << dp.err;
+  const auto two = run("train " + spec + " task.lags=[4,8] --out " + (d / "c").string());
+  EXPECT_EQ(two.status, 2);
+  EXPECT_NE(two.err.find("train.best_fit: needs a linear lag target"), std::string::npos) << two.err;
+  fs::remove_all(d);
+}

@@ -326,17 +326,23 @@ struct CrossingPart {
 };
 
 // Adds the runs matching `filter` to d as groups (x, across); "" or the note that stops the claim.
-std::string collect_crossing(const ClaimSpec& c, const std::vector<Observation>& obs, const Point& filter, const std::string& name,
-                             ClaimResult& r, BySeed& d, std::set<int64_t>& seeds, CrossingPart& part, std::string& partial) {
+std::string collect_crossing(const ExperimentSpec& spec, const ClaimSpec& c, const std::vector<Observation>& obs, const Point& filter,
+                             const std::string& name, ClaimResult& r, BySeed& d, std::set<int64_t>& seeds, CrossingPart& part,
+                             std::string& partial) {
   std::vector<const Observation*> sel;
   for (const auto& o : obs)
     if (point_matches(o.point, filter)) sel.push_back(&o);
   const std::string where = point_text(filter);
   if (sel.empty()) return "no run matches " + (where.empty() ? std::string("the claim") : where);
+  // Keys zipped with x or across move with them, and are no other axis.
+  std::set<std::string> moving = {c.x, c.across};
+  for (const auto& ax : spec.axes)
+    for (const std::string& key : {c.x, c.across})
+      if (std::find(ax.keys.begin(), ax.keys.end(), key) != ax.keys.end()) moving.insert(ax.keys.begin(), ax.keys.end());
   std::map<std::string, std::set<std::string>> values;
   for (const auto* o : sel)
     for (const auto& [k, v] : o->point)
-      if (k != c.x && k != c.across) values[k].insert(v);
+      if (!moving.count(k)) values[k].insert(v);
   for (const auto& [k, vs] : values)
     if (vs.size() >= 2) return "the selected runs" + name + " differ in " + k + ": pin it with where = { \"" + k + "\" = ... }";
   std::map<double, std::map<double, std::vector<const Observation*>>> grid;  // x -> across -> runs
@@ -410,7 +416,7 @@ std::string not_crossing(const CrossingPart& p, const BySeed& d, const ClaimSpec
 // a fixed training error against the sample size n). With a = {...} and b = {...}: the slope
 // of the runs at a minus that of the runs at b (e.g. how much faster the heads needed grow
 // with one encoding than with another), resampled over the same seeds.
-ClaimResult evaluate_crossing(ClaimResult r, const ClaimSpec& c, const std::vector<Observation>& obs, const Point& filter, uint64_t seed) {
+ClaimResult evaluate_crossing(const ExperimentSpec& spec, ClaimResult r, const ClaimSpec& c, const std::vector<Observation>& obs, const Point& filter, uint64_t seed) {
   const bool pair = !c.a.empty();
   const std::string stat = "slope of log(" + c.across + " where " + c.y + " reaches " + fmt_num(c.level) + ") on log " + c.x;
   r.expected = pair ? stat + " at " + point_text(c.a) + " minus at " + point_text(c.b) + " in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]"
@@ -426,7 +432,7 @@ ClaimResult evaluate_crossing(ClaimResult r, const ClaimSpec& c, const std::vect
       for (const auto& [key, v] : k == 0 ? c.a : c.b) f[key] = v;
       names[k] = std::string(" ") + (k == 0 ? "a" : "b");
     }
-    const std::string stop = collect_crossing(c, obs, f, names[k], r, d, seeds, parts[k], partial);
+    const std::string stop = collect_crossing(spec, c, obs, f, names[k], r, d, seeds, parts[k], partial);
     if (!stop.empty()) { r.note = stop; return r; }
   }
   d.seeds.assign(seeds.begin(), seeds.end());
@@ -482,7 +488,7 @@ ClaimResult evaluate_kind(const ExperimentSpec& spec, const ClaimSpec& c, const 
   r.claim = !c.text.empty() ? c.text : c.kind + " of " + c.y + (c.x.empty() ? "" : " against " + c.x) + (where.empty() ? "" : " (" + where + ")");
   if (c.kind == "compare" || c.kind == "ratio") return evaluate_compare(spec, r, c, obs, filter, seed);
   if (c.kind == "level") return evaluate_level(r, c, obs, filter, seed);
-  if (c.kind == "crossing") return evaluate_crossing(r, c, obs, filter, seed);
+  if (c.kind == "crossing") return evaluate_crossing(spec, r, c, obs, filter, seed);
 
   if (c.kind == "slope") r.expected = "slope in [" + fmt_num(c.lo) + ", " + fmt_num(c.hi) + "]";
   else if (c.kind == "flat") r.expected = "|slope| <= " + fmt_num(c.value);

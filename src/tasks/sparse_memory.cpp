@@ -70,7 +70,6 @@ void sparse_memory_keys(Keys& k, TaskConfig& c) {
 }
 
 void loss_from_key(Keys& k, TaskConfig& c) {
-  if (!k.reading() && c.loss_from == 0) return;  // (absent: the default, so older runs keep their config hash)
   k.integer("loss_from", c.loss_from, 0);  // the loss counts at positions t >= loss_from only
   if (k.reading() && c.loss_from >= c.seq_len)
     k.fail("loss_from", "must be < task.seq_len (" + std::to_string(c.seq_len) + "): no position would carry loss");

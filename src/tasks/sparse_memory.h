@@ -40,7 +40,7 @@ void sparse_memory_keys(Keys& k, TaskConfig& c);
 // The keys of the inputs and the readout, shared by the memory tasks: task.inputs, readout,
 // hidden.
 void readout_keys(Keys& k, TaskConfig& c);
-// task.loss_from (sparse_memory, kernel_memory): written only when set.
+// task.loss_from (sparse_memory, kernel_memory).
 void loss_from_key(Keys& k, TaskConfig& c);
 
 }  // namespace attnlab
