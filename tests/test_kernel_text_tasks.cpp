@@ -97,6 +97,34 @@ TEST(MemoryTasks, KernelOneMemoryIsAScaledConvolution) {
     }
 }
 
+// task.loss_from: no loss before it; positions = "last": one target per sequence, the same
+// value as the last position's target of the all-positions task, and the same inputs.
+TEST(MemoryTasks, KernelLossFromAndLastPosition) {
+  const std::string base = "kind = \"kernel_memory\"\nseq_len = 24\nd_in = 1\nd_out = 1\nmemories = 1\nreadout = \"linear\"\n";
+  auto all = make_task(config(base, {"task.loss_from=10"}).task, 5);
+  auto last = make_task(config(base, {"task.positions=last"}).task, 5);
+  EXPECT_FALSE(all->last_only());
+  EXPECT_TRUE(last->last_only());
+  const auto idx = iota(0, 4);
+  Batch a, l;
+  all->fill(Split::train, idx.data(), 4, a);
+  last->fill(Split::train, idx.data(), 4, l);
+  ASSERT_EQ(l.y.size(), 4u);
+  ASSERT_EQ(l.mask.size(), 4u);
+  EXPECT_EQ(a.x, l.x);
+  for (int s = 0; s < 4; ++s) {
+    for (int t = 0; t < 24; ++t) EXPECT_EQ(a.mask[size_t(s) * 24 + t], t >= 10 ? 1.f : 0.f);
+    EXPECT_EQ(l.mask[size_t(s)], 1.f);
+    EXPECT_FLOAT_EQ(l.y[size_t(s)], a.y[size_t(s) * 24 + 23]);
+  }
+  LagTarget t;
+  ASSERT_TRUE(last->lag_target(t));
+  EXPECT_EQ(t.positions, std::vector<int>{23});
+  ASSERT_TRUE(all->lag_target(t));
+  EXPECT_EQ(t.positions.front(), 10);
+  EXPECT_EQ(t.positions.size(), 14u);
+}
+
 // memories = 2, beta per memory: y_t = a_1 u_1(t) + a_2 u_2(t); the 1x2 A by least squares,
 // then the fit must be exact at every position.
 TEST(MemoryTasks, KernelTwoMemoriesWithOwnBetas) {

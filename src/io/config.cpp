@@ -533,7 +533,9 @@ std::string resolved_toml(const RunConfig& c) {
                    {"n_test", tk.n_test}, {"seed", tk.seed}};
   Writer tw(task);
   kind_named(task_kinds(), tk.kind).declare(tw, tk);
-  if (tk.loss_from == 0) task.erase("loss_from");  // (absent: the default, so older runs keep their config hash)
+  // (absent at their defaults, so that older runs keep their config hash)
+  if (tk.loss_from == 0) task.erase("loss_from");
+  if (tk.kind == "kernel_memory" && tk.positions == "all") task.erase("positions");
   ModelConfig m = c.model;
   toml::table model{{"kind", m.kind}};
   Writer mw(model);

@@ -20,8 +20,11 @@ KernelMemoryTask::KernelMemoryTask(const TaskConfig& cfg, uint64_t seed)
 
 void KernelMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& batch) const {
   const int T = cfg_.seq_len, D = cfg_.d_in, M = cfg_.memories;
-  batch.shape_real(B, T, D, size_t(B) * T * cfg_.d_out, size_t(B) * T, 1.f);
-  for (int b = 0; b < B; ++b) std::fill_n(batch.mask.begin() + ptrdiff_t(b) * T, cfg_.loss_from, 0.f);
+  const bool last = cfg_.positions == "last";  // one target per sequence: y [B, 1, d_out], mask [B, 1]
+  const int P = last ? 1 : T;
+  batch.shape_real(B, T, D, size_t(B) * P * cfg_.d_out, size_t(B) * P, 1.f);
+  if (!last)
+    for (int b = 0; b < B; ++b) std::fill_n(batch.mask.begin() + ptrdiff_t(b) * T, cfg_.loss_from, 0.f);
   static const uint64_t streams[3] = {stream_id("kernel_memory/train"), stream_id("kernel_memory/val"),
                                       stream_id("kernel_memory/test")};
   const bool sign = cfg_.inputs == "sign";
@@ -34,7 +37,7 @@ void KernelMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
     static thread_local std::vector<double> acc;
     z.resize(size_t(M) * D);
     acc.resize(size_t(D));
-    for (int t = 0; t < T; ++t) {
+    for (int t = last ? T - 1 : 0; t < T; ++t) {
       for (int m = 0; m < M; ++m) {
         std::fill(acc.begin(), acc.end(), 0.0);
         const std::vector<double>& r = rho_[size_t(m)];
@@ -45,7 +48,7 @@ void KernelMemoryTask::fill(Split split, const int64_t* indices, int B, Batch& b
         }
         for (int d = 0; d < D; ++d) z[size_t(m) * D + d] = float(acc[size_t(d)] / mass);
       }
-      f_.apply(z.data(), batch.y.data() + (size_t(b) * T + t) * cfg_.d_out);
+      f_.apply(z.data(), batch.y.data() + (size_t(b) * P + (last ? 0 : size_t(t))) * cfg_.d_out);
     }
   }
 }
@@ -55,7 +58,7 @@ bool KernelMemoryTask::lag_target(LagTarget& out) const {
   out.r = rho_[0];
   out.normalized = true;
   out.positions.clear();
-  for (int t = cfg_.loss_from; t < cfg_.seq_len; ++t) out.positions.push_back(t);
+  for (int t = cfg_.positions == "last" ? cfg_.seq_len - 1 : cfg_.loss_from; t < cfg_.seq_len; ++t) out.positions.push_back(t);
   return true;
 }
 
@@ -65,6 +68,7 @@ void kernel_memory_keys(Keys& k, TaskConfig& c) {
   k.integer("memories", c.memories, 1, 1 << 10);  // M
   k.choice("decay", c.decay, {"exp", "poly"});    // rho(s) = e^{-beta s} | (1 + s)^{-beta}
   k.numbers("beta", c.beta, 0.0, true);           // one, or one per memory
+  k.choice("positions", c.positions, {"all", "last"});  // a target at every position | the last only
   loss_from_key(k, c);
   readout_keys(k, c);
   if (k.reading() && c.beta.size() != 1 && int(c.beta.size()) != c.memories)

@@ -7,7 +7,8 @@
 // DP-free attention head with the matching bias, lin-type -p s or log-type -p log(1 + s),
 // computes exactly this weighted mean at every t; normalizing over all s instead would give
 // early positions a scale no softmax has.) f is a readout of tasks/readout.h. The loss
-// counts at positions t >= task.loss_from (default 0: every position).
+// counts at positions t >= task.loss_from (default 0: every position); with positions =
+// "last", only the last position has a target (one per sequence: the RNN family can learn it).
 #include "io/config_keys.h"
 #include "tasks/readout.h"
 #include "tasks/task.h"
@@ -19,6 +20,7 @@ class KernelMemoryTask : public Task {
   KernelMemoryTask(const TaskConfig& cfg, uint64_t seed);
   int d_in() const override { return cfg_.d_in; }
   int d_out() const override { return cfg_.d_out; }
+  bool last_only() const override { return cfg_.positions == "last"; }
   void fill(Split split, const int64_t* indices, int B, Batch& batch) const override;
   bool lag_target(LagTarget& out) const override;  // one memory, d_in = d_out = 1, linear readout
   // rho_m(s), s = 0..seq_len-1, before normalization (m-th memory).
