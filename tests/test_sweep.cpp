@@ -99,6 +99,9 @@ TEST(Spec, BadSpecsAreUserErrors) {
             (d / "s.toml").string() + ": experiment.result: 'p4' is not allowed (allowed: p1, p2, p3)");
   EXPECT_EQ(error_of(head + "[[claim]]\nkind = \"steep\"\nx = \"a\"\ny = \"b\"\nexpect = 1\n"),
             (d / "s.toml").string() + ": claim[0].kind: 'steep' is not allowed (allowed: slope, flat, monotone, compare, ratio, plateau, optimum, level, crossing)");
+  EXPECT_EQ(error_of(head + "[[claim]]\nkind = \"crossing\"\nx = \"task.n\"\ny = \"e\"\nacross = \"model.width\"\nlevel = 0.1\n"
+                           "a = { \"model.rpe\" = \"lin\" }\nexpect = [0, 1]\n"),
+            (d / "s.toml").string() + ": claim[0]: crossing compares two selections with both a = {...} and b = {...}");
   // A claim or figure selecting a value the scale does not run: caught before any run.
   const std::string grid = head + "[sweep]\n\"model.ffn\" = [4, 16]\n[scale.quick]\n\"model.ffn\" = [4, 128]\n";
   const std::string cmp = "[[claim]]\nkind = \"compare\"\ny = \"e\"\na = { \"model.ffn\" = 4 }\nb = { \"model.ffn\" = 128 }\nexpect = 0\n";
