@@ -126,6 +126,11 @@ std::vector<Case> cases() {
        "command line: task.anchors: not a key of task.kind = \"sparse_memory\" but of teacher_student_ntk", out("c11")},
       {"config", "projection radii of the wrong length", "train " + ok + " train.rho=[1,2] --out " + out("c12"),
        "command line: train.rho: expected a number or a list of three numbers [rho_c, rho_u, rho_w]", out("c12")},
+      {"config", "loss positions beyond the sequence", "train " + ok + " task.loss_from=16 --out " + out("c17"),
+       "command line: task.loss_from: must be < task.seq_len (16): no position would carry loss", out("c17")},
+      {"config", "the least error asked of a model it does not describe", "train " + ok + " train.best_fit=true --out " + out("c18"),
+       "train.best_fit: needs one DP-free layer: model.kind = \"transformer\", layers = 1, ffn = 0, dot_product = false, norm = \"none\", "
+       "pos = \"none\", rpe = \"lin\" (learnable) or \"log\"", out("c18")},
       {"config", "negative checkpoint interval", "train " + ok + " train.checkpoint_every=-5 --out " + out("c13"), "command line: train.checkpoint_every: must be >= 0 (got -5)", out("c13")},
       {"config", "a device for a config (endless)", "train /dev/zero --out " + out("c15"), "/dev/zero: config is not a regular file and gives more than 256 MiB (a device?)", out("c15")},
       {"config", "a directory for a config", "train " + D().string() + " --out " + out("c16"), D().string() + ": cannot open config (a directory, not a file)", out("c16")},
