@@ -79,6 +79,14 @@ TEST(Config, ExactErrorMessages) {
   EXPECT_EQ(error_of("seed = 1\nmodel = 3\n"), "exp.toml: model: expected a table [model], got an integer");
   EXPECT_EQ(error_of(kBase, {"model.d_in=5"}),
             "command line: model.d_in: is derived from the task and must be 4 here (got 5)");
+  // adaptive_memory: up to 8 hops, as long as the longest chain fits in the sequence
+  const std::string am = "seed = 1\n[task]\nkind = \"adaptive_memory\"\nseq_len = 36\nmax_pointer = 8\n";
+  EXPECT_EQ(error_of(am, {"task.hops=4"}), "(no error)");
+  EXPECT_EQ(error_of(am, {"task.hops=5"}),
+            "exp.toml: task.max_pointer: max_pointer x hops (40) must be < task.seq_len (36) so that every pointer can be followed");
+  EXPECT_EQ(error_of(am, {"task.hops=9"}), "command line: task.hops: must be in [1, 8] (got 9)");
+  EXPECT_EQ(error_of(am, {"task.readout=sum", "task.d_out=2"}),
+            "command line: task.readout: 'sum' has one output: task.d_out must be 1 (got 2)");
 }
 
 // task.n (split by val_fraction) and task.n_train / task.n_val are two ways to size the data:

@@ -91,3 +91,51 @@ TEST(EvalCli, TrainCompressRanksAddsTheCurveToTheSummary) {
                    "train.compress_ranks: needs model.kind = \"transformer\" with the dot product");
   fs::remove_all(d);
 }
+
+// The validation loss by position: its mean over the positions is the validation loss (text:
+// every position carries loss), each bucket is the mean over its positions, the ratio is the
+// last bucket over the one before, and the run's summary has the same buckets. A memory task
+// leaves the positions without a target (t = 0: no pointer reaches back) null.
+TEST(EvalCli, LossByPositionAveragesToTheValidationLoss) {
+  const fs::path d = scratch("bypos");
+  write(d / "c.toml",
+        "seed = 2\n[task]\nkind = \"text_lm\"\nseq_len = 20\nn_val = 64\n"
+        "[model]\nd_model = 16\nlayers = 1\nheads = 2\nhead_dim = 8\nffn = 16\n"
+        "[train]\nsteps = 20\nbatch = 8\nlr = 3e-3\neval_every = 20\nthreads = 1\n");
+  ASSERT_EQ(run("train " + (d / "c.toml").string() + " --out " + (d / "run").string()).status, 0);
+  const auto r = run("eval " + (d / "run" / "model.safetensors").string() + " train.threads=1 --json " + (d / "e.json").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto s = read_json(d / "run" / "summary.json"), e = read_json(d / "e.json");
+  const auto& by = e["val_loss_by_position"];
+  ASSERT_EQ(by.size(), 20u);
+  double mean = 0;
+  for (const auto& v : by) mean += v.get<double>() / 20;
+  EXPECT_NEAR(mean, e["val_loss"].get<double>(), 1e-9);
+  const auto bucket = [&](int lo, int hi) {
+    double m = 0;
+    for (int t = lo; t < hi; ++t) m += by[size_t(t)].get<double>() / (hi - lo);
+    return m;
+  };
+  const int edges[] = {0, 4, 16, 20};
+  for (int i = 0; i < 3; ++i) {
+    const std::string key = "val_loss_pos." + std::to_string(edges[i]) + "_" + std::to_string(edges[i + 1]);
+    ASSERT_TRUE(e.contains(key)) << key;
+    EXPECT_NEAR(e[key].get<double>(), bucket(edges[i], edges[i + 1]), 1e-9) << key;
+    EXPECT_NEAR(s[key].get<double>(), e[key].get<double>(), 1e-9) << key;
+  }
+  EXPECT_FALSE(e.contains("val_loss_pos.20_64"));
+  EXPECT_NEAR(e["val_loss_pos_ratio"].get<double>(), bucket(16, 20) / bucket(4, 16), 1e-9);
+  EXPECT_NEAR(s["val_loss_pos_ratio"].get<double>(), e["val_loss_pos_ratio"].get<double>(), 1e-9);
+
+  write(d / "m.toml",
+        "seed = 2\n[task]\nkind = \"adaptive_memory\"\nseq_len = 12\nmax_pointer = 3\nn_train = 0\nn_val = 64\n"
+        "[model]\nd_model = 16\nlayers = 1\nheads = 2\nhead_dim = 8\nffn = 16\n"
+        "[train]\nsteps = 5\nbatch = 8\neval_every = 5\nthreads = 1\n");
+  ASSERT_EQ(run("train " + (d / "m.toml").string() + " --out " + (d / "mrun").string()).status, 0);
+  ASSERT_EQ(run("eval " + (d / "mrun" / "model.safetensors").string() + " --json " + (d / "m.json").string()).status, 0);
+  const auto m = read_json(d / "m.json")["val_loss_by_position"];
+  ASSERT_EQ(m.size(), 12u);
+  EXPECT_TRUE(m[0].is_null());
+  for (size_t t = 3; t < 12; ++t) EXPECT_TRUE(m[t].is_number()) << t;
+  fs::remove_all(d);
+}

@@ -287,12 +287,24 @@ Decoded decode(const Batch& b, int s, int V, int K) {
   }
   return d;
 }
+
+// The memory positions p_1..p_hops that position t's pointer chain visits (p_j = p_{j-1} -
+// k_{p_{j-1}}, p_0 = t), or nothing when the chain leaves the sequence.
+std::vector<int> chain(const Decoded& d, int t, int hops) {
+  std::vector<int> p;
+  for (int at = t, h = 0; h < hops; ++h) {
+    at -= d.k[size_t(at)];
+    if (at < 0) return {};
+    p.push_back(at);
+  }
+  return p;
+}
 }  // namespace
 
 TEST(MemoryTasks, AdaptiveParityFollowsThePointers) {
   const int T = 20, K = 4;
-  for (int hops : {1, 2})
-    for (const char* ro : {"parity", "majority"}) {
+  for (int hops : {1, 2, 4})
+    for (const char* ro : {"parity", "majority", "sum"}) {
       SCOPED_TRACE(std::string(ro) + " hops " + std::to_string(hops));
       const RunConfig c = config("kind = \"adaptive_memory\"\nseq_len = 20\nvalue_dim = 1\nmax_pointer = 4\ninputs = \"sign\"\nd_out = 1\n",
                                  {"task.hops=" + std::to_string(hops), "task.readout=" + std::string(ro)});
@@ -308,18 +320,17 @@ TEST(MemoryTasks, AdaptiveParityFollowsThePointers) {
           const Decoded d = decode(b, s, 1, K);
           for (int t = 0; t < T; ++t) {
             ASSERT_TRUE(d.z[size_t(t)][0] == 1.0 || d.z[size_t(t)][0] == -1.0);
-            const int p1 = t - d.k[size_t(t)];
-            const int p2 = hops == 2 && p1 >= 0 ? p1 - d.k[size_t(p1)] : p1;
-            const bool ok = p1 >= 0 && p2 >= 0;
+            const std::vector<int> p = chain(d, t, hops);
+            const bool ok = !p.empty();
             const size_t at = size_t(s) * T + t;
             EXPECT_EQ(b.mask[at], ok ? 1.f : 0.f) << "t " << t;
             (ok ? masked_in : masked_out)++;
             if (!ok) continue;
-            std::vector<double> zs = {d.z[size_t(p1)][0]};
-            if (hops == 2) zs.push_back(d.z[size_t(p2)][0]);
             double prod = 1, sum = 0;
-            for (double v : zs) { prod *= sgn(v); sum += sgn(v); }
-            EXPECT_EQ(b.y[at], float(std::string(ro) == "parity" ? prod : sgn(sum))) << "sample " << s << " t " << t;
+            for (int q : p) { prod *= sgn(d.z[size_t(q)][0]); sum += sgn(d.z[size_t(q)][0]); }
+            const std::string r = ro;
+            const double want = r == "parity" ? prod : r == "majority" ? sgn(sum) : sum / std::sqrt(double(hops));
+            EXPECT_FLOAT_EQ(b.y[at], float(want)) << "sample " << s << " t " << t;
           }
         }
       }
@@ -333,7 +344,7 @@ TEST(MemoryTasks, AdaptiveParityFollowsThePointers) {
 TEST(MemoryTasks, AdaptiveLinearFollowsThePointers) {
   const int T = 24, V = 3, K = 5, O = 2;
   const uint64_t seed = 23;
-  for (int hops : {1, 2}) {
+  for (int hops : {1, 2, 3}) {
     SCOPED_TRACE("hops " + std::to_string(hops));
     const RunConfig c = config("kind = \"adaptive_memory\"\nseq_len = 24\nvalue_dim = 3\nmax_pointer = 5\nd_out = 2\nreadout = \"linear\"\n",
                                {"task.hops=" + std::to_string(hops)});
@@ -347,13 +358,11 @@ TEST(MemoryTasks, AdaptiveLinearFollowsThePointers) {
       for (int s = 0; s < 8; ++s) {
         const Decoded d = decode(b, s, V, K);
         for (int t = 0; t < T; ++t) {
-          const int p1 = t - d.k[size_t(t)];
-          const int p2 = hops == 2 && p1 >= 0 ? p1 - d.k[size_t(p1)] : p1;
-          const bool ok = p1 >= 0 && p2 >= 0;
-          EXPECT_EQ(b.mask[size_t(s) * T + t], ok ? 1.f : 0.f);
-          if (!ok) continue;
-          std::vector<double> z = d.z[size_t(p1)];
-          if (hops == 2) z.insert(z.end(), d.z[size_t(p2)].begin(), d.z[size_t(p2)].end());
+          const std::vector<int> p = chain(d, t, hops);
+          EXPECT_EQ(b.mask[size_t(s) * T + t], p.empty() ? 0.f : 1.f);
+          if (p.empty()) continue;
+          std::vector<double> z;
+          for (int q : p) z.insert(z.end(), d.z[size_t(q)].begin(), d.z[size_t(q)].end());
           for (int j = 0; j < O; ++j) {
             double want = 0;
             for (int i = 0; i < n; ++i) want += A[size_t(j) * n + i] * z[size_t(i)];

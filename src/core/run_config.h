@@ -19,7 +19,7 @@ struct TaskConfig {
   int d_in = 4;
   int d_out = 1;
   std::vector<int> lags = {1, 8, 32};
-  std::string readout = "linear";  // linear | mlp | deep_mlp | parity | majority (tasks/readout.h)
+  std::string readout = "linear";  // linear | mlp | deep_mlp | parity | majority | sum (tasks/readout.h)
   int hidden = 32;                 // width of the mlp and deep_mlp readouts
   std::string inputs = "gaussian"; // sparse_memory, kernel_memory, adaptive_memory values: gaussian | sign (+-1)
   std::string positions = "all";   // sparse_memory: a target at every position t >= max lag | the last only
@@ -29,7 +29,7 @@ struct TaskConfig {
   int n_gram = 4;                  // ngram_noise: y_t = f(x_t, ..., x_{t-n+1})
   // adaptive_memory: tokens carry a value z_t and a pointer k_t in {1..max_pointer}
   int max_pointer = 8;
-  int hops = 1;                    // 1: y_t = f(z_{t-k_t}); 2: also z at the pointer found there
+  int hops = 1;                    // pointers followed: 1: y_t = f(z_{t-k_t}); 2: also z at the pointer found there; ...
   int value_dim = 1;               // dimension of z_t
   // kernel_memory: y_t = f((x * rho_1)(t), ..., (x * rho_M)(t))
   int memories = 2;                // M

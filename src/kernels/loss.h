@@ -25,6 +25,26 @@ double mse_forward_backward(T* dyhat, const T* yhat, const T* y, const T* mask, 
   return loss / denom;
 }
 
+// log sum_v exp(l_v), stable
+template <class T>
+double log_sum_exp(const T* l, int V) {
+  double mx = l[0];
+  for (int v = 1; v < V; ++v) mx = std::fmax(mx, double(l[v]));
+  double s = 0;
+  for (int v = 0; v < V; ++v) s += std::exp(double(l[v]) - mx);
+  return mx + std::log(s);
+}
+
+// The loss of one position, as the means above count it: the mean over j of (yhat_j - y_j)^2
+// (y != nullptr), or -log softmax(yhat)[target].
+template <class T>
+double position_loss(const T* yhat, const T* y, int target, int D) {
+  if (!y) return log_sum_exp(yhat, D) - yhat[target];
+  double s = 0;
+  for (int j = 0; j < D; ++j) s += (double(yhat[j]) - y[j]) * (double(yhat[j]) - y[j]);
+  return s / D;
+}
+
 // loss = mean_{n: mask} -log softmax(logits_n)[target_n]
 template <class T>
 double ce_forward_backward(T* dlogits, const T* logits, const int* target, const T* mask, int N,
@@ -35,11 +55,7 @@ double ce_forward_backward(T* dlogits, const T* logits, const int* target, const
   double loss = 0;
   for (int n = 0; n < N; ++n) {
     const T* l = logits + size_t(n) * V;
-    double mx = l[0];
-    for (int v = 1; v < V; ++v) mx = std::fmax(mx, double(l[v]));
-    double s = 0;
-    for (int v = 0; v < V; ++v) s += std::exp(double(l[v]) - mx);
-    const double lse = mx + std::log(s);
+    const double lse = log_sum_exp(l, V);
     loss += mask[n] * (lse - l[target[n]]);
     if (dlogits) {
       for (int v = 0; v < V; ++v) {

@@ -32,14 +32,15 @@ void AdaptiveMemoryTask::fill(Split split, const int64_t* indices, int B, Batch&
       ptr[size_t(t)] = 1 + int(rng_below(seed_, ks[int(split)], i * T + t, uint64_t(K)));
       x[size_t(t) * D + V + ptr[size_t(t)] - 1] = 1.f;
     }
-    for (int t = 0; t < T; ++t) {
-      const int p1 = t - ptr[size_t(t)];
-      const int p2 = p1 >= 0 && cfg_.hops == 2 ? p1 - ptr[size_t(p1)] : p1;
-      const bool ok = p1 >= 0 && p2 >= 0;
+    for (int t = 0; t < T; ++t) {  // follow the chain t -> t - k_t -> ... for `hops` steps
+      int p = t;
+      for (int h = 0; h < cfg_.hops && p >= 0; ++h) {
+        p -= ptr[size_t(p)];
+        if (p >= 0) std::copy_n(x + size_t(p) * D, V, z.data() + size_t(h) * V);
+      }
+      const bool ok = p >= 0;
       batch.mask[size_t(b) * T + t] = ok ? 1.f : 0.f;
       if (!ok) continue;
-      std::copy_n(x + size_t(p1) * D, V, z.data());
-      if (cfg_.hops == 2) std::copy_n(x + size_t(p2) * D, V, z.data() + V);
       f_.apply(z.data(), batch.y.data() + (size_t(b) * T + t) * cfg_.d_out);
     }
   }
@@ -48,7 +49,7 @@ void AdaptiveMemoryTask::fill(Split split, const int64_t* indices, int B, Batch&
 void adaptive_memory_keys(Keys& k, TaskConfig& c) {
   k.integer("value_dim", c.value_dim, 1, 1 << 10);    // dimension of z_t
   k.integer("max_pointer", c.max_pointer, 1, 1 << 16);  // K: pointers k_t in {1..K}
-  k.integer("hops", c.hops, 1, 2);                    // 1: f(z_{t-k_t}) | 2: and the value its pointer leads to
+  k.integer("hops", c.hops, 1, 8);                    // pointers followed: 1: f(z_{t-k_t}); 2: and the value its pointer leads to; ...
   k.integer("d_out", c.d_out, 1, 1 << 16);            // target dimension
   readout_keys(k, c);
   if (!k.reading()) return;

@@ -2,10 +2,12 @@
 // Task `adaptive_memory` (paper 2: memory positions that depend on the input). Token t
 // carries a value z_t (value_dim numbers, N(0, 1) or +-1 by task.inputs) and a pointer k_t,
 // uniform in {1..K} (K = task.max_pointer); the input is x_t = [z_t, onehot(k_t)], so
-// d_in = value_dim + K. With hops = 1 the target is y_t = f(z_{t-k_t}); with hops = 2 it
-// follows the pointer found there too: y_t = f(z_{t-k_t}, z_{t-k_t-k'}), k' = k_{t-k_t}
-// (memories that depend on each other). f is a readout of tasks/readout.h. The loss counts
-// the positions whose memories all lie inside the sequence.
+// d_in = value_dim + K. The target follows a chain of `hops` pointers (1 to 8): p_0 = t,
+// p_j = p_{j-1} - k_{p_{j-1}}, and y_t = f(z_{p_1}, ..., z_{p_hops}); hops = 1 gives
+// y_t = f(z_{t-k_t}), hops = 2 f(z_{t-k_t}, z_{t-k_t-k'}) with k' = k_{t-k_t}: each memory's
+// position depends on the one before (paper 2's nested memory, hops = its nesting levels).
+// f is a readout of tasks/readout.h. The loss counts the positions whose chain stays
+// inside the sequence.
 #include "io/config_keys.h"
 #include "tasks/readout.h"
 #include "tasks/task.h"

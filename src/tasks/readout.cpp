@@ -16,7 +16,7 @@ std::vector<float> normal_vec(size_t n, uint64_t seed, const std::string& name, 
 }  // namespace
 
 const std::vector<std::string>& Readout::kinds() {
-  static const std::vector<std::string> k = {"linear", "mlp", "deep_mlp", "parity", "majority"};
+  static const std::vector<std::string> k = {"linear", "mlp", "deep_mlp", "parity", "majority", "sum"};
   return k;
 }
 
@@ -46,6 +46,12 @@ void Readout::apply(const float* z, float* y) const {
       for (int i = 0; i < n_; ++i) s += double(A_[size_t(j) * n_ + i]) * z[i];
       y[j] = float(s);
     }
+    return;
+  }
+  if (kind_ == "sum") {  // every memory weighs the same: Var y = 1 for unit-variance z
+    double s = 0;
+    for (int i = 0; i < n_; ++i) s += z[i];
+    y[0] = float(s / std::sqrt(double(n_)));
     return;
   }
   if (kind_ == "parity" || kind_ == "majority") {

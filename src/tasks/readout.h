@@ -9,7 +9,9 @@
 //             nonlinear function than mlp), c_l ~ N(0, 0.01), a ~ N(0, 1/hidden)
 //   parity:   y = prod_i sign(z_i)  (for +-1 inputs: the parity of the lagged signs)
 //   majority: y = sign(sum_i sign(z_i)), 0 on a tie
-// parity and majority have one output (d_out = 1).
+//   sum:      y = sum_i z_i / sqrt(n)  (every memory weighs the same; missing one of M
+//             unit-variance memories costs 1/M of the target's variance)
+// parity, majority and sum have one output (d_out = 1).
 #include <cstdint>
 #include <string>
 #include <vector>

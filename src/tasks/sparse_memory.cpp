@@ -91,7 +91,7 @@ void readout_keys(Keys& k, TaskConfig& c) {
   k.choice("inputs", c.inputs, {"gaussian", "sign"});  // x_t ~ N(0, I) | uniform +-1
   k.choice("readout", c.readout, Readout::kinds());    // f (tasks/readout.h)
   k.integer("hidden", c.hidden, 1, 1 << 16);          // width of the mlp and deep_mlp readouts
-  if (k.reading() && (c.readout == "parity" || c.readout == "majority") && c.d_out != 1)
+  if (k.reading() && (c.readout == "parity" || c.readout == "majority" || c.readout == "sum") && c.d_out != 1)
     k.fail("readout", "'" + c.readout + "' has one output: task.d_out must be 1 (got " + std::to_string(c.d_out) + ")");
 }
 

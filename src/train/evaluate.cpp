@@ -78,6 +78,7 @@ EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n
   Batch fresh;
   std::vector<int64_t> idx;
   double loss_sum = 0, weight = 0;
+  std::vector<double> pos;  // per-position loss and mask sums (LossRunner::run)
   TargetMoments ym(task.vocab() > 0 ? 0 : task.d_out());
   size_t bytes = 0;
   const bool use_cache = cache && !cache->off;
@@ -98,7 +99,7 @@ EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n
     }
     const Batch& b = *bp;
     const double w = std::accumulate(b.mask.begin(), b.mask.end(), 0.0);
-    loss_sum += runner.run(b, false) * w;
+    loss_sum += runner.run(b, false, &pos) * w;
     weight += w;
     ym.add(b);
   }
@@ -110,20 +111,45 @@ EvalResult evaluate(LossRunner& runner, const Task& task, Split split, int64_t n
       cache->batches.clear();
     }
   }
-  if (ranks > 1) {  // every rank has the same D (the task's), so the same vector length
+  if (ranks > 1) {  // every rank has the same D (the task's) and T, so the same vector length
     const size_t D = ym.sum.size();
+    double len[2] = {double(pos.size()), pos.empty() ? 0.0 : 1.0};  // a rank without chunks has no pos yet
+    dist::allreduce_sum(len, 2);
+    pos.resize(len[1] > 0 ? size_t(len[0] / len[1] + 0.5) : 0, 0.0);
     std::vector<double> v = {loss_sum, weight, ym.count};
     v.insert(v.end(), ym.sum.begin(), ym.sum.end());
     v.insert(v.end(), ym.sum2.begin(), ym.sum2.end());
+    v.insert(v.end(), pos.begin(), pos.end());
     dist::allreduce_sum(v.data(), v.size());
     loss_sum = v[0], weight = v[1], ym.count = v[2];
     std::copy_n(v.begin() + 3, D, ym.sum.begin());
     std::copy_n(v.begin() + 3 + std::ptrdiff_t(D), D, ym.sum2.begin());
+    std::copy(v.begin() + 3 + 2 * std::ptrdiff_t(D), v.end(), pos.begin());
   }
   EvalResult r;
   r.loss = weight > 0 ? loss_sum / weight : 0;
   r.target_var = ym.variance();
+  r.pos = std::move(pos);
   return r;
+}
+
+void add_position_losses(nlohmann::ordered_json& j, const std::vector<double>& pos, bool by_position) {
+  const int T = int(pos.size() / 2);
+  if (T == 0) return;
+  if (by_position) {
+    nlohmann::ordered_json a = nlohmann::ordered_json::array();
+    for (int t = 0; t < T; ++t) a.push_back(pos[size_t(T + t)] > 0 ? nlohmann::ordered_json(pos[size_t(t)] / pos[size_t(T + t)]) : nullptr);
+    j["val_loss_by_position"] = a;
+  }
+  std::vector<double> means;
+  for (int lo = 0, hi = 4; lo < T; lo = hi, hi *= 4) {
+    double s = 0, w = 0;
+    for (int t = lo; t < std::min(hi, T); ++t) s += pos[size_t(t)], w += pos[size_t(T + t)];
+    if (!(w > 0)) continue;
+    means.push_back(s / w);
+    j["val_loss_pos." + std::to_string(lo) + "_" + std::to_string(std::min(hi, T))] = means.back();
+  }
+  if (means.size() >= 2 && means[means.size() - 2] > 0) j["val_loss_pos_ratio"] = means.back() / means[means.size() - 2];
 }
 
 
@@ -168,6 +194,7 @@ nlohmann::ordered_json evaluate_with(const RunConfig& cfg, const std::function<v
   j["val_loss"] = v.loss;
   if (cfg.train.loss != "ce" && v.target_var > 0) j["val_rel"] = v.loss / v.target_var;
   if (cfg.train.loss == "ce") j["val_bits_per_byte"] = v.loss / std::log(2.0);
+  add_position_losses(j, v.pos, true);
   add_probes(j, model->head_probes(8));
   if (cfg.task.n_test > 0) j["test_loss"] = evaluate(runner, *task, Split::test, cfg.task.n_test, eval_batch).loss;
   j["params_total"] = model->counts().total;

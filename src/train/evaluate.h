@@ -20,7 +20,9 @@ namespace attnlab {
 class LossRunner {
  public:
   LossRunner(Model<float>& m, const Task& task, const std::string& loss) : m_(m), task_(task), loss_(loss) {}
-  double run(const Batch& b, bool grad) {
+  // pos (forward only, per-position targets): adds each position t's loss times its mask to
+  // (*pos)[t] and the mask to (*pos)[T + t] (the per-position validation loss).
+  double run(const Batch& b, bool grad, std::vector<double>* pos = nullptr) {
     const int B = b.B, Tn = b.T, D = m_.out_dim();
     m_.set_shared_channels(b.shared_from);
     if (grad && loss_ != "ce" && D == 1 && task_.last_only() && m_.last_only() && !b.x.empty()) {
@@ -50,6 +52,7 @@ class LossRunner {
     if (grad) { dy_.resize(size_t(N) * D); dy = dy_.data(); }
     double l = loss_ == "ce" ? ce_forward_backward(dy, yhat, b.targets.data(), b.mask.data(), N, D)
                              : mse_forward_backward(dy, yhat, b.y.data(), b.mask.data(), N, D);
+    if (pos && P == Tn) accumulate_positions(*pos, yhat, b, N, D);
     if (!grad) return l;
     if (loss_ == "half_mse") for (float& g : dy_) g *= 0.5f;  // optimize MSE/2, report MSE
     m_.arena.zero_grad();
@@ -65,6 +68,19 @@ class LossRunner {
   }
 
  private:
+  void accumulate_positions(std::vector<double>& pos, const float* yhat, const Batch& b, int N, int D) const {
+    const int Tn = b.T;
+    pos.resize(size_t(2) * Tn, 0.0);
+    for (int n = 0; n < N; ++n) {
+      const float w = b.mask[size_t(n)];
+      if (!(w > 0)) continue;
+      const double r = loss_ == "ce" ? position_loss<float>(yhat + size_t(n) * D, nullptr, b.targets[size_t(n)], D)
+                                     : position_loss(yhat + size_t(n) * D, b.y.data() + size_t(n) * D, 0, D);
+      pos[size_t(n % Tn)] += w * r;
+      pos[size_t(Tn + n % Tn)] += w;
+    }
+  }
+
   Model<float>& m_;
   const Task& task_;
   std::string loss_;
@@ -84,7 +100,19 @@ struct TargetMoments {
   double count = 0;               // positions
 };
 
-struct EvalResult { double loss = 0, target_var = 0; };
+struct EvalResult {
+  double loss = 0, target_var = 0;
+  std::vector<double> pos;  // per-position targets: loss sums per position t, then mask sums ([2T])
+};
+
+// The validation loss by position, for tasks with a target at every position: under
+// "val_loss_by_position" the mean loss at each position (null where no position carries
+// loss), the means over the buckets [0, 4), [4, 16), [16, 64), ... (edges at powers of 4,
+// the last one ending at T) as "val_loss_pos.<lo>_<hi>", and "val_loss_pos_ratio", the last
+// bucket's mean over the one before it (below 1: the loss still falls at the far positions,
+// where only context from far back can help). Buckets with no loss are left out; so is the
+// ratio without two buckets.
+void add_position_losses(nlohmann::ordered_json& j, const std::vector<double>& pos, bool by_position);
 
 // The batches of one split, filled once and reused by every later evaluation (a run that
 // validates after every update would otherwise rebuild them each step: at E4's shape the

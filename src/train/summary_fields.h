@@ -12,12 +12,12 @@ inline bool is_summary_field(const std::string& y) {
       "params_total", "params_attention", "attention_budget", "final_val_bits_per_byte", "min_val_bits_per_byte",
       "approx_error_max", "approx_error_mean", "best_fit_rel", "lin_error_max", "lin_error_mean", "steps", "wall_s", "train_s",
       "tokens_per_s", "ms_per_step", "threads", "ranks", "diverged_step", "final_slope", "max_abs_logit", "mean_abs_logit",
-      "attn_entropy", "attn_entropy_ratio", "qk_eff_rank"};
+      "attn_entropy", "attn_entropy_ratio", "qk_eff_rank", "val_loss_pos_ratio"};
   for (const char* n : names)
     if (y == n) return true;
   // per group, per layer, per compression scope and rank
   static const char* const prefixes[] = {"max_grad_norm.", "block_max_grad_norm.", "block_first_grad_norm.", "block_last_grad_norm.", "max_abs_logit.l", "attn_entropy_ratio.l",
-                                         "compress_delta.", "compress_saved.", "compress_late_minus_early."};
+                                         "compress_delta.", "compress_saved.", "compress_late_minus_early.", "val_loss_pos."};
   for (const char* p : prefixes)
     if (y.rfind(p, 0) == 0 && y.size() > std::string(p).size()) return true;
   return false;

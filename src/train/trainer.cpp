@@ -267,10 +267,12 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
     prog.evaluated = false;
     const bool eval_now = (step + 1) % tc.eval_every == 0 || step + 1 == tc.steps;
     double val_now = NAN;
+    std::vector<double> pos_now;  // the validation loss by position (per-position tasks)
     const bool val_pass = eval_now || (step + 1) % val_every == 0;
     if (val_pass) {  // the validation loss after this update
       const EvalResult ev = evaluate(runner, *task, Split::val, cfg.task.n_val, eval_batch, &val_cache, ranks > 1);
       val_now = ev.loss;
+      pos_now = ev.pos;
       st.target_var = ev.target_var;
       if (val_now < st.min_val) { st.min_val = val_now; st.best_val_step = step + 1; }
     }
@@ -289,6 +291,7 @@ nlohmann::json train_run(const RunConfig& cfg, const TrainOutput& out) {
       // over the last validation chunk's first sequences
       st.probes = nlohmann::ordered_json::object();
       if (lead) add_probes(st.probes, model->head_probes(kProbeSeqs));  // rank 0 ran the last validation chunk
+      add_position_losses(st.probes, pos_now, false);  // kept with the probes: the summary takes the last ones
       for (auto it = st.probes.begin(); it != st.probes.end(); ++it) line[it.key()] = *it;
       line["wall_s"] = seconds_since(t0);
       if (lead) metrics << line.dump() << "\n" << std::flush;
