@@ -112,6 +112,31 @@ TEST(Claims, CrossingWithTwoSelectionsIsTheDifferenceOfTheirSlopes) {
   EXPECT_FALSE(swapped[0].holds);
 }
 
+// A zipped design may give each x its own grid of `across` (E7: the depths K - 1 to K + 1
+// for K hops): each x crosses on its own values, and the slope is the one the full grid
+// gives where the crossings lie inside both. A planned run without a value is still missing.
+TEST(Claims, CrossingTakesEachXsOwnGrid) {
+  const auto full = width_needed(true, 1);
+  std::vector<Observation> own;
+  for (const auto& o : full) {
+    const int n = std::stoi(o.point.at("task.n")), m = std::stoi(o.point.at("model.width"));
+    if ((n == 500 && m > 128) || (n == 50000 && m < 16)) continue;  // off this x's grid
+    own.push_back(o);
+  }
+  ClaimSpec c = crossing_at_half();
+  c.lo = -INFINITY;
+  c.hi = 0.16;
+  const auto want = evaluate_claims(spec_with(c), full), got = evaluate_claims(spec_with(c), own);
+  ASSERT_TRUE(got[0].evaluated) << got[0].note;
+  EXPECT_DOUBLE_EQ(got[0].measured, want[0].measured);
+  EXPECT_EQ(got[0].points.size(), 27u - 3u - 2u);
+  for (auto& o : own)
+    if (o.point.at("task.n") == "5000" && o.point.at("model.width") == "64") o.status = "failed";
+  const auto failed = evaluate_claims(spec_with(c), own);
+  EXPECT_FALSE(failed[0].evaluated);
+  EXPECT_EQ(failed[0].note.rfind("no completed run with err at task.n = 5000, model.width = 64: ", 0), 0u) << failed[0].note;
+}
+
 // A selection whose curve never reaches the level at some x has a slope known only as a
 // bound; the difference is then bounded too, and decides where its whole interval lies on one
 // side (here a needs more than the grid at the largest n, so its slope is at least ~0.5).

@@ -50,11 +50,13 @@ Bounds slope_bounds(const std::vector<double>& x, const std::vector<Bounds>& ly)
   return s;
 }
 
-// One selection of a crossing claim: its values of x, and where its groups (x-major, one per
-// value of `across`) start in the bootstrap's data.
+// One selection of a crossing claim: its values of x; for each x, the values of `across` it
+// has runs at (a zipped design may give each x a grid of its own) and where its groups (one
+// per value of `across`) start in the bootstrap's data.
 struct CrossingPart {
-  std::vector<double> xs, as;
-  size_t first = 0;
+  std::vector<double> xs;
+  std::vector<std::vector<double>> as;
+  std::vector<size_t> at;
 };
 
 // Adds the runs matching `filter` to d as groups (x, across); "" or the note that stops the claim.
@@ -78,7 +80,6 @@ std::string collect_crossing(const ExperimentSpec& spec, const ClaimSpec& c, con
   for (const auto& [k, vs] : values)
     if (vs.size() >= 2) return "the selected runs" + name + " differ in " + k + ": pin it with where = { \"" + k + "\" = ... }";
   std::map<double, std::map<double, std::vector<const Observation*>>> grid;  // x -> across -> runs
-  std::set<double> across_values;
   std::map<std::pair<double, double>, std::string> labels;
   for (const auto* o : sel) {
     auto ix = o->point.find(c.x), ia = o->point.find(c.across);
@@ -87,28 +88,28 @@ std::string collect_crossing(const ExperimentSpec& spec, const ClaimSpec& c, con
     if (!std::isfinite(x)) return c.x + " is not a numeric axis of these runs";
     if (!std::isfinite(a)) return c.across + " is not a numeric axis of these runs";
     grid[x][a].push_back(o);
-    across_values.insert(a);
     labels[{x, a}] = name.empty() ? c.x + " = " + ix->second + ", " + c.across + " = " + ia->second
                                   : name.substr(1) + ": " + c.x + " = " + ix->second + ", " + c.across + " = " + ia->second;
   }
   if (grid.size() < 2) return "fewer than two values of " + c.x + " in the selected runs" + name;
-  part.as.assign(across_values.begin(), across_values.end());
-  part.first = d.y.size();
+  // Every planned run is an observation (pending ones too), so the values of `across` an x
+  // has runs at are its grid; a run without a value there is missing, not off the grid.
   std::string empty;
   for (const auto& [x, row] : grid) {
     part.xs.push_back(x);
-    for (double a : part.as) {
+    part.as.emplace_back();
+    part.at.push_back(d.y.size());
+    for (const auto& [a, runs] : row) {
+      part.as.back().push_back(a);
       PointCount pc;
-      pc.label = labels.count({x, a}) ? labels[{x, a}] : c.x + " = " + fmt_num(x) + ", " + c.across + " = " + fmt_num(a);
+      pc.label = labels[{x, a}];
       std::map<int64_t, std::vector<double>> ys;
-      auto it = row.find(a);
-      const std::vector<const Observation*> runs = it == row.end() ? std::vector<const Observation*>{} : it->second;
       for (const auto* o : runs) {
         const double y = o->status == "completed" ? summary_value(o->summary, c.y) : NAN;
         count_run(pc, *o, y);
         if (std::isfinite(y)) { ys[o->seed].push_back(y); seeds.insert(o->seed); }
       }
-      if (ys.empty()) empty += (empty.empty() ? "" : "; ") + pc.label + (runs.empty() ? ": no run" : ": " + missing_runs(runs, c.y));
+      if (ys.empty()) empty += (empty.empty() ? "" : "; ") + pc.label + ": " + missing_runs(runs, c.y);
       else if (pc.completed - pc.no_value < pc.runs) partial += (partial.empty() ? "" : "; ") + pc.label + ": " + missing_runs(runs, c.y);
       r.points.push_back(pc);
       d.y.push_back(std::move(ys));
@@ -120,24 +121,24 @@ std::string collect_crossing(const ExperimentSpec& spec, const ClaimSpec& c, con
 // The selection's slope of log(across at the crossing) on log x, from the group means m.
 Bounds crossing_slope(const CrossingPart& p, const std::vector<double>& m, double level) {
   std::vector<Bounds> need(p.xs.size());
-  for (size_t i = 0; i < p.xs.size(); ++i) need[i] = crossing_of(p.as, m.data() + p.first + i * p.as.size(), level);
+  for (size_t i = 0; i < p.xs.size(); ++i) need[i] = crossing_of(p.as[i], m.data() + p.at[i], level);
   return slope_bounds(p.xs, need);
 }
 
 // Where the seed means of a selection do not cross the level inside the grid, for the note.
 std::string not_crossing(const CrossingPart& p, const BySeed& d, const ClaimSpec& c, const std::string& name) {
   std::string where_not;
-  const size_t A = p.as.size();
   for (size_t i = 0; i < p.xs.size(); ++i) {
+    const size_t A = p.as[i].size();
     std::vector<double> m(A);
     for (size_t j = 0; j < A; ++j) {
       double sum = 0;
       size_t n = 0;
-      for (const auto& [s, v] : d.y[p.first + i * A + j])
+      for (const auto& [s, v] : d.y[p.at[i] + j])
         for (double y : v) { sum += y; ++n; }
       m[j] = sum / double(n);
     }
-    if (const Bounds b = crossing_of(p.as, m.data(), c.level); b.lo != b.hi)
+    if (const Bounds b = crossing_of(p.as[i], m.data(), c.level); b.lo != b.hi)
       where_not += (where_not.empty() ? "" : ", ") + fmt_num(p.xs[i]) + (m[0] <= c.level ? " (already at the smallest " + c.across + ")" : " (never)");
   }
   return where_not.empty() ? "" : "the mean " + c.y + name + " does not cross " + fmt_num(c.level) + " inside the " + c.across + " grid at " + c.x + " = " + where_not;
