@@ -21,7 +21,7 @@ static void BM_P1E2Step(benchmark::State& st) {
   m.d_model = 64;
   m.layers = 1;
   m.heads = {1};
-  m.head_dim = m.value_dim = {64};
+  m.head_dim = m.value_dim = {{64}};
   m.ffn = {0};
   m.norm = Norm::none;
   m.pos = Pos::none;

@@ -15,6 +15,10 @@ configs=(
   "model.dot_product=false model.rpe=t5 model.norm=none model.score_scale=0.5 task.readout=mlp"
   "model.rpe=log model.dot_product=true model.score_scale=0.3 model.pos=sinusoidal model.layers=1 --tokens 13"
   "task.seq_len=150 model.rpe=t5 model.heads=[2,4] model.head_dim=[8,4]"
+  "model.heads=[4,2] model.head_dim=[[8,8,4,2],[16,4]] model.value_dim=[[4,4,8,2],6] model.rpe=t5 model.norm=rms"
+  "model.logit_cap=1.5 model.rpe=log model.heads=[3,1] model.head_dim=[[4,8,4],8] model.score_scale=0.9"
+  "model.dot_product=false model.rpe=lin model.logit_cap=0.7 model.pos=none model.value_dim=[[2,4,4,2],3]"
+  "task.seq_len=150 model.logit_cap=2 model.rpe=t5 model.heads=[3,2] model.head_dim=[[8,4,4],[4,8]] model.score_scale=1.5"
 )
 pass=0; fail=0
 for i in "${!configs[@]}"; do

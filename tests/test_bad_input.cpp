@@ -117,7 +117,8 @@ std::vector<Case> cases() {
       {"config", "out of range (heads = 0)", "train " + ok + " model.heads=0 --out " + out("c5"), "command line: model.heads: every entry must be >= 1 (got 0)", out("c5")},
       {"config", "out of range (lr < 0)", "train " + ok + " train.lr=-1 --out " + out("c6"), "command line: train.lr: must be a finite number > 0 (got -1)", out("c6")},
       {"config", "per-layer list of the wrong length", "train " + ok + " model.heads=[2,2,2] --out " + out("c7"),
-       "command line: model.heads: has 3 entries but model.layers = 2 (give one entry per layer, or a single integer)", out("c7")},
+       "command line: model.heads: has 3 entries but model.layers = 2 (give one entry per layer, or a single integer; "
+       "one layer's per-head sizes are a nested list, e.g. [[16, 8]])", out("c7")},
       {"config", "odd width with symmetric init", "train " + ok + " model.kind=shallow_attention model.width=7 --out " + out("c8"),
        "command line: model.width: must be even for init = \"symmetric\" (got 7)", out("c8")},
       {"config", "value not allowed", "train " + ok + " model.rpe=alibi --out " + out("c9"), "command line: model.rpe: 'alibi' is not allowed (allowed: none, lin, log, t5)", out("c9")},

@@ -49,7 +49,7 @@ TEST(Cli, BadInputExitsTwoWithOneLine) {
   expect_bad_input("train " + (dir / "unknown.toml").string(), (dir / "unknown.toml").string() + ": model.hedas: unknown key");
   expect_bad_input("train " + cfg + " model.heads=abc", "command line: model.heads: expected an integer or a list of integers, got a string");
   expect_bad_input("train " + cfg + " model.heads=0", "command line: model.heads: every entry must be >= 1 (got 0)");
-  expect_bad_input("train " + cfg + " model.head_dim=-2", "command line: model.head_dim: every entry must be >= 1 (got -2)");
+  expect_bad_input("train " + cfg + " model.head_dim=-2", "command line: model.head_dim: layer 0: must be >= 1 (got -2)");
   expect_bad_input("train " + cfg + " task.lags=[1,8,64]", "command line: task.lags: lag 64 must be < task.seq_len (64)");
   expect_bad_input("train /nonexistent/x.toml", "/nonexistent/x.toml: cannot open config (no such file or not readable)");
   expect_bad_input("train " + cfg + " model.heads", "command line: override 'model.heads' is not of the form key=value");

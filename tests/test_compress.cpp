@@ -93,8 +93,8 @@ TEST(Compress, RankRHeadsShrinkTheLayersByThePredictedCount) {
   // 1 (dv 4 -> 3) row of C + 1 per head, o loses 1 column of C per head.
   const int64_t predicted = r.params_before - 2 * 3 * 3 * (16 + 1) - 3 * 1 * (16 + 1) - 3 * 1 * 16;
   EXPECT_EQ(r.params_after, predicted);
-  EXPECT_EQ(r.config.model.head_dim, (std::vector<int>{2, 4}));
-  EXPECT_EQ(r.config.model.value_dim, (std::vector<int>{3, 6}));
+  EXPECT_EQ(r.config.model.head_dim, (std::vector<std::vector<int>>{{2, 2, 2}, {4, 4}}));
+  EXPECT_EQ(r.config.model.value_dim, (std::vector<std::vector<int>>{{3, 3, 3}, {6, 6}}));
   const RunConfig c = checkpoint_config(out, {});
   auto m = make_model<float>(c.model, 1);
   load_checkpoint(out, m->arena);
@@ -134,34 +134,56 @@ TEST(Compress, RankRHeadsShrinkTheLayersByThePredictedCount) {
               1e-9);
 }
 
-TEST(Compress, HeadsAloneKeepTheLayerShapeAndTheOthersUntouched) {
+// One head compressed alone shrinks to the rank (heads of one layer may differ in size): the
+// parameters it says it saves are gone, the other heads are copied exactly, the head's form
+// has the rank, and at full rank the model is unchanged.
+TEST(Compress, HeadsAloneShrinkAndTheOthersAreUntouched) {
   const std::string ck = make_checkpoint(kConfig, "orig3.safetensors");
   const std::string out = (scratch() / "h1.safetensors").string();
   CompressOptions o;
   o.qk_rank = 1;
+  o.ov_rank = 2;
   o.heads = {1};
   o.layers = {0};
   const CompressResult r = compress_checkpoint(ck, o, out);
-  EXPECT_EQ(r.params_after, r.params_before);
+  // Layer 0 head 1 (C = 16): q and k lose 5 - 1 rows of C + 1; v loses 4 - 2 rows of C + 1, o 2 columns of C.
+  EXPECT_EQ(r.params_before - r.params_after, 2 * 4 * 17 + 2 * 17 + 2 * 16);
+  EXPECT_EQ(r.config.model.head_dim, (std::vector<std::vector<int>>{{5, 1, 5}, {4, 4}}));
+  EXPECT_EQ(r.config.model.value_dim, (std::vector<std::vector<int>>{{4, 2, 4}, {6, 6}}));
   ASSERT_EQ(r.heads.size(), 1u);
-  const RunConfig c = checkpoint_config(out, {});
-  auto a = make_model<float>(c.model, 1), b = make_model<float>(c.model, 1);
+  const RunConfig c0 = checkpoint_config(ck, {}), c = checkpoint_config(out, {});
+  auto a = make_model<float>(c0.model, 1), b = make_model<float>(c.model, 1);
   load_checkpoint(ck, a->arena);
   load_checkpoint(out, b->arena);
+  EXPECT_EQ(int64_t(b->arena.size()), r.params_after);
   auto P = [](const Arena<float>& ar, const std::string& n) { return ar.data().data() + ar.info(ar.find(n)).offset; };
-  for (int row = 0; row < 15; ++row) {
-    const bool head1 = row / 5 == 1;
-    for (int i = 0; i < 16; ++i) {
-      const float x = P(a->arena, "layers.0.attn.q.weight")[row * 16 + i], y = P(b->arena, "layers.0.attn.q.weight")[row * 16 + i];
-      if (!head1) {
-        EXPECT_EQ(x, y) << "row " << row;
-      } else if (row % 5 >= 1) {
-        EXPECT_EQ(y, 0.f) << "padding row " << row;
-      }
-    }
-  }
+  // q rows: head 0 (0..4) in place, head 2 from rows 10..14 to 6..10.
+  for (int i = 0; i < 5 * 16; ++i) EXPECT_EQ(P(a->arena, "layers.0.attn.q.weight")[i], P(b->arena, "layers.0.attn.q.weight")[i]);
+  for (int i = 0; i < 5 * 16; ++i)
+    EXPECT_EQ(P(a->arena, "layers.0.attn.k.weight")[10 * 16 + i], P(b->arena, "layers.0.attn.k.weight")[6 * 16 + i]);
+  // o columns: head 2's 4 columns from 8..11 to 6..9.
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 4; ++j)
+      EXPECT_EQ(P(a->arena, "layers.0.attn.o.weight")[i * 12 + 8 + j], P(b->arena, "layers.0.attn.o.weight")[i * 10 + 6 + j]);
   EXPECT_EQ(std::vector<float>(P(a->arena, "layers.1.attn.q.weight"), P(a->arena, "layers.1.attn.q.weight") + 2 * 4 * 16),
             std::vector<float>(P(b->arena, "layers.1.attn.q.weight"), P(b->arena, "layers.1.attn.q.weight") + 2 * 4 * 16));
+  // The compressed head's OV form W_o,h W_v,h has rank 2.
+  std::vector<double> n(16 * 16, 0.0);
+  for (int i = 0; i < 16; ++i)
+    for (int k = 0; k < 2; ++k)
+      for (int j = 0; j < 16; ++j)
+        n[size_t(i) * 16 + j] += double(P(b->arena, "layers.0.attn.o.weight")[i * 10 + 4 + k]) *
+                                 P(b->arena, "layers.0.attn.v.weight")[(4 + k) * 16 + j];
+  const auto sv = svd(n, 16, 16).s;
+  EXPECT_LT(sv[2], 1e-5 * sv[0]);
+  EXPECT_GT(sv[1], 1e-3 * sv[0]);
+  // Full rank for one head: the same model, the same size.
+  o.qk_rank = 5;
+  o.ov_rank = 4;
+  const std::string same = (scratch() / "h1_full.safetensors").string();
+  const CompressResult rf = compress_checkpoint(ck, o, same);
+  EXPECT_EQ(rf.params_after, rf.params_before);
+  EXPECT_LT(max_rel_diff(outputs(ck), outputs(same)), 1e-5);
 }
 
 TEST(Compress, BadOptionsAreOneLineErrors) {

@@ -36,14 +36,14 @@ TEST(Config, DefaultsAndPerLayerLists) {
   RunConfig c = parse_run_config(kBase, "exp.toml", {});
   EXPECT_EQ(c.seed, 3);
   EXPECT_EQ(c.model.heads, (std::vector<int>{4, 4}));
-  EXPECT_EQ(c.model.head_dim, (std::vector<int>{16, 16}));
-  EXPECT_EQ(c.model.value_dim, (std::vector<int>{16, 16}));
+  EXPECT_EQ(c.model.head_dim, (std::vector<std::vector<int>>{{16, 16, 16, 16}, {16, 16, 16, 16}}));
+  EXPECT_EQ(c.model.value_dim, c.model.head_dim);
   EXPECT_EQ(c.model.ffn, (std::vector<int>{256, 256}));
   EXPECT_EQ(c.model.max_len, 64);
   EXPECT_EQ(c.train.loss, "mse");
   c = parse_run_config(kBase, "exp.toml", {"model.heads=[8,2]", "model.head_dim=[16,4]", "task.readout=mlp", "train.lr=3e-4"});
   EXPECT_EQ(c.model.heads, (std::vector<int>{8, 2}));
-  EXPECT_EQ(c.model.head_dim, (std::vector<int>{16, 4}));
+  EXPECT_EQ(c.model.head_dim, (std::vector<std::vector<int>>{std::vector<int>(8, 16), {4, 4}}));
   EXPECT_EQ(c.task.readout, "mlp");
   EXPECT_DOUBLE_EQ(c.train.lr, 3e-4);
 }
@@ -62,10 +62,11 @@ TEST(Config, ExactErrorMessages) {
   EXPECT_EQ(error_of(kBase, {"model.heads=\"four\""}),
             "command line: model.heads: expected an integer or a list of integers, got a string");
   EXPECT_EQ(error_of(kBase, {"model.heads=0"}), "command line: model.heads: every entry must be >= 1 (got 0)");
-  EXPECT_EQ(error_of(kBase, {"model.head_dim=[16,-1]"}), "command line: model.head_dim: every entry must be >= 1 (got -1)");
+  EXPECT_EQ(error_of(kBase, {"model.head_dim=[16,-1]"}), "command line: model.head_dim: layer 1: must be >= 1 (got -1)");
   EXPECT_EQ(error_of(kBase, {"task.lags=[1,64]"}), "command line: task.lags: lag 64 must be < task.seq_len (64)");
   EXPECT_EQ(error_of(kBase, {"model.heads=[4,4,4]"}),
-            "command line: model.heads: has 3 entries but model.layers = 2 (give one entry per layer, or a single integer)");
+            "command line: model.heads: has 3 entries but model.layers = 2 (give one entry per layer, or a single integer; "
+            "one layer's per-head sizes are a nested list, e.g. [[16, 8]])");
   EXPECT_EQ(error_of(kBase, {"model.rpe=alibi"}), "command line: model.rpe: 'alibi' is not allowed (allowed: none, lin, log, t5)");
   EXPECT_EQ(error_of(kBase, {"model.heads"}),
             "command line: override 'model.heads' is not of the form key=value (for example model.heads=8)");
@@ -87,6 +88,36 @@ TEST(Config, ExactErrorMessages) {
   EXPECT_EQ(error_of(am, {"task.hops=9"}), "command line: task.hops: must be in [1, 8] (got 9)");
   EXPECT_EQ(error_of(am, {"task.readout=sum", "task.d_out=2"}),
             "command line: task.readout: 'sum' has one output: task.d_out must be 1 (got 2)");
+}
+
+// Heads of different sizes in one layer: a nested list per layer, uniform layers as integers;
+// the resolved config writes them back the same way; a list whose length differs from the
+// layer's heads, a size below 1 and a logit cap <= 0 are one-line errors naming key and layer.
+TEST(Config, PerHeadSizesAndTheLogitCap) {
+  RunConfig c = parse_run_config(kBase, "exp.toml", {"model.head_dim=[[16,16,8,4],8]", "model.value_dim=[4,[1,2,3,4]]",
+                                                     "model.logit_cap=2.5"});
+  EXPECT_EQ(c.model.head_dim, (std::vector<std::vector<int>>{{16, 16, 8, 4}, {8, 8, 8, 8}}));
+  EXPECT_EQ(c.model.value_dim, (std::vector<std::vector<int>>{{4, 4, 4, 4}, {1, 2, 3, 4}}));
+  EXPECT_DOUBLE_EQ(c.model.logit_cap, 2.5);
+  const std::string text = resolved_toml(c);
+  EXPECT_NE(text.find("head_dim = [ [ 16, 16, 8, 4 ], 8 ]"), std::string::npos) << text;
+  EXPECT_NE(text.find("logit_cap = 2.5"), std::string::npos) << text;
+  EXPECT_EQ(resolved_toml(parse_run_config(text, "config.toml", {})), text);
+  // One per-head list for every layer; no cap is not written.
+  c = parse_run_config(kBase, "exp.toml", {"model.head_dim=[[8,4,2,2]]"});
+  EXPECT_EQ(c.model.head_dim, (std::vector<std::vector<int>>{{8, 4, 2, 2}, {8, 4, 2, 2}}));
+  EXPECT_EQ(resolved_toml(c).find("logit_cap"), std::string::npos);
+  EXPECT_EQ(error_of(kBase, {"model.head_dim=[[16,16,8],8]"}),
+            "command line: model.head_dim: layer 0 lists 3 heads [16, 16, 8] but model.heads gives it 4");
+  EXPECT_EQ(error_of(kBase, {"model.heads=[4,2]", "model.value_dim=[4,[8,8,8]]"}),
+            "command line: model.value_dim: layer 1 lists 3 heads [8, 8, 8] but model.heads gives it 2");
+  EXPECT_EQ(error_of(kBase, {"model.head_dim=[[16,0,8,4],8]"}), "command line: model.head_dim: layer 0 head 1: must be >= 1 (got 0)");
+  EXPECT_EQ(error_of(kBase, {"model.head_dim=[[],8]"}), "command line: model.head_dim: layer 0: the list of heads is empty");
+  EXPECT_EQ(error_of(kBase, {"model.head_dim=[8,\"a\"]"}),
+            "command line: model.head_dim: expected an integer, or a list with one entry per layer (an integer, or a list of "
+            "one per head), found a string at layer 1");
+  EXPECT_EQ(error_of(kBase, {"model.logit_cap=0"}), "command line: model.logit_cap: must be a finite number > 0 (got 0)");
+  EXPECT_EQ(error_of(kBase, {"model.logit_cap=-1"}), "command line: model.logit_cap: must be a finite number > 0 (got -1)");
 }
 
 // task.n (split by val_fraction) and task.n_train / task.n_val are two ways to size the data:

@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 
 TEST(Safetensors, CheckpointRoundTripKeepsNamesShapesAndOrder) {
   ModelConfig c;
-  c.d_model = 8; c.layers = 2; c.heads = {2, 1}; c.head_dim = {4, 3}; c.value_dim = {4, 3}; c.ffn = {16, 0};
+  c.d_model = 8; c.layers = 2; c.heads = {2, 1}; c.head_dim = {{4, 4}, {3}}; c.value_dim = {{4, 4}, {3}}; c.ffn = {16, 0};
   c.rpe = Rpe::t5; c.rpe_buckets = 6; c.rpe_max_distance = 10; c.d_in = 3; c.max_len = 12;
   Transformer<float> a(c, 1), b(c, 1);
   a.init(5);

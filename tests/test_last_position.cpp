@@ -22,12 +22,14 @@ namespace {
 struct Variant {
   std::string tag;
   int layers = 2;
-  std::vector<int> heads, head_dim, value_dim, ffn;
+  std::vector<int> heads, head_dim, value_dim, ffn;  // one size per layer, or:
+  std::vector<std::vector<int>> head_dims, value_dims;  // one per head
   Rpe rpe = Rpe::none;
   bool dp = true;
   Norm norm = Norm::layer;
   Pos pos = Pos::learned;
   int vocab = 0;
+  double cap = 0;  // model.logit_cap
 };
 
 ModelConfig config_of(const Variant& v) {
@@ -35,8 +37,8 @@ ModelConfig config_of(const Variant& v) {
   c.d_model = 8;
   c.layers = v.layers;
   c.heads = v.heads;
-  c.head_dim = v.head_dim;
-  c.value_dim = v.value_dim;
+  c.head_dim = v.head_dims.empty() ? per_head(v.heads, v.head_dim) : v.head_dims;
+  c.value_dim = v.value_dims.empty() ? per_head(v.heads, v.value_dim) : v.value_dims;
   c.ffn = v.ffn;
   c.rpe = v.rpe;
   c.rpe_learnable = true;
@@ -50,6 +52,8 @@ ModelConfig config_of(const Variant& v) {
   c.d_out = 2;
   c.vocab = v.vocab;
   c.max_len = 11;
+  c.logit_cap = v.cap;
+  c.score_scale = v.cap > 0 ? 2.0 : 0.0;  // logits of order 1: the cap bends them
   return c;
 }
 
@@ -163,6 +167,18 @@ TEST(LastPosition, HeadsOfDifferentSizesNormsFfnTokensAndDepth) {
   tokens.norm = Norm::layer;
   tokens.rpe = Rpe::lin;
   check_variant(tokens);
+  Variant mixed = hetero;  // heads of different sizes within a layer: the last layer runs 3 groups
+  mixed.tag = "mixed sizes";
+  mixed.head_dims = {{2, 2, 5, 1}, {7}, {3, 1, 3}};
+  mixed.value_dims = {{3, 3, 3, 2}, {2}, {6, 6, 1}};
+  check_variant(mixed);
+  for (bool dp : {true, false}) {  // bounded logits: the key bias then gets a gradient in last-position mode
+    Variant capped = mixed;
+    capped.tag = std::string("logit cap ") + (dp ? "dp" : "nodp");
+    capped.cap = 0.7;
+    capped.dp = dp;
+    check_variant(capped);
+  }
 }
 
 // Through the loss runner (what training and evaluation call): on a per-sequence task the
@@ -174,8 +190,8 @@ TEST(LastPosition, TheLossRunnerUsesItOnPerSequenceTasksInSinglePrecision) {
   m.d_model = 16;
   m.layers = 2;
   m.heads = {2, 3};
-  m.head_dim = {8, 4};
-  m.value_dim = {8, 4};
+  m.head_dim = per_head(m.heads, {8, 4});
+  m.value_dim = per_head(m.heads, {8, 4});
   m.ffn = {32, 32};
   m.rpe = Rpe::log;
   m.max_len = 33;

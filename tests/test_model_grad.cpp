@@ -15,8 +15,9 @@ ModelConfig small_config(bool dp, Rpe rpe, bool ffn, Norm norm, bool hetero, Pos
   c.d_model = 8;
   c.layers = 2;
   c.heads = hetero ? std::vector<int>{3, 1} : std::vector<int>{2, 2};
-  c.head_dim = hetero ? std::vector<int>{2, 5} : std::vector<int>{4, 4};
-  c.value_dim = hetero ? std::vector<int>{3, 4} : std::vector<int>{4, 4};
+  // hetero: heads of different sizes within a layer, in three groups (2 | 5 | 2) of the kernels
+  c.head_dim = hetero ? std::vector<std::vector<int>>{{2, 5, 2}, {5}} : per_head(c.heads, {4, 4});
+  c.value_dim = hetero ? std::vector<std::vector<int>>{{3, 3, 1}, {4}} : per_head(c.heads, {4, 4});
   c.ffn = ffn ? (hetero ? std::vector<int>{6, 0} : std::vector<int>{6, 6}) : std::vector<int>{0, 0};
   c.rpe = rpe;
   c.rpe_buckets = 4;
@@ -94,6 +95,20 @@ TEST(ModelGrad, HeterogeneousLayers) {
   check_model(c, "hetero/nodp/alibi-fixed");
 }
 
+// Bounded logits (model.logit_cap): every score c tanh(s / c), with and without the dot product
+// (then the position bias alone is capped), on heads of different sizes. A small cap bends
+// every score, so the slope 1 - tanh^2 is far from 1 and a wrong backward shows.
+TEST(ModelGrad, LogitCap) {
+  for (bool dp : {true, false})
+    for (Rpe rpe : {Rpe::none, Rpe::log, Rpe::t5}) {
+      if (!dp && rpe == Rpe::none) continue;  // no score to cap
+      auto c = small_config(dp, rpe, true, Norm::layer, true, Pos::learned);
+      c.logit_cap = 0.6;
+      c.score_scale = 2.0;  // logits of order 1: tanh is in its curved part
+      check_model(c, std::string("cap/") + (dp ? "dp" : "nodp") + "/rpe" + std::to_string(int(rpe)));
+    }
+}
+
 TEST(ModelGrad, TokenInputsCrossEntropy) {
   check_model(small_config(true, Rpe::t5, true, Norm::layer, true, Pos::learned, 11), "tokens");
 }
@@ -102,10 +117,11 @@ TEST(Model, ParameterCountsAndBudget) {
   auto c = small_config(true, Rpe::log, true, Norm::layer, true, Pos::learned);
   Transformer<float> m(c, 1);
   const auto pc = m.counts();
-  EXPECT_EQ(pc.attention_budget, 3 * 2 + 1 * 5);
+  EXPECT_EQ(pc.attention_budget, (2 + 5 + 2) + 5);  // the sum of every head's d_k
   EXPECT_EQ(pc.total, int64_t(m.arena.size()));
-  // layer 0: q,k: 2*(6*8+6), v: 9*8+9, o: 8*9+8, rpe 3; layer 1: q,k: 2*(5*8+5), v: 4*8+4, o: 8*4+8, rpe 1
-  EXPECT_EQ(pc.attention, 2 * 54 + 81 + 80 + 3 + 2 * 45 + 36 + 40 + 1);
+  // layer 0 (d_k 2, 5, 2; d_v 3, 3, 1): q,k: 2*(9*8+9), v: 7*8+7, o: 8*7+8, rpe 3;
+  // layer 1: q,k: 2*(5*8+5), v: 4*8+4, o: 8*4+8, rpe 1
+  EXPECT_EQ(pc.attention, 2 * 81 + 63 + 64 + 3 + 2 * 45 + 36 + 40 + 1);
 }
 
 TEST(Model, CausalOutputsIgnoreTheFuture) {

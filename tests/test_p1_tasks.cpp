@@ -151,8 +151,8 @@ ModelConfig probe_model(bool dp) {
   c.d_model = 6;
   c.layers = 1;
   c.heads = {2};
-  c.head_dim = {3};
-  c.value_dim = {3};
+  c.head_dim = {{3, 3}};
+  c.value_dim = {{3, 3}};
   c.ffn = {0};
   c.rpe = Rpe::lin;
   c.dot_product = dp;

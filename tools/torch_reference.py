@@ -71,7 +71,7 @@ def write_safetensors(path, tensors, metadata=None):
 # ----------------------------------------------------------------- configuration
 # Keys a resolved config may omit; every other key used below is required.
 DEFAULTS = {"rpe_learnable": True, "rpe_buckets": 32, "rpe_max_distance": 128,
-            "score_scale": 0.0, "ffn_activation": "gelu", "vocab": 0}
+            "score_scale": 0.0, "ffn_activation": "gelu", "vocab": 0, "logit_cap": 0.0}
 REQUIRED = ("d_model", "layers", "heads", "head_dim", "value_dim", "ffn", "rpe", "pos", "dot_product", "norm")
 CHOICES = {"rpe": ("none", "lin", "log", "t5"), "pos": ("none", "sinusoidal", "learned"),
            "norm": ("none", "layer", "rms"), "ffn_activation": ("gelu", "relu", "tanh")}
@@ -92,13 +92,22 @@ def resolve_config(toml_text):
         v = m[key] if isinstance(m[key], list) else [m[key]] * L  # scalar: same for all
         if len(v) != L:
             raise BadInput(f"config: model.{key} has {len(v)} entries, layers = {L}")
-        m[key] = [int(x) for x in v]
+        m[key] = v if key in ("head_dim", "value_dim") else [int(x) for x in v]
+    for key in ("head_dim", "value_dim"):  # per layer: one size for every head, or a list of one per head
+        per = []
+        for l, v in enumerate(m[key]):
+            v = [int(x) for x in v] if isinstance(v, list) else [int(v)] * m["heads"][l]
+            if len(v) != m["heads"][l]:
+                raise BadInput(f"config: model.{key} layer {l} has {len(v)} heads, heads = {m['heads'][l]}")
+            per.append(v)
+        m[key] = per
     for key, allowed in CHOICES.items():
         if m[key] not in allowed:
             raise BadInput(f"config: model.{key} = {m[key]!r}, expected one of {allowed}")
     if m["rpe"] == "t5" and not (m["rpe_buckets"] >= 2 and m["rpe_max_distance"] > m["rpe_buckets"] // 2):
         raise BadInput("config: t5 needs rpe_buckets >= 2 and rpe_max_distance > rpe_buckets/2")
     m["score_scale"] = float(m["score_scale"])
+    m["logit_cap"] = float(m["logit_cap"])
     m["n_out"] = m["vocab"] if m["vocab"] > 0 else m["d_out"]  # width of the head
     m["loss"] = doc.get("train", {}).get("loss")
     return m
@@ -118,13 +127,14 @@ def param_specs(c):
     if c["pos"] == "learned":
         s["pos.weight"] = [c["max_len"], D]
     for l in range(c["layers"]):
-        p, H, dk, dv, F = f"layers.{l}.", c["heads"][l], c["head_dim"][l], c["value_dim"][l], c["ffn"][l]
+        p, H, F = f"layers.{l}.", c["heads"][l], c["ffn"][l]
+        qd, vd = sum(c["head_dim"][l]), sum(c["value_dim"][l])  # heads may differ in size
         norm(p + "norm1")
         if c["dot_product"]:
-            s[p + "attn.q.weight"], s[p + "attn.q.bias"] = [H * dk, D], [H * dk]
-            s[p + "attn.k.weight"], s[p + "attn.k.bias"] = [H * dk, D], [H * dk]
-        s[p + "attn.v.weight"], s[p + "attn.v.bias"] = [H * dv, D], [H * dv]
-        s[p + "attn.o.weight"], s[p + "attn.o.bias"] = [D, H * dv], [D]
+            s[p + "attn.q.weight"], s[p + "attn.q.bias"] = [qd, D], [qd]
+            s[p + "attn.k.weight"], s[p + "attn.k.bias"] = [qd, D], [qd]
+        s[p + "attn.v.weight"], s[p + "attn.v.bias"] = [vd, D], [vd]
+        s[p + "attn.o.weight"], s[p + "attn.o.bias"] = [D, vd], [D]
         if c["rpe"] == "t5":
             s[p + "attn.rpe"] = [H, c["rpe_buckets"]]
         elif c["rpe"] == "log" or (c["rpe"] == "lin" and c["rpe_learnable"]):
@@ -192,19 +202,26 @@ def rel_bias(c, P, l, T, dtype):
     return -p[:, None, None] * dist
 
 def attention(c, P, l, a):
+    """Head by head: head h owns its own slices of the q, k, v rows (sizes d_k,h and d_v,h)."""
     B, T, _ = a.shape
-    H, dk, dv, pre = c["heads"][l], c["head_dim"][l], c["value_dim"][l], f"layers.{l}.attn."
-    v = linear(a, P, pre + "v").view(B, T, H, dv).transpose(1, 2)  # [B, H, T, dv]
-    s = rel_bias(c, P, l, T, a.dtype).unsqueeze(0)  # [1, H, T, T]
+    H, dks, dvs, pre = c["heads"][l], c["head_dim"][l], c["value_dim"][l], f"layers.{l}.attn."
+    v = linear(a, P, pre + "v").split(dvs, dim=-1)  # H tensors [B, T, d_v,h]
+    bias = rel_bias(c, P, l, T, a.dtype)  # [H, T, T]
     if c["dot_product"]:
-        scale = c["score_scale"] if c["score_scale"] > 0 else 1.0 / math.sqrt(dk)
-        q = linear(a, P, pre + "q").view(B, T, H, dk).transpose(1, 2)
-        k = linear(a, P, pre + "k").view(B, T, H, dk).transpose(1, 2)
-        s = s + scale * (q @ k.transpose(-1, -2))
+        q = linear(a, P, pre + "q").split(dks, dim=-1)
+        k = linear(a, P, pre + "k").split(dks, dim=-1)
     causal = torch.ones(T, T, dtype=torch.bool).tril()  # s' <= t
-    s = s.masked_fill(~causal, float("-inf"))
-    o = (torch.softmax(s, dim=-1) @ v).transpose(1, 2).reshape(B, T, H * dv)
-    return linear(o, P, pre + "o")
+    outs = []
+    for h in range(H):
+        s = bias[h].unsqueeze(0).expand(B, T, T)
+        if c["dot_product"]:
+            scale = c["score_scale"] if c["score_scale"] > 0 else 1.0 / math.sqrt(dks[h])
+            s = s + scale * (q[h] @ k[h].transpose(-1, -2))
+        if c["logit_cap"] > 0:  # bounded logits: c tanh(s / c)
+            s = c["logit_cap"] * torch.tanh(s / c["logit_cap"])
+        s = s.masked_fill(~causal, float("-inf"))
+        outs.append(torch.softmax(s, dim=-1) @ v[h])
+    return linear(torch.cat(outs, dim=-1), P, pre + "o")
 
 def forward(c, P, inp):
     """inp: float [B, T, d_in] or long token ids [B, T] -> yhat [B, T, n_out]."""
@@ -355,12 +372,18 @@ def random_case(rng, rpe, dot, norm_kind, pos, tokens):
          "heads": [int(rng.integers(1, 4)) for _ in range(L)],
          "head_dim": [int(rng.integers(1, 5)) for _ in range(L)],
          "value_dim": [int(rng.integers(1, 5)) for _ in range(L)],
+         "logit_cap": float(rng.choice([0.0, 0.0, 0.8, 3.0])),
          "ffn": [int(rng.choice([0, 5, 12])) for _ in range(L)],
          "rpe": rpe, "rpe_learnable": bool(rng.integers(2)), "rpe_buckets": int(rng.choice([4, 8])),
          "rpe_max_distance": int(rng.choice([6, 16])), "pos": pos, "max_len": 12, "dot_product": dot,
          "norm": norm_kind, "score_scale": float(rng.choice([0.0, 0.7])),
          "ffn_activation": str(rng.choice(["gelu", "relu", "tanh"])),
          "d_in": 3, "d_out": int(rng.integers(2, 4)), "vocab": 7 if tokens else 0}
+    for key in ("head_dim", "value_dim"):  # some layers get heads of different sizes
+        m[key] = [[int(x) for x in rng.integers(1, 5, m["heads"][l])] if rng.random() < 0.4 else d
+                  for l, d in enumerate(m[key])]
+    if m["logit_cap"] == 0.0:
+        del m["logit_cap"]  # attnlab writes no cap as no key
     loss = str(rng.choice(["mse", "ce"]))
     cfg = {"model": m, "train": {"loss": loss}}
     c = resolve_config(to_toml(cfg))

@@ -59,9 +59,9 @@ float* at(Arena<float>& ar, const std::string& n) { return ar.data().data() + ar
 
 // Head h's QK form M = s A_q^T A_k ((C+1) x (C+1)) in layer l of the model mc with arena A.
 std::vector<double> qk_form(const ModelConfig& mc, const Arena<float>& A, const std::string& pre, int l, int h) {
-  const int C = mc.d_model, dk = mc.head_dim[size_t(l)];
-  const auto aq = augmented(at(A, pre + "q.weight"), at(A, pre + "q.bias"), h * dk, dk, C);
-  const auto ak = augmented(at(A, pre + "k.weight"), at(A, pre + "k.bias"), h * dk, dk, C);
+  const int C = mc.d_model, dk = mc.head_dim[size_t(l)][size_t(h)], r0 = q_offset(mc, l, h);
+  const auto aq = augmented(at(A, pre + "q.weight"), at(A, pre + "q.bias"), r0, dk, C);
+  const auto ak = augmented(at(A, pre + "k.weight"), at(A, pre + "k.bias"), r0, dk, C);
   std::vector<double> m(size_t(C + 1) * (C + 1), 0.0);
   const double s = score_scale(mc, dk);
   for (int c = 0; c < dk; ++c)
@@ -74,43 +74,43 @@ std::vector<double> qk_form(const ModelConfig& mc, const Arena<float>& A, const 
 
 // Head h's OV form N = W_o,h [W_v,h | b_v,h] (C x (C+1)).
 std::vector<double> ov_form(const ModelConfig& mc, const Arena<float>& A, const std::string& pre, int l, int h) {
-  const int C = mc.d_model, H = mc.heads[size_t(l)], dv = mc.value_dim[size_t(l)];
-  const auto av = augmented(at(A, pre + "v.weight"), at(A, pre + "v.bias"), h * dv, dv, C);
-  const float* wo = at(A, pre + "o.weight");  // [C, H dv]
+  const int C = mc.d_model, dv = mc.value_dim[size_t(l)][size_t(h)], r0 = v_offset(mc, l, h), vd = v_width(mc, l);
+  const auto av = augmented(at(A, pre + "v.weight"), at(A, pre + "v.bias"), r0, dv, C);
+  const float* wo = at(A, pre + "o.weight");  // [C, sum d_v]
   std::vector<double> n(size_t(C) * (C + 1), 0.0);
   for (int i = 0; i < C; ++i)
     for (int c = 0; c < dv; ++c) {
-      const double oi = wo[size_t(i) * H * dv + h * dv + c];
+      const double oi = wo[size_t(i) * vd + r0 + c];
       for (int j = 0; j <= C; ++j) n[size_t(i) * (C + 1) + j] += oi * av[size_t(c) * (C + 1) + j];
     }
   return n;
 }
 
 // Writes the best rank-r factorisation of the QK form m into head h of layer l of the new
-// model nc (arena B, head dimension nc.head_dim[l], zero rows beyond r); returns the relative
+// model nc (arena B, head dimension nc.head_dim[l][h], zero rows beyond r); returns the relative
 // Frobenius error of the truncation.
 double write_qk(const ModelConfig& mc, const ModelConfig& nc, Arena<float>& B, const std::string& pre, int l, int h,
                 const std::vector<double>& m, int rank) {
-  const int C = mc.d_model, dk2 = nc.head_dim[size_t(l)];
+  const int C = mc.d_model, dk2 = nc.head_dim[size_t(l)][size_t(h)], r0 = q_offset(nc, l, h);
   const double s_new = score_scale(nc, dk2);
   float *wq = at(B, pre + "q.weight"), *bq = at(B, pre + "q.bias"), *wk = at(B, pre + "k.weight"), *bk = at(B, pre + "k.bias");
   const Svd d = svd(m, C + 1, C + 1);
   const int r = std::min({rank, dk2, d.k});  // a head wider than the form's rank is zero-padded
-  for (int c = 0; c < dk2; ++c) {  // row h*dk2 + c of the new q and k
+  for (int c = 0; c < dk2; ++c) {  // row r0 + c of the new q and k
     const double g = c < r ? std::sqrt(d.s[size_t(c)] / s_new) : 0.0;
     for (int i = 0; i <= C; ++i) {
       const float qv = c < r ? float(g * d.u[size_t(i) * d.k + c]) : 0.f, kv = c < r ? float(g * d.vt[size_t(c) * (C + 1) + i]) : 0.f;
-      if (i < C) { wq[size_t(h * dk2 + c) * C + i] = qv; wk[size_t(h * dk2 + c) * C + i] = kv; }
-      else { bq[h * dk2 + c] = qv; bk[h * dk2 + c] = kv; }
+      if (i < C) { wq[size_t(r0 + c) * C + i] = qv; wk[size_t(r0 + c) * C + i] = kv; }
+      else { bq[r0 + c] = qv; bk[r0 + c] = kv; }
     }
   }
   return tail_error(d.s, r);
 }
 
-// Same for the OV form n (value dimension nc.value_dim[l], nc.heads[l] heads in W_o).
+// Same for the OV form n (value dimension nc.value_dim[l][h]; W_o's columns of every head of nc).
 double write_ov(const ModelConfig& mc, const ModelConfig& nc, Arena<float>& B, const std::string& pre, int l, int h,
                 const std::vector<double>& n, int rank) {
-  const int C = mc.d_model, H2 = nc.heads[size_t(l)], dv2 = nc.value_dim[size_t(l)];
+  const int C = mc.d_model, dv2 = nc.value_dim[size_t(l)][size_t(h)], r0 = v_offset(nc, l, h), vd2 = v_width(nc, l);
   float *wv = at(B, pre + "v.weight"), *bv = at(B, pre + "v.bias"), *wo = at(B, pre + "o.weight");
   const Svd d = svd(n, C, C + 1);
   const int r = std::min({rank, dv2, d.k});  // a head wider than the form's rank is zero-padded
@@ -118,12 +118,32 @@ double write_ov(const ModelConfig& mc, const ModelConfig& nc, Arena<float>& B, c
     const double g = c < r ? std::sqrt(d.s[size_t(c)]) : 0.0;
     for (int j = 0; j <= C; ++j) {
       const float v = c < r ? float(g * d.vt[size_t(c) * (C + 1) + j]) : 0.f;
-      if (j < C) wv[size_t(h * dv2 + c) * C + j] = v;
-      else bv[h * dv2 + c] = v;
+      if (j < C) wv[size_t(r0 + c) * C + j] = v;
+      else bv[r0 + c] = v;
     }
-    for (int i = 0; i < C; ++i) wo[size_t(i) * H2 * dv2 + h * dv2 + c] = c < r ? float(g * d.u[size_t(i) * d.k + c]) : 0.f;
+    for (int i = 0; i < C; ++i) wo[size_t(i) * vd2 + r0 + c] = c < r ? float(g * d.u[size_t(i) * d.k + c]) : 0.f;
   }
   return tail_error(d.s, r);
+}
+
+// Head h's q and k rows (qk) or v rows and o columns (ov), unchanged, from the model mc (arena A)
+// to its place in nc (arena B), where the heads before it may have shrunk.
+void copy_head(const ModelConfig& mc, const ModelConfig& nc, const Arena<float>& A, Arena<float>& B, const std::string& pre,
+               int l, int h, bool qk) {
+  const int C = mc.d_model;
+  if (qk) {
+    const int dk = mc.head_dim[size_t(l)][size_t(h)], r0 = q_offset(mc, l, h), r1 = q_offset(nc, l, h);
+    for (const char* w : {"q", "k"}) {
+      std::copy_n(at(A, pre + w + ".weight") + size_t(r0) * C, size_t(dk) * C, at(B, pre + w + ".weight") + size_t(r1) * C);
+      std::copy_n(at(A, pre + w + ".bias") + r0, dk, at(B, pre + w + ".bias") + r1);
+    }
+    return;
+  }
+  const int dv = mc.value_dim[size_t(l)][size_t(h)], r0 = v_offset(mc, l, h), r1 = v_offset(nc, l, h);
+  const int vd0 = v_width(mc, l), vd1 = v_width(nc, l);
+  std::copy_n(at(A, pre + "v.weight") + size_t(r0) * C, size_t(dv) * C, at(B, pre + "v.weight") + size_t(r1) * C);
+  std::copy_n(at(A, pre + "v.bias") + r0, dv, at(B, pre + "v.bias") + r1);
+  for (int i = 0; i < C; ++i) std::copy_n(at(A, pre + "o.weight") + size_t(i) * vd0 + r0, dv, at(B, pre + "o.weight") + size_t(i) * vd1 + r1);
 }
 
 // Head h's position-bias parameters in layer l: its row of the learned table (lin, log: one
@@ -191,9 +211,8 @@ std::vector<std::vector<int>> head_groups(const ModelConfig& mc, const Arena<flo
 // of their OV forms (their outputs add: exact when the members attend alike), each truncated
 // to the new head's dimension; per-head position biases are averaged.
 void merge_layer(const ModelConfig& mc, const ModelConfig& nc, const Arena<float>& A, Arena<float>& B, const std::string& pre, int l,
-                 const CompressOptions& o, CompressResult& res) {
+                 const std::vector<std::vector<int>>& groups, CompressResult& res) {
   const int G = nc.heads[size_t(l)];
-  const auto groups = head_groups(mc, A, pre, l, G, o.group_by);
   for (int g = 0; g < G; ++g) {
     const std::vector<int>& members = groups[size_t(g)];
     const double k = double(members.size());
@@ -208,7 +227,7 @@ void merge_layer(const ModelConfig& mc, const ModelConfig& nc, const Arena<float
         if (m.empty()) m.assign(mh.size(), 0.0);
         for (size_t i = 0; i < m.size(); ++i) m[i] += mh[i] / k;
       }
-      hc.qk_rel_error = write_qk(mc, nc, B, pre, l, g, m, nc.head_dim[size_t(l)]);
+      hc.qk_rel_error = write_qk(mc, nc, B, pre, l, g, m, nc.head_dim[size_t(l)][size_t(g)]);
     }
     std::vector<double> n;
     for (int h : members) {
@@ -216,7 +235,7 @@ void merge_layer(const ModelConfig& mc, const ModelConfig& nc, const Arena<float
       if (n.empty()) n.assign(nh.size(), 0.0);
       for (size_t i = 0; i < n.size(); ++i) n[i] += nh[i];
     }
-    hc.ov_rel_error = write_ov(mc, nc, B, pre, l, g, n, nc.value_dim[size_t(l)]);
+    hc.ov_rel_error = write_ov(mc, nc, B, pre, l, g, n, nc.value_dim[size_t(l)][size_t(g)]);
     if (B.find(pre + "rpe") >= 0) {  // (fixed ALiBi slopes became a tensor: see compress_arena)
       std::vector<double> mean;
       for (int h : members) {
@@ -265,22 +284,36 @@ CompressResult compress_arena(const RunConfig& cfg, const Arena<float>& A, const
   CompressResult res;
   res.config = cfg;
   ModelConfig& nc = res.config.model;
-  // The selected heads per layer; a layer whose every head is selected shrinks.
+  // The selected heads per layer; each shrinks to the rank given (a head's dimension is its own).
   std::vector<std::set<int>> chosen(size_t(mc.layers));
   for (int l : layers)
     for (int h : o.heads.empty() ? parse_selection({}, mc.heads[size_t(l)], "") : o.heads)
       if (h < mc.heads[size_t(l)]) chosen[size_t(l)].insert(h);
+  auto shrink = [](int rank, int d) { return rank > 0 ? std::min(rank, d) : d; };
+  std::vector<std::vector<std::vector<int>>> groups(size_t(mc.layers));  // --group-heads: the members of each merged head
   for (int l = 0; l < mc.layers; ++l) {
-    const bool whole = int(chosen[size_t(l)].size()) == mc.heads[size_t(l)];
-    if (!whole) continue;
-    if (o.group_heads > 0) {
-      if (o.group_heads > mc.heads[size_t(l)])
-        throw UserError("--group-heads: " + std::to_string(o.group_heads) + " groups, but layer " + std::to_string(l) + " has " +
-                        std::to_string(mc.heads[size_t(l)]) + " heads");
-      nc.heads[size_t(l)] = o.group_heads;
+    const size_t L = size_t(l);
+    if (chosen[L].empty()) continue;
+    if (o.group_heads == 0) {
+      for (int h : chosen[L]) {
+        nc.head_dim[L][size_t(h)] = shrink(o.qk_rank, mc.head_dim[L][size_t(h)]);
+        nc.value_dim[L][size_t(h)] = shrink(o.ov_rank, mc.value_dim[L][size_t(h)]);
+      }
+      continue;
     }
-    if (o.qk_rank > 0) nc.head_dim[size_t(l)] = std::min(o.qk_rank, mc.head_dim[size_t(l)]);
-    if (o.ov_rank > 0) nc.value_dim[size_t(l)] = std::min(o.ov_rank, mc.value_dim[size_t(l)]);
+    if (o.group_heads > mc.heads[L])
+      throw UserError("--group-heads: " + std::to_string(o.group_heads) + " groups, but layer " + std::to_string(l) + " has " +
+                      std::to_string(mc.heads[L]) + " heads");
+    groups[L] = head_groups(mc, A, "layers." + std::to_string(l) + ".attn.", l, o.group_heads, o.group_by);
+    nc.heads[L] = o.group_heads;
+    nc.head_dim[L].clear();
+    nc.value_dim[L].clear();
+    for (const auto& members : groups[L]) {  // a merged head is as wide as its widest member (or the rank given)
+      int dk = 0, dv = 0;
+      for (int h : members) dk = std::max(dk, mc.head_dim[L][size_t(h)]), dv = std::max(dv, mc.value_dim[L][size_t(h)]);
+      nc.head_dim[L].push_back(shrink(o.qk_rank, dk));
+      nc.value_dim[L].push_back(shrink(o.ov_rank, dv));
+    }
   }
   // Merged heads of fixed ALiBi keep the mean of their members' slopes, which no fixed slope
   // formula gives for G heads: the compressed model's slopes become a tensor (rpe_learnable),
@@ -299,11 +332,14 @@ CompressResult compress_arena(const RunConfig& cfg, const Arena<float>& A, const
   for (int l = 0; l < mc.layers; ++l) {
     const std::string pre = "layers." + std::to_string(l) + ".attn.";
     if (o.group_heads > 0) {
-      if (!chosen[size_t(l)].empty()) merge_layer(mc, nc, A, B, pre, l, o, res);
+      if (!chosen[size_t(l)].empty()) merge_layer(mc, nc, A, B, pre, l, groups[size_t(l)], res);
       continue;
     }
     for (int h = 0; h < mc.heads[size_t(l)]; ++h) {
-      if (!chosen[size_t(l)].count(h)) continue;  // copied above, unchanged
+      const bool sel = chosen[size_t(l)].count(h) > 0;
+      if (mc.dot_product && !(sel && o.qk_rank > 0)) copy_head(mc, nc, A, B, pre, l, h, true);  // unchanged, maybe moved
+      if (!(sel && o.ov_rank > 0)) copy_head(mc, nc, A, B, pre, l, h, false);
+      if (!sel) continue;
       HeadCompression hc;
       hc.layer = l;
       hc.head = h;
@@ -344,7 +380,6 @@ CompressionCurve compression_curve(const std::string& ckpt, const std::vector<in
   out.base_val_loss = evaluate_with(cfg, fill_with(orig))["val_loss"].get<double>();
   out.params_total = int64_t(A.size());
   const std::vector<int> layers = parse_selection(layers_in, mc.layers, "--layers");
-  const int C = mc.d_model;
   for (int r : ranks) {
     struct Scope { std::string name; std::vector<int> layers, heads; int layer = -1, head = -1; };
     std::vector<Scope> scopes = {{"model", layers, {}}};
@@ -370,13 +405,7 @@ CompressionCurve compression_curve(const std::string& ckpt, const std::vector<in
       row.layer = sc.layer;
       row.head = sc.head;
       row.rank = r;
-      if (sc.name == "head") {
-        const int l = sc.layer, dk = mc.head_dim[size_t(l)], dv = mc.value_dim[size_t(l)];
-        if (o.qk_rank > 0) row.params_removed += int64_t(2) * (C + 1) * std::max(0, dk - r);
-        if (o.ov_rank > 0) row.params_removed += int64_t(2 * C + 1) * std::max(0, dv - r);
-      } else {
-        row.params_removed = res.params_before - res.params_after;
-      }
+      row.params_removed = res.params_before - res.params_after;
       double err = 0;
       for (const auto& h : res.heads) err += (o.qk_rank > 0 ? h.qk_rel_error : 0) + (o.ov_rank > 0 ? h.ov_rel_error : 0);
       row.rel_error = res.heads.empty() ? 0 : err / double(res.heads.size()) / (forms == "both" ? 2.0 : 1.0);

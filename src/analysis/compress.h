@@ -6,13 +6,12 @@
 //   OV: N_h = W_o,h [W_v,h | b_v,h]  (C x (C+1)), the head's contribution to the residual.
 // M_h ~ U_r S_r V_r^T gives W_q' = sqrt(S_r / s') U_r^T and W_k' = sqrt(S_r / s') V_r^T (s' the
 // new scale); N_h likewise. At full rank the model computes the same function.
-// When every head of a layer is compressed, the layer's head (value) dimension becomes r:
-// that is the saving. When only some heads are, they keep the layer's dimension, padded
-// with zeros (exactly rank r, no parameter saved).
+// Each compressed head's dimension becomes r (heads of one layer may differ in size: see
+// ModelConfig's HeadGroup): that is the saving, whether one head or a whole layer is compressed.
 // Grouping (--group-heads G): a layer's H heads become G groups, by default the heads whose
 // logit forms are closest (Ward clustering), or contiguous ones; the merged head's QK form is the mean of its members' (its logits
 // are their mean logits) and its OV form their sum, each truncated to the head's dimension
-// (the layer's, or the rank given; zero-padded beyond the form's rank); per-head position
+// (its widest member's, or the rank given; zero-padded beyond the form's rank); per-head position
 // biases are averaged, fixed ALiBi slopes too (they become a tensor: rpe_learnable in the new
 // config). With G = H it is the identity.
 #include <functional>
@@ -66,7 +65,7 @@ struct CurveRow {
   std::string scope;  // "model", "early" (the first half of the layers), "late" (the rest), "layer", "head"
   int layer = -1, head = -1;
   int rank = 0;
-  int64_t params_removed = 0;  // model and layer: the checkpoint's saving; head: the rows a rank-r head no longer needs
+  int64_t params_removed = 0;  // the compressed checkpoint's saving
   double val_loss = 0, delta = 0;  // and its increase over the original's
   double rel_error = 0;           // mean relative Frobenius error of the compressed forms
 };

@@ -66,8 +66,8 @@ std::function<int()> add_compress(CLI::App& app) {
   sub->add_flag("--no-heads", a->no_heads, "--curve: only whole layers and the whole model, not each head");
   sub->add_option("--json", a->json, "Also write the per-head errors and parameter counts as JSON to FILE");
   sub->footer(
-      "A layer whose every head is compressed gets head (value) dimension r; heads compressed alone keep the\n"
-      "layer's dimension, padded with zeros. Full rank reproduces the model.\n"
+      "Each compressed head gets head (value) dimension r, alone or with its whole layer (heads of one layer\n"
+      "may differ in size): the parameters shown are removed. Full rank reproduces the model.\n"
       "Example: attnlab compress runs/lm/model.safetensors --qk-rank 4 --layers 3,4,5 -o lm_r4.safetensors\n"
       "         attnlab compress runs/lm/model.safetensors --curve 1,2,4,8 --json curve.json");
   return [a]() {

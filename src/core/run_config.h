@@ -66,10 +66,11 @@ struct ModelConfig {
   std::string kind = "transformer";
   int d_model = 64;
   int layers = 2;
-  std::vector<int> heads;      // one entry per layer after resolution
-  std::vector<int> head_dim;   // query/key dimension per head
-  std::vector<int> value_dim;  // value dimension per head (default: head_dim)
-  std::vector<int> ffn;        // FFN width per layer, 0 = no FFN
+  std::vector<int> heads;                   // one entry per layer after resolution
+  std::vector<std::vector<int>> head_dim;   // [layer][head]: query/key dimension of each head
+  std::vector<std::vector<int>> value_dim;  // [layer][head]: value dimension (default: head_dim)
+  std::vector<int> ffn;                     // FFN width per layer, 0 = no FFN
+  double logit_cap = 0;  // > 0: every score s (q.k term and position bias) becomes c tanh(s / c)
   Rpe rpe = Rpe::none;
   bool rpe_learnable = true;
   int rpe_buckets = 32;
@@ -90,6 +91,54 @@ struct ModelConfig {
   int vocab = 0;  // > 0: token inputs and cross-entropy
   int max_len = 64;
 };
+
+// Heads of one layer may differ in size. A layer's fused projection holds the q rows of every
+// head (head h at rows q_off .. q_off + dk), then the k rows in the same order, then the v rows
+// (v_off .. v_off + dv): the layout of PyTorch's nn.MultiheadAttention when all heads are equal.
+// Consecutive heads of equal (dk, dv) form one group, which the attention kernels run as one
+// multi-head call.
+struct HeadGroup {
+  int h0 = 0, H = 0, dk = 0, dv = 0;
+  int q_off = 0, v_off = 0;  // column offsets of the group's first head in q (or k) and in v
+};
+inline int sum_of(const std::vector<int>& v) {
+  int s = 0;
+  for (int x : v) s += x;
+  return s;
+}
+inline int qk_width(const ModelConfig& m, int l) { return sum_of(m.head_dim[size_t(l)]); }  // sum of d_k,h
+inline int v_width(const ModelConfig& m, int l) { return sum_of(m.value_dim[size_t(l)]); }   // sum of d_v,h
+inline int q_offset(const ModelConfig& m, int l, int h) {
+  int s = 0;
+  for (int i = 0; i < h; ++i) s += m.head_dim[size_t(l)][size_t(i)];
+  return s;
+}
+inline int v_offset(const ModelConfig& m, int l, int h) {
+  int s = 0;
+  for (int i = 0; i < h; ++i) s += m.value_dim[size_t(l)][size_t(i)];
+  return s;
+}
+inline std::vector<HeadGroup> head_groups(const ModelConfig& m, int l) {
+  std::vector<HeadGroup> g;
+  const auto& dk = m.head_dim[size_t(l)];
+  const auto& dv = m.value_dim[size_t(l)];
+  int qo = 0, vo = 0;
+  for (size_t h = 0; h < dk.size(); ++h) {
+    if (g.empty() || g.back().dk != dk[h] || g.back().dv != dv[h]) g.push_back({int(h), 0, dk[h], dv[h], qo, vo});
+    ++g.back().H;
+    qo += dk[h];
+    vo += dv[h];
+  }
+  return g;
+}
+// [layer][head] sizes from one size per layer (every head of layer l has dims[l]).
+inline std::vector<std::vector<int>> per_head(const std::vector<int>& heads, const std::vector<int>& dims) {
+  std::vector<std::vector<int>> v;
+  for (size_t l = 0; l < heads.size(); ++l) v.push_back(std::vector<int>(size_t(heads[l]), dims[l]));
+  return v;
+}
+// A layer whose heads all have the same sizes.
+inline bool uniform_heads(const ModelConfig& m, int l) { return head_groups(m, l).size() <= 1; }
 
 struct TrainConfig {
   int64_t steps = 2000;

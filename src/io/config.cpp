@@ -152,6 +152,39 @@ class Reader final : public Keys {
     out = v;
     return true;
   }
+  bool int_lists(const std::string& key, std::vector<std::vector<int>>& out, int lo) override {
+    const toml::node* n = node(key);
+    if (!n) return false;
+    const std::string what = "an integer, or a list with one entry per layer (an integer, or a list of one per head)";
+    auto check = [&](const toml::node& e, size_t layer, int head) {
+      if (!e.is_integer()) fail(key, "expected " + what + ", found " + type_name(e) + " at layer " + std::to_string(layer));
+      const int64_t x = e.as_integer()->get();
+      if (x < lo)
+        fail(key, "layer " + std::to_string(layer) + (head >= 0 ? " head " + std::to_string(head) : "") + ": must be >= " +
+                      std::to_string(lo) + " (got " + std::to_string(x) + ")");
+      return int(std::min<int64_t>(x, INT32_MAX));
+    };
+    std::vector<std::vector<int>> v;
+    if (n->is_integer()) {
+      v.push_back({check(*n, 0, -1)});
+    } else if (const toml::array* a = n->as_array()) {
+      for (const auto& e : *a) {
+        const size_t layer = v.size();
+        v.emplace_back();
+        if (const toml::array* heads = e.as_array()) {
+          for (const auto& x : *heads) v.back().push_back(check(x, layer, int(v.back().size())));
+          if (v.back().empty()) fail(key, "layer " + std::to_string(layer) + ": the list of heads is empty");
+        } else {
+          v.back().push_back(check(e, layer, -1));
+        }
+      }
+      if (v.empty()) fail(key, "the list is empty");
+    } else {
+      fail(key, "expected " + what + ", got " + type_name(*n));
+    }
+    out = v;
+    return true;
+  }
   // Every key of the table must have been read. For a [task] or [model] table, `kind` is
   // the chosen kind and `owners` tells which kinds have a key; with `legacy`, keys of other
   // kinds are ignored (a resolved config of an older attnlab, which wrote every kind's keys).
@@ -192,6 +225,21 @@ class Writer final : public Keys {
   bool ints(const std::string& key, std::vector<int>& v, int, bool) override {
     toml::array a;
     for (int x : v) a.push_back(int64_t(x));
+    add(key, std::move(a));
+    return true;
+  }
+  bool int_lists(const std::string& key, std::vector<std::vector<int>>& v, int) override {
+    toml::array a;
+    for (const auto& layer : v) {
+      const bool uniform = std::all_of(layer.begin(), layer.end(), [&](int x) { return x == layer.front(); });
+      if (uniform && !layer.empty()) {
+        a.push_back(int64_t(layer.front()));
+      } else {
+        toml::array heads;
+        for (int x : layer) heads.push_back(int64_t(x));
+        a.push_back(std::move(heads));
+      }
+    }
     add(key, std::move(a));
     return true;
   }

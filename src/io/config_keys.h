@@ -37,6 +37,11 @@ class Keys {
   // An integer or a list of integers (allow_scalar), each >= lo; a list when written.
   // Reading: false if the config does not give the key.
   virtual bool ints(const std::string& key, std::vector<int>& v, int lo, bool allow_scalar = true) = 0;
+  // Per-layer, per-head integers: an integer (every head of every layer), or a list with one
+  // entry per layer, each an integer (every head of that layer) or a list of integers (one per
+  // head); each >= lo. Reading: one inner list per entry given (false if the key is absent);
+  // written with a uniform layer as an integer.
+  virtual bool int_lists(const std::string& key, std::vector<std::vector<int>>& v, int lo) = 0;
   // A number or a list of numbers, each > lo (lo_open) or >= lo; a list when written.
   virtual void numbers(const std::string& key, std::vector<double>& v, double lo, bool lo_open) = 0;
   // A string (a file name, ...): any text.

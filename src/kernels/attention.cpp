@@ -52,6 +52,32 @@ inline void score_tile(T* S, const T* qb, const T* kt, const T* bt, int q0, int 
       else if (bt) row[j] += bt[t - s2];
     }
   }
+  if (d.logit_cap > 0)
+    for (int i = 0; i < nq; ++i)
+      for (int j = 0; j < nk && k0 + j <= q0 + i; ++j) S[size_t(i) * nk + j] = cap_logit(S[size_t(i) * nk + j], d.logit_cap);
+}
+
+// dS of the capped scores -> dS of the raw ones: times 1 - (S / c)^2 (S: the capped tile, before
+// the exp; G its slopes, 0 where masked).
+template <class T>
+inline void cap_slopes(T* G, const T* S, int q0, int nq, int k0, int nk, const AttnDims& d) {
+  for (int i = 0; i < nq; ++i)
+    for (int j = 0; j < nk; ++j)
+      G[size_t(i) * nk + j] = k0 + j <= q0 + i ? cap_slope(S[size_t(i) * nk + j], d.logit_cap) : T(0);
+}
+
+// Without the dot product the scores are the bias table alone: capping the scores is capping
+// the table, which the shared-weights path then uses as it is. The table is small ([H, T]).
+template <class T>
+const T* capped_table(const T* bias, const AttnDims& d, std::vector<T>& buf) {
+  buf.resize(size_t(d.H) * d.T);
+  for (size_t i = 0; i < buf.size(); ++i) buf[i] = cap_logit(bias[i], d.logit_cap);
+  return buf.data();
+}
+template <class T>
+std::vector<T>& cap_buffer(int which) {
+  thread_local std::vector<T> buf[2];  // kept between calls: no allocation per step
+  return buf[which];
 }
 }  // namespace detail
 
@@ -84,12 +110,18 @@ inline void write_rows(T* dst, int ld, const T* src, int rows, int cols, GradMod
 template <class T>
 void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T* bias, const AttnDims& d,
                        std::vector<T>& work) {
+  if (!d.dot_product && d.logit_cap > 0 && bias) {
+    AttnDims d2 = d;
+    d2.logit_cap = 0;
+    attention_forward(o, lse, q, k, v, detail::capped_table(bias, d, detail::cap_buffer<T>(0)), d2, work);
+    return;
+  }
   if (!d.dot_product && d.T <= detail::kSharedMaxT) {  // the weights are the batch's: compute them once
     detail::attention_forward_shared(o, lse, v, bias, d, work);
     return;
   }
   const int Tn = d.T, H = d.H, dv = d.dv, BT = kAttnTile;
-  const int qs = d.q_stride(), vin = d.v_stride(), vs = H * dv;  // vs: stride of o
+  const int qs = d.q_stride(), vin = d.v_stride(), vs = d.o_stride();  // vs: stride of o
   const size_t per = size_t(BT) * BT + 2 * size_t(BT) + size_t(d.dk) * Tn + size_t(BT) * dv + 16;
   if (work.size() < per * size_t(omp_get_max_threads())) work.resize(per * size_t(omp_get_max_threads()));
 #pragma omp parallel
@@ -156,14 +188,26 @@ void attention_forward(T* o, T* lse, const T* q, const T* k, const T* v, const T
 template <class T>
 void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T* o, const T* lse, const T* q, const T* k,
                         const T* v, const T* bias, const AttnDims& d, std::vector<T>& work, GradMode mode) {
+  if (!d.dot_product && d.logit_cap > 0 && bias) {  // the table capped (see capped_table), its gradient chained
+    AttnDims d2 = d;
+    d2.logit_cap = 0;
+    const T* cb = detail::capped_table(bias, d, detail::cap_buffer<T>(0));
+    std::vector<T>& g = detail::cap_buffer<T>(1);
+    if (dbias) g.assign(size_t(d.H) * d.T, T(0));
+    attention_backward(dq, dkk, dvv, dbias ? g.data() : nullptr, dout, o, lse, q, k, v, cb, d2, work, mode);
+    if (dbias)
+      for (size_t i = 0; i < g.size(); ++i) dbias[i] += g[i] * cap_slope(cb[i], d.logit_cap);
+    return;
+  }
   if (!d.dot_product && d.T <= detail::kSharedMaxT) {
     detail::attention_backward_shared(dvv, dbias, dout, o, lse, v, bias, d, work, mode);
     return;
   }
   const int Tn = d.T, H = d.H, dv = d.dv, dk = d.dk, BT = kAttnTile;
-  const int qs = d.q_stride(), vin = d.v_stride(), vs = H * dv;  // vs: stride of o and dout
+  const int qs = d.q_stride(), vin = d.v_stride(), vs = d.o_stride();  // vs: stride of o and dout
+  const bool cap = d.logit_cap > 0;
   const size_t nb = size_t(d.B) * H * Tn;
-  const size_t per = 2 * size_t(BT) * BT + size_t(Tn) * (1 + 2 * (dk + dv)) + size_t(BT) * dk + 16;
+  const size_t per = 3 * size_t(BT) * BT + size_t(Tn) * (1 + 2 * (dk + dv)) + size_t(BT) * dk + 16;
   work.resize(nb + per * size_t(omp_get_max_threads()));
   if (dbias) std::fill(work.begin(), work.begin() + std::ptrdiff_t(nb), T(0));
 #pragma omp parallel
@@ -176,6 +220,7 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
     T* dka = vt + size_t(dv) * Tn;   // dk of the head [T, dk]
     T* dva = dka + size_t(dk) * Tn;  // dv of the head [T, dv]
     T* dqa = dva + size_t(dv) * Tn;  // dq of the query tile [BT, dk]
+    T* G = dqa + size_t(BT) * dk;    // logit_cap: the tile's slopes 1 - tanh^2
 #pragma omp for schedule(dynamic, 1)
     for (int bh = 0; bh < d.B * H; ++bh) {
       int b, h;
@@ -204,6 +249,7 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
         for (int k0 = 0; k0 < q0 + nq; k0 += BT) {
           const int nk = std::min(BT, Tn - k0);
           detail::score_tile(S, qb, kt, bt, q0, nq, k0, nk, qs, d);
+          if (cap) detail::cap_slopes(G, S, q0, nq, k0, nk, d);
           for (int i = 0; i < nq; ++i) {
             T* row = S + size_t(i) * nk;
             const T li = L[q0 + i];
@@ -216,6 +262,7 @@ void attention_backward(T* dq, T* dkk, T* dvv, T* dbias, const T* dout, const T*
             for (int j = 0; j < nk; ++j) {
               T& g = dP[size_t(i) * nk + j];
               g = S[size_t(i) * nk + j] * (g - D[q0 + i]);
+              if (cap) g *= G[size_t(i) * nk + j];
               if (wb && k0 + j <= q0 + i) wb[q0 + i - k0 - j] += g;
             }
           if (d.dot_product) {

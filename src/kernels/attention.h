@@ -10,6 +10,7 @@
 // diagonal tile is masked. When dot_product is false, q and k may be null.
 // q, k and v may be column blocks of one fused projection [B, T, ld] (Transformer's fused
 // q/k/v GEMM): qkv_ld is then their row stride, shared by dq, dk and dv.
+#include <cmath>
 #include <vector>
 
 #include "kernels/grad_mode.h"
@@ -21,9 +22,23 @@ struct AttnDims {
   double scale = 1.0;
   bool dot_product = true;
   int qkv_ld = 0;  // row stride of q, k, v (and dq, dk, dv); 0: separate [B, T, H*dk] / [B, T, H*dv]
+  int o_ld = 0;    // row stride of o and dout; 0: H*dv (a group of a layer's heads writes columns of a wider o)
+  // > 0: bounded logits, every score s (the q.k term and the bias) becomes c tanh(s / c); the
+  // backward multiplies dS by 1 - tanh^2.
+  double logit_cap = 0;
   int q_stride() const { return qkv_ld > 0 ? qkv_ld : H * dk; }
   int v_stride() const { return qkv_ld > 0 ? qkv_ld : H * dv; }
+  int o_stride() const { return o_ld > 0 ? o_ld : H * dv; }
 };
+
+// c tanh(s / c), and its derivative 1 - (capped / c)^2 written in terms of the capped score.
+template <class T>
+inline T cap_logit(T s, double c) { return T(c) * std::tanh(s / T(c)); }
+template <class T>
+inline T cap_slope(T capped, double c) {
+  const T r = capped / T(c);
+  return T(1) - r * r;
+}
 
 constexpr int kAttnTile = 64;  // query and key tile (equal and aligned: every row of a tile has a valid key)
 

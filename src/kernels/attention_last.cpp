@@ -16,13 +16,13 @@ void LastAttnState<T>::reserve(int B, int H, int dk, int Tn, int C) {
   q.resize(b * h * dk); dq.resize(q.size());
   u.resize(b * h * C); z.resize(u.size()); dz.resize(u.size()); w.resize(u.size());
   c.resize(b * h); e.resize(c.size());
-  p.resize(b * h * Tn); ds.resize(p.size());
+  p.resize(b * h * Tn); ds.resize(p.size()); g.resize(p.size());
 }
 
 template <class T>
 void last_attention_forward(T* o, const T* n, const QkvWeights<T>& W, const T* bias, const AttnDims& d, int C,
                             LastAttnState<T>& st) {
-  const int B = d.B, Tn = d.T, H = d.H, dk = d.dk, dv = d.dv, qd = H * dk, vd = H * dv;
+  const int B = d.B, Tn = d.T, H = d.H, dk = d.dk, dv = d.dv, qd = H * dk, vd = H * dv, os = d.o_stride();
   const size_t TC = size_t(Tn) * C;
   const T* nlast = n + size_t(Tn - 1) * C;  // row b at nlast + b T C
   if (d.dot_product) {
@@ -55,6 +55,15 @@ void last_attention_forward(T* o, const T* n, const QkvWeights<T>& W, const T* b
         row[j] += off + (bt ? bt[Tn - 1 - j] : T(0));
         mx = std::max(mx, row[j]);
       }
+      if (d.logit_cap > 0) {
+        T* g = st.g.data() + (size_t(b) * H + h) * Tn;
+        mx = -INFINITY;
+        for (int j = 0; j < Tn; ++j) {
+          row[j] = cap_logit(row[j], d.logit_cap);
+          g[j] = cap_slope(row[j], d.logit_cap);
+          mx = std::max(mx, row[j]);
+        }
+      }
       T sum = 0;
       for (int j = 0; j < Tn; ++j) sum += (row[j] = std::exp(row[j] - mx));
       const T inv = T(1) / sum;
@@ -63,29 +72,32 @@ void last_attention_forward(T* o, const T* n, const QkvWeights<T>& W, const T* b
     gemm(false, false, H, C, Tn, T(1), P, Tn, nb, C, T(0), st.z.data() + size_t(b) * H * C, C);  // z = P n
   }
   // o_h = z_h W_v,h^T + b_v,h
-  for (int b = 0; b < B; ++b) std::copy_n(W.bv, vd, o + size_t(b) * vd);
+  for (int b = 0; b < B; ++b) std::copy_n(W.bv, vd, o + size_t(b) * os);
   for (int h = 0; h < H; ++h)
     gemm(false, true, B, dv, C, T(1), st.z.data() + size_t(h) * C, H * C, W.wv + size_t(h) * dv * C, C, T(1),
-         o + size_t(h) * dv, vd);
+         o + size_t(h) * dv, os);
 }
 
 template <class T>
 void last_attention_backward(T* dn, const QkvGrads<T>& G, T* dbias, const T* dout, const T* n, const QkvWeights<T>& W,
-                             const AttnDims& d, int C, LastAttnState<T>& st) {
-  const int B = d.B, Tn = d.T, H = d.H, dk = d.dk, dv = d.dv, qd = H * dk, vd = H * dv;
+                             const AttnDims& d, int C, LastAttnState<T>& st, GradMode mode) {
+  const int B = d.B, Tn = d.T, H = d.H, dk = d.dk, dv = d.dv, qd = H * dk, vd = H * dv, os = d.o_stride();
   const size_t TC = size_t(Tn) * C;
+  const bool cap = d.logit_cap > 0;
+  const T beta = mode == GradMode::set ? T(0) : T(1);
   // Values: dz_h = do_h W_v,h;  dW_v,h += do_h^T z_h;  db_v += sum_b do;  e_h = <do_h, b_v,h>
   for (int h = 0; h < H; ++h) {
-    gemm(false, false, B, C, dv, T(1), dout + size_t(h) * dv, vd, W.wv + size_t(h) * dv * C, C, T(0),
+    gemm(false, false, B, C, dv, T(1), dout + size_t(h) * dv, os, W.wv + size_t(h) * dv * C, C, T(0),
          st.dz.data() + size_t(h) * C, H * C);
-    gemm(true, false, dv, C, B, T(1), dout + size_t(h) * dv, vd, st.z.data() + size_t(h) * C, H * C, T(1),
+    gemm(true, false, dv, C, B, T(1), dout + size_t(h) * dv, os, st.z.data() + size_t(h) * C, H * C, T(1),
          G.wv + size_t(h) * dv * C, C);
   }
-  gemv_colsum(G.bv, dout, B, vd);
+  for (int b = 0; b < B; ++b)
+    for (int i = 0; i < vd; ++i) G.bv[i] += dout[size_t(b) * os + i];
   for (int b = 0; b < B; ++b)
     for (int h = 0; h < H; ++h) {
       T s = 0;
-      for (int i = 0; i < dv; ++i) s += dout[size_t(b) * vd + size_t(h) * dv + i] * W.bv[size_t(h) * dv + i];
+      for (int i = 0; i < dv; ++i) s += dout[size_t(b) * os + size_t(h) * dv + i] * W.bv[size_t(h) * dv + i];
       st.e[size_t(b) * H + h] = s;
     }
 #pragma omp parallel for schedule(static)
@@ -102,9 +114,13 @@ void last_attention_backward(T* dn, const QkvGrads<T>& G, T* dbias, const T* dou
       T D = 0;
       for (int j = 0; j < Tn; ++j) D += pr[j] * (row[j] += e);
       for (int j = 0; j < Tn; ++j) row[j] = pr[j] * (row[j] - D);
+      if (cap) {  // ds of the raw scores
+        const T* g = st.g.data() + (size_t(b) * H + h) * Tn;
+        for (int j = 0; j < Tn; ++j) row[j] *= g[j];
+      }
     }
     T* dnb = dn + size_t(b) * TC;
-    gemm(true, false, Tn, C, H, T(1), P, Tn, dzb, C, T(0), dnb, C);  // dn = p dz
+    gemm(true, false, Tn, C, H, T(1), P, Tn, dzb, C, beta, dnb, C);  // dn (+)= p dz
     if (d.dot_product) {
       gemm(false, false, H, C, Tn, T(d.scale), dS, Tn, nb, C, T(0), st.w.data() + size_t(b) * H * C, C);  // w
       gemm(true, false, Tn, C, H, T(d.scale), dS, Tn, st.u.data() + size_t(b) * H * C, C, T(1), dnb, C);  // + s ds u
@@ -126,6 +142,20 @@ void last_attention_backward(T* dn, const QkvGrads<T>& G, T* dbias, const T* dou
     gemm(true, false, dk, C, B, T(1), st.q.data() + size_t(h) * dk, qd, st.w.data() + size_t(h) * C, H * C, T(1),
          G.wk + size_t(h) * dk * C, C);
   }
+  if (cap)  // the scores' constant term scale <q_h, b_k,h>: dq_h += scale S_h b_k,h, db_k,h += scale S_h q_h
+    for (int b = 0; b < B; ++b)
+      for (int h = 0; h < H; ++h) {
+        const T* row = st.ds.data() + (size_t(b) * H + h) * Tn;
+        T sum = 0;
+        for (int j = 0; j < Tn; ++j) sum += row[j];
+        const T sc = T(d.scale) * sum;
+        T* dqh = st.dq.data() + size_t(b) * qd + size_t(h) * dk;
+        const T* qh = st.q.data() + size_t(b) * qd + size_t(h) * dk;
+        for (int i = 0; i < dk; ++i) {
+          dqh[i] += sc * W.bk[size_t(h) * dk + i];
+          G.bk[size_t(h) * dk + i] += sc * qh[i];
+        }
+      }
   gemm(true, false, qd, C, B, T(1), st.dq.data(), qd, nlast, int(TC), T(1), G.wq, C);  // dW_q += dq^T n_{T-1}
   gemv_colsum(G.bq, st.dq.data(), B, qd);
   gemm(false, false, B, C, qd, T(1), st.dq.data(), qd, W.wq, C, T(1), dn + size_t(Tn - 1) * C, int(TC));  // dn_{T-1} += dq W_q
@@ -138,8 +168,10 @@ template void last_attention_forward<float>(float*, const float*, const QkvWeigh
 template void last_attention_forward<double>(double*, const double*, const QkvWeights<double>&, const double*,
                                              const AttnDims&, int, LastAttnState<double>&);
 template void last_attention_backward<float>(float*, const QkvGrads<float>&, float*, const float*, const float*,
-                                             const QkvWeights<float>&, const AttnDims&, int, LastAttnState<float>&);
+                                             const QkvWeights<float>&, const AttnDims&, int, LastAttnState<float>&,
+                                             GradMode);
 template void last_attention_backward<double>(double*, const QkvGrads<double>&, double*, const double*, const double*,
-                                              const QkvWeights<double>&, const AttnDims&, int, LastAttnState<double>&);
+                                              const QkvWeights<double>&, const AttnDims&, int, LastAttnState<double>&,
+                                              GradMode);
 
 }  // namespace attnlab

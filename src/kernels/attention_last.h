@@ -23,26 +23,31 @@ struct QkvWeights {
 };
 template <class T>
 struct QkvGrads {
-  T *wq = nullptr, *bq = nullptr, *wk = nullptr, *wv = nullptr, *bv = nullptr;
+  T *wq = nullptr, *bq = nullptr, *wk = nullptr, *bk = nullptr, *wv = nullptr, *bv = nullptr;
 };
 
 // What the forward keeps for the backward, and the backward's scratch (allocated once).
 template <class T>
 struct LastAttnState {
   std::vector<T> q, u, c, p, z;  // [B, H dk], [B, H, C], [B, H], [B, H, T], [B, H, C]
+  std::vector<T> g;              // logit_cap: the slopes 1 - tanh^2 of the scores [B, H, T]
   std::vector<T> dz, w, dq, ds, e;
   void reserve(int B, int H, int dk, int Tn, int C);
 };
 
-// o: [B, H dv] (row b: the last query's output of sequence b); n: [B, T, C]; bias: the [H, T]
-// table or nullptr. d.B, d.T, d.H, d.dk, d.dv, d.scale and d.dot_product are read.
+// o: [B, H dv] (row b: the last query's output of sequence b; row stride d.o_stride()); n: [B, T, C];
+// bias: the [H, T] table or nullptr. d.B, d.T, d.H, d.dk, d.dv, d.o_ld, d.scale, d.dot_product and
+// d.logit_cap are read. With a cap, s_j = c tanh(raw_j / c); the backward's ds is then multiplied
+// by the slopes, no longer sums to 0, and the key bias gets  db_k,h += scale sum_j ds_j q_h  and the
+// query  dq_h += scale sum_j ds_j b_k,h.
 template <class T>
 void last_attention_forward(T* o, const T* n, const QkvWeights<T>& W, const T* bias, const AttnDims& d, int C,
                             LastAttnState<T>& st);
 
-// dn: [B, T, C], set; the grads and dbias [H, T] (may be null) are added to; dout: [B, H dv].
+// dn: [B, T, C], set or added to (mode); the grads and dbias [H, T] (may be null) are added to;
+// dout: [B, H dv] (row stride d.o_stride()).
 template <class T>
 void last_attention_backward(T* dn, const QkvGrads<T>& G, T* dbias, const T* dout, const T* n, const QkvWeights<T>& W,
-                             const AttnDims& d, int C, LastAttnState<T>& st);
+                             const AttnDims& d, int C, LastAttnState<T>& st, GradMode mode = GradMode::set);
 
 }  // namespace attnlab

@@ -124,7 +124,7 @@ void attention_forward_shared(T* o, T* lse, const T* v, const T* bias, const Att
       softmax_rows(P, L + size_t(h) * Tn + r0, bias ? bias + size_t(h) * Tn : nullptr, r0, nr, K);
       gemm(false, false, nr, N, K, T(1), P, K, Vp + h * head, N, T(0), Op + h * head + size_t(r0) * N, N);
     }
-    unpack_heads(o, Op, B, Tn, H, dv, H * dv, GradMode::set);
+    unpack_heads(o, Op, B, Tn, H, dv, d.o_stride(), GradMode::set);
 #pragma omp for
     for (int bh = 0; bh < B * H; ++bh) std::copy_n(L + size_t(bh % H) * Tn, Tn, lse + size_t(bh) * Tn);
   }
@@ -149,8 +149,8 @@ void attention_backward_shared(T* dvv, T* dbias, const T* dout, const T* o, cons
     T* dP = P + rows;
     T* db = dP + rows;  // this thread's part of dbias [H, T]
     pack_heads(Vp, v, B, Tn, H, dv, d.v_stride());
-    pack_heads(dOp, dout, B, Tn, H, dv, H * dv);
-    if (dbias) pack_heads(Op, o, B, Tn, H, dv, H * dv);
+    pack_heads(dOp, dout, B, Tn, H, dv, d.o_stride());
+    if (dbias) pack_heads(Op, o, B, Tn, H, dv, d.o_stride());
     // dV'[s0..] = P[s0.., s0..]^T dO'[s0..], key block by key block.
 #pragma omp for schedule(dynamic, 1)
     for (int i = 0; i < H * nb; ++i) {

@@ -15,6 +15,14 @@
 
 namespace attnlab {
 
+namespace {
+std::string join_ints(const std::vector<int>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s;
+}
+}  // namespace
+
 template <class T>
 typename Transformer<T>::NormIds Transformer<T>::add_norm(const std::string& name) {
   NormIds id;
@@ -36,26 +44,27 @@ Transformer<T>::Transformer(const ModelConfig& cfg, int max_batch) : cfg_(cfg), 
   }
   if (cfg.pos == Pos::learned) pos_ = arena.add("pos.weight", {cfg.max_len, C}, false);
   L_.resize(size_t(cfg.layers));
+  for (int l = 0; l < cfg.layers; ++l) groups_.push_back(head_groups(cfg, l));
   for (int l = 0; l < cfg.layers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
-    const int64_t H = cfg.heads[l], dk = cfg.head_dim[l], dv = cfg.value_dim[l], m = cfg.ffn[l];
+    const int64_t H = cfg.heads[l], qd = qk_width(cfg, l), vd = v_width(cfg, l), m = cfg.ffn[l];
     LayerIds& id = L_[l];
     id.n1 = add_norm(p + "norm1");
-    // q, k, v weights adjacent in the arena, then their biases: one fused [2 H dk + H dv, C]
+    // q, k, v weights adjacent in the arena, then their biases: one fused [2 sum d_k + sum d_v, C]
     // projection (one GEMM of 3x the width scales better on 2 threads than three).
     if (cfg.dot_product) {
-      id.qw = arena.add(p + "attn.q.weight", {H * dk, C}, true);
-      id.kw = arena.add(p + "attn.k.weight", {H * dk, C}, true);
+      id.qw = arena.add(p + "attn.q.weight", {qd, C}, true);
+      id.kw = arena.add(p + "attn.k.weight", {qd, C}, true);
     }
-    id.vw = arena.add(p + "attn.v.weight", {H * dv, C}, true);
+    id.vw = arena.add(p + "attn.v.weight", {vd, C}, true);
     if (cfg.dot_product) {
-      id.qb = arena.add(p + "attn.q.bias", {H * dk}, false);
-      id.kb = arena.add(p + "attn.k.bias", {H * dk}, false);
+      id.qb = arena.add(p + "attn.q.bias", {qd}, false);
+      id.kb = arena.add(p + "attn.k.bias", {qd}, false);
     }
-    id.vb = arena.add(p + "attn.v.bias", {H * dv}, false);
+    id.vb = arena.add(p + "attn.v.bias", {vd}, false);
     id.qkv_w = cfg.dot_product ? id.qw : id.vw;
     id.qkv_b = cfg.dot_product ? id.qb : id.vb;
-    id.ow = arena.add(p + "attn.o.weight", {C, H * dv}, true);
+    id.ow = arena.add(p + "attn.o.weight", {C, vd}, true);
     id.ob = arena.add(p + "attn.o.bias", {C}, false);
     if (cfg.rpe == Rpe::t5)
       id.rpe = arena.add(p + "attn.rpe", {H, cfg.rpe_buckets}, false);
@@ -93,7 +102,7 @@ Transformer<T>::Transformer(const ModelConfig& cfg, int max_batch) : cfg_(cfg), 
   size_t maxp = 0, maxv = 0, maxm = 0, maxh = 0;
   for (int l = 0; l < cfg.layers; ++l) {
     LayerActs& a = acts_[l];
-    const size_t H = cfg.heads[l], qd = H * cfg.head_dim[l], vd = H * cfg.value_dim[l], m = cfg.ffn[l];
+    const size_t H = cfg.heads[l], qd = qk_width(cfg, l), vd = v_width(cfg, l), m = cfg.ffn[l];
     a.h_in.resize(N * C);
     a.n1.resize(N * C); a.n1_mean.resize(N); a.n1_rstd.resize(N);
     const size_t P = (cfg.dot_product ? 2 * qd : 0) + vd;
@@ -114,8 +123,10 @@ Transformer<T>::Transformer(const ModelConfig& cfg, int max_batch) : cfg_(cfg), 
   dqkv_.resize(N * maxp); df_.resize(N * maxm);
   work_.reserve(size_t(max_batch) * maxh * Tn);
   dbias_.resize(maxh * Tn);
-  const int Ll = cfg.layers - 1;
-  last_state_.reserve(max_batch, cfg.heads[Ll], cfg.head_dim[Ll], cfg.max_len, int(C));
+  for (const HeadGroup& g : head_groups(cfg, cfg.layers - 1)) {  // one state per group of the last layer
+    last_state_.emplace_back();
+    last_state_.back().reserve(max_batch, g.H, g.dk, cfg.max_len, int(C));
+  }
   h_last_.resize(size_t(max_batch) * C);
   dh_last_.resize(h_last_.size());
 }
@@ -142,7 +153,7 @@ void Transformer<T>::init(uint64_t seed) {
     const int H = cfg_.heads[l];
     norm_init(id.n1); norm_init(id.n2);
     for (int w : {id.qw, id.kw, id.vw, id.f1w}) normal(w, 1.0 / std::sqrt(double(C)));
-    normal(id.ow, 1.0 / std::sqrt(double(H * cfg_.value_dim[l])));
+    normal(id.ow, 1.0 / std::sqrt(double(v_width(cfg_, l))));
     if (cfg_.ffn[l] > 0) normal(id.f2w, 1.0 / std::sqrt(double(cfg_.ffn[l])));
     for (int b : {id.qb, id.kb, id.vb, id.ob, id.f1b, id.f2b}) fill(b, T(0));
     if (id.rpe >= 0) {
@@ -163,17 +174,19 @@ ParamCounts Transformer<T>::counts() const {
   c.total = int64_t(arena.size());
   for (const auto& p : arena.params())
     if (p.name.find(".attn.") != std::string::npos) c.attention += int64_t(p.size);
-  for (int l = 0; l < cfg_.layers; ++l) c.attention_budget += int64_t(cfg_.heads[l]) * cfg_.head_dim[l];
+  for (int l = 0; l < cfg_.layers; ++l) c.attention_budget += qk_width(cfg_, l);
   return c;
 }
 
 template <class T>
-AttnDims Transformer<T>::dims(int l, int B, int Tn) const {
+AttnDims Transformer<T>::dims(int l, const HeadGroup& g, int B, int Tn) const {
   AttnDims d;
-  d.B = B; d.T = Tn; d.H = cfg_.heads[l]; d.dk = cfg_.head_dim[l]; d.dv = cfg_.value_dim[l];
+  d.B = B; d.T = Tn; d.H = g.H; d.dk = g.dk; d.dv = g.dv;
   d.scale = cfg_.score_scale > 0 ? cfg_.score_scale : 1.0 / std::sqrt(double(d.dk));
   d.dot_product = cfg_.dot_product;
-  d.qkv_ld = (d.dot_product ? 2 * d.H * d.dk : 0) + d.H * d.dv;
+  d.qkv_ld = (d.dot_product ? 2 * qk_width(cfg_, l) : 0) + v_width(cfg_, l);
+  d.o_ld = v_width(cfg_, l);
+  d.logit_cap = cfg_.logit_cap;
   return d;
 }
 
@@ -200,49 +213,64 @@ void Transformer<T>::norm_bwd(const NormIds& id, T* dx, const T* dout, const T* 
   }
 }
 
+// The rows of group g's heads in layer l's projections.
 template <class T>
-QkvWeights<T> Transformer<T>::qkv_weights(int l) const {
+QkvWeights<T> Transformer<T>::qkv_weights(int l, const HeadGroup& g) const {
   const LayerIds& id = L_[l];
+  const size_t C = size_t(cfg_.d_model), qo = size_t(g.q_off), vo = size_t(g.v_off);
   QkvWeights<T> w;
-  if (cfg_.dot_product) w.wq = arena.p(id.qw), w.bq = arena.p(id.qb), w.wk = arena.p(id.kw), w.bk = arena.p(id.kb);
-  w.wv = arena.p(id.vw), w.bv = arena.p(id.vb);
+  if (cfg_.dot_product)
+    w.wq = arena.p(id.qw) + qo * C, w.bq = arena.p(id.qb) + qo, w.wk = arena.p(id.kw) + qo * C, w.bk = arena.p(id.kb) + qo;
+  w.wv = arena.p(id.vw) + vo * C, w.bv = arena.p(id.vb) + vo;
   return w;
 }
 
 template <class T>
-QkvGrads<T> Transformer<T>::qkv_grads(int l) {
+QkvGrads<T> Transformer<T>::qkv_grads(int l, const HeadGroup& g) {
   const LayerIds& id = L_[l];
-  QkvGrads<T> g;
-  if (cfg_.dot_product) g.wq = arena.g(id.qw), g.bq = arena.g(id.qb), g.wk = arena.g(id.kw);
-  g.wv = arena.g(id.vw), g.bv = arena.g(id.vb);
-  return g;
+  const size_t C = size_t(cfg_.d_model), qo = size_t(g.q_off), vo = size_t(g.v_off);
+  QkvGrads<T> r;
+  if (cfg_.dot_product)
+    r.wq = arena.g(id.qw) + qo * C, r.bq = arena.g(id.qb) + qo, r.wk = arena.g(id.kw) + qo * C, r.bk = arena.g(id.kb) + qo;
+  r.wv = arena.g(id.vw) + vo * C, r.bv = arena.g(id.vb) + vo;
+  return r;
 }
 
 template <class T>
 void Transformer<T>::attention_fwd(int l, int B, int Tn) {
   LayerActs& a = acts_[l];
   const LayerIds& id = L_[l];
-  const AttnDims d = dims(l, B, Tn);
-  const int C = cfg_.d_model, N = B * Tn, qd = d.H * d.dk;
+  const std::vector<HeadGroup>& groups = groups_[size_t(l)];
+  const int C = cfg_.d_model, N = B * Tn, qd = qk_width(cfg_, l), H = cfg_.heads[l];
   const bool has_bias = cfg_.rpe != Rpe::none;
   if (has_bias) posbias_forward(a.bias.data(), RpeSpec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance},
-                                id.rpe >= 0 ? arena.p(id.rpe) : nullptr, d.H, Tn);
+                                id.rpe >= 0 ? arena.p(id.rpe) : nullptr, H, Tn);
+  // Group g's bias rows, lse block ([B, H_g, T] after the groups before it) and output columns.
+  auto bias = [&](const HeadGroup& g) { return has_bias ? a.bias.data() + size_t(g.h0) * Tn : nullptr; };
+  auto lse = [&](const HeadGroup& g) { return a.lse.data() + size_t(B) * g.h0 * Tn; };
   if (last_ && l + 1 == cfg_.layers) {
     PROFILE_SCOPE("fwd.attention");
-    last_attention_forward(a.att.data(), norm_in(a.n1, a.h_in), qkv_weights(l), has_bias ? a.bias.data() : nullptr, d, C, last_state_);
+    for (size_t i = 0; i < groups.size(); ++i) {
+      const HeadGroup& g = groups[i];
+      last_attention_forward(a.att.data() + g.v_off, norm_in(a.n1, a.h_in), qkv_weights(l, g), bias(g), dims(l, g, B, Tn), C,
+                             last_state_[i]);
+    }
     for (int b = 0; b < B; ++b)  // the residual input at the last rows
       std::copy_n(a.h_in.data() + (size_t(b) * Tn + Tn - 1) * C, C, h_last_.data() + size_t(b) * C);
     return;
   }
   {
     PROFILE_SCOPE("fwd.qkv");
-    linear_forward(a.qkv.data(), norm_in(a.n1, a.h_in), arena.p(id.qkv_w), arena.p(id.qkv_b), N, C, d.qkv_ld);
+    const int ld = (cfg_.dot_product ? 2 * qd : 0) + v_width(cfg_, l);
+    linear_forward(a.qkv.data(), norm_in(a.n1, a.h_in), arena.p(id.qkv_w), arena.p(id.qkv_b), N, C, ld);
   }
-  const T* q = cfg_.dot_product ? a.qkv.data() : nullptr;
-  const T* k = cfg_.dot_product ? a.qkv.data() + qd : nullptr;
-  const T* v = a.qkv.data() + (cfg_.dot_product ? 2 * qd : 0);
   PROFILE_SCOPE("fwd.attention");
-  attention_forward(a.att.data(), a.lse.data(), q, k, v, has_bias ? a.bias.data() : nullptr, d, work_);
+  for (const HeadGroup& g : groups) {
+    const T* q = cfg_.dot_product ? a.qkv.data() + g.q_off : nullptr;
+    const T* k = cfg_.dot_product ? a.qkv.data() + qd + g.q_off : nullptr;
+    const T* v = a.qkv.data() + (cfg_.dot_product ? 2 * qd : 0) + g.v_off;
+    attention_forward(a.att.data() + g.v_off, lse(g), q, k, v, bias(g), dims(l, g, B, Tn), work_);
+  }
 }
 
 template <class T>
@@ -267,7 +295,7 @@ const T* Transformer<T>::forward(const T* x, const int* tokens, int B, int Tn) {
   for (int l = 0; l < cfg_.layers; ++l) {
     LayerActs& a = acts_[l];
     const LayerIds& id = L_[l];
-    const int vd = cfg_.heads[l] * cfg_.value_dim[l], m = cfg_.ffn[l];
+    const int vd = v_width(cfg_, l), m = cfg_.ffn[l];
     {
       PROFILE_SCOPE("fwd.norm");
       norm_fwd(id.n1, a.n1.data(), a.n1_mean.data(), a.n1_rstd.data(), a.h_in.data(), N);
@@ -302,8 +330,8 @@ template <class T>
 void Transformer<T>::attention_bwd(int l, int B, int Tn) {
   LayerActs& a = acts_[l];
   const LayerIds& id = L_[l];
-  const AttnDims d = dims(l, B, Tn);
-  const int C = cfg_.d_model, N = B * Tn, qd = d.H * d.dk, vd = d.H * d.dv;
+  const std::vector<HeadGroup>& groups = groups_[size_t(l)];
+  const int C = cfg_.d_model, N = B * Tn, qd = qk_width(cfg_, l), vd = v_width(cfg_, l), H = cfg_.heads[l];
   const bool lastq = last_ && l + 1 == cfg_.layers;
   const int R = lastq ? B : N;
   {
@@ -313,14 +341,19 @@ void Transformer<T>::attention_bwd(int l, int B, int Tn) {
   }
   const bool has_bias = cfg_.rpe != Rpe::none;
   const RpeSpec spec{cfg_.rpe, cfg_.rpe_learnable, cfg_.rpe_buckets, cfg_.rpe_max_distance};
-  if (has_bias) std::fill_n(dbias_.begin(), size_t(d.H) * Tn, T(0));
+  if (has_bias) std::fill_n(dbias_.begin(), size_t(H) * Tn, T(0));
+  auto dbias = [&](const HeadGroup& g) { return has_bias ? dbias_.data() + size_t(g.h0) * Tn : nullptr; };
   if (lastq) {
     {
       PROFILE_SCOPE("bwd.attention");
       std::copy_n(dh_.data(), size_t(B) * C, dh_last_.data());  // the residual's gradient at the last rows
-      last_attention_backward(dnorm(GradMode::set).first, qkv_grads(l), has_bias ? dbias_.data() : nullptr, datt_.data(),
-                              norm_in(a.n1, a.h_in), qkv_weights(l), d, C, last_state_);
-      if (id.rpe >= 0) posbias_backward(arena.g(id.rpe), spec, dbias_.data(), d.H, Tn);
+      for (size_t i = 0; i < groups.size(); ++i) {
+        const HeadGroup& g = groups[i];
+        last_attention_backward(dnorm(GradMode::set).first, qkv_grads(l, g), dbias(g), datt_.data() + g.v_off,
+                                norm_in(a.n1, a.h_in), qkv_weights(l, g), dims(l, g, B, Tn), C, last_state_[i],
+                                i == 0 ? GradMode::set : GradMode::add);
+      }
+      if (id.rpe >= 0) posbias_backward(arena.g(id.rpe), spec, dbias_.data(), H, Tn);
     }
     PROFILE_SCOPE("bwd.norm");
     norm_bwd(id.n1, dh_.data(), dn_.data(), a.h_in.data(), a.n1_mean.data(), a.n1_rstd.data(), N, GradMode::set);
@@ -332,20 +365,23 @@ void Transformer<T>::attention_bwd(int l, int B, int Tn) {
     return;
   }
   T* dq = dqkv_.data();
-  T* dv = dqkv_.data() + (cfg_.dot_product ? 2 * qd : 0);
+  const size_t v0 = cfg_.dot_product ? 2 * size_t(qd) : 0;  // first v column of the fused projection
   {
     PROFILE_SCOPE("bwd.attention");
-    const T* q = cfg_.dot_product ? a.qkv.data() : nullptr;
-    attention_backward(dq, dq + qd, dv, has_bias ? dbias_.data() : nullptr, datt_.data(), a.att.data(), a.lse.data(), q,
-                       q ? q + qd : nullptr, a.qkv.data() + (dv - dq), has_bias ? a.bias.data() : nullptr, d, work_,
-                       GradMode::set);
-    if (id.rpe >= 0) posbias_backward(arena.g(id.rpe), spec, dbias_.data(), d.H, Tn);
+    for (const HeadGroup& g : groups) {  // each group sets its own columns of dq, dk, dv
+      const T* q = cfg_.dot_product ? a.qkv.data() + g.q_off : nullptr;
+      attention_backward(dq + g.q_off, dq + qd + g.q_off, dq + v0 + g.v_off, dbias(g), datt_.data() + g.v_off,
+                         a.att.data() + g.v_off, a.lse.data() + size_t(B) * g.h0 * Tn, q, q ? q + qd : nullptr,
+                         a.qkv.data() + v0 + g.v_off, has_bias ? a.bias.data() + size_t(g.h0) * Tn : nullptr,
+                         dims(l, g, B, Tn), work_, GradMode::set);
+    }
+    if (id.rpe >= 0) posbias_backward(arena.g(id.rpe), spec, dbias_.data(), H, Tn);
   }
   {
     PROFILE_SCOPE("bwd.qkv");
     const auto [dx, mode] = dnorm(GradMode::add);
-    linear_backward(dx, arena.g(id.qkv_w), arena.g(id.qkv_b), dq, norm_in(a.n1, a.h_in), arena.p(id.qkv_w), N, C, d.qkv_ld,
-                    mode);
+    linear_backward(dx, arena.g(id.qkv_w), arena.g(id.qkv_b), dq, norm_in(a.n1, a.h_in), arena.p(id.qkv_w), N, C,
+                    int(v0) + vd, mode);
   }
   PROFILE_SCOPE("bwd.norm");
   norm_bwd(id.n1, dh_.data(), dn_.data(), a.h_in.data(), a.n1_mean.data(), a.n1_rstd.data(), N);
@@ -412,26 +448,40 @@ void transformer_keys(Keys& k, ModelConfig& m) {
   k.integer("layers", m.layers, 1, 1024);
   if (!k.reading()) {
     k.ints("heads", m.heads, 1);
-    k.ints("head_dim", m.head_dim, 1);
-    k.ints("value_dim", m.value_dim, 1);
+    k.int_lists("head_dim", m.head_dim, 1);
+    k.int_lists("value_dim", m.value_dim, 1);
     k.ints("ffn", m.ffn, 0);
   } else {
     // An integer for every layer, or one entry per layer.
-    auto per_layer = [&](const char* key, std::vector<int>& v) {
-      if (v.size() == 1) v.assign(size_t(m.layers), v[0]);
-      if (int(v.size()) != m.layers)
-        k.fail(key, "has " + std::to_string(v.size()) + " entries but model.layers = " + std::to_string(m.layers) +
-                        " (give one entry per layer, or a single integer)");
+    auto per_layer = [&](const char* key, size_t n) {
+      if (int(n) != m.layers)
+        k.fail(key, "has " + std::to_string(n) + " entries but model.layers = " + std::to_string(m.layers) +
+                        " (give one entry per layer, or a single integer; one layer's per-head sizes are a nested list, "
+                        "e.g. [[16, 8]])");
     };
-    std::vector<int> heads = {4}, head_dim, value_dim, ffn = {4 * m.d_model};
+    std::vector<int> heads = {4}, ffn = {4 * m.d_model};
     k.ints("heads", heads, 1);  // H_l
-    per_layer("heads", heads);
-    if (k.ints("head_dim", head_dim, 1)) per_layer("head_dim", head_dim);  // d_l; default d_model / H_l
-    else for (int h : heads) head_dim.push_back(std::max(1, m.d_model / h));
-    if (k.ints("value_dim", value_dim, 1)) per_layer("value_dim", value_dim);  // default head_dim
+    if (heads.size() == 1) heads.assign(size_t(m.layers), heads[0]);
+    per_layer("heads", heads.size());
+    // Head sizes: per layer an integer (every head) or a list with one per head.
+    auto per_head = [&](const char* key, std::vector<std::vector<int>>& v) {
+      if (v.size() == 1) v.assign(size_t(m.layers), v[0]);
+      per_layer(key, v.size());
+      for (size_t l = 0; l < v.size(); ++l) {
+        if (v[l].size() == 1) v[l].assign(size_t(heads[l]), v[l][0]);
+        if (int(v[l].size()) != heads[l])
+          k.fail(key, "layer " + std::to_string(l) + " lists " + std::to_string(v[l].size()) + " heads [" + join_ints(v[l]) +
+                          "] but model.heads gives it " + std::to_string(heads[l]));
+      }
+    };
+    std::vector<std::vector<int>> head_dim, value_dim;
+    if (k.int_lists("head_dim", head_dim, 1)) per_head("head_dim", head_dim);  // d_l,h; default d_model / H_l
+    else for (int h : heads) head_dim.push_back(std::vector<int>(size_t(h), std::max(1, m.d_model / h)));
+    if (k.int_lists("value_dim", value_dim, 1)) per_head("value_dim", value_dim);  // default head_dim
     else value_dim = head_dim;
     k.ints("ffn", ffn, 0);  // FFN width per layer; 0 = no FFN
-    per_layer("ffn", ffn);
+    if (ffn.size() == 1) ffn.assign(size_t(m.layers), ffn[0]);
+    per_layer("ffn", ffn.size());
     m.heads = heads;
     m.head_dim = head_dim;
     m.value_dim = value_dim;
@@ -447,6 +497,9 @@ void transformer_keys(Keys& k, ModelConfig& m) {
   k.boolean("dot_product", m.dot_product);  // false: DP-free, the scores are the positional bias alone
   enum_choice(k, "norm", m.norm, {{"none", Norm::none}, {"layer", Norm::layer}, {"rms", Norm::rms}});
   k.number("score_scale", m.score_scale, 0.0);  // <= 0: 1/sqrt(head_dim)
+  // > 0: bounded logits, every score s becomes c tanh(s / c) (paper 1's Theorem 5.1 regime);
+  // absent: no cap (written only when set).
+  if (k.reading() || m.logit_cap > 0) k.number("logit_cap", m.logit_cap, 0.0, true);
   enum_choice(k, "ffn_activation", m.ffn_activation, {{"gelu", Act::gelu}, {"relu", Act::relu}, {"tanh", Act::tanh}});
 }
 

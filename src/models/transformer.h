@@ -50,7 +50,8 @@ class Transformer : public Model<T> {
     int qkv_w = -1, qkv_b = -1;  // first of the adjacent q, k, v weights (biases): the fused projection
     int f1w = -1, f1b = -1, f2w = -1, f2b = -1;
   };
-  // qkv: the fused projection [N, 2 H dk + H dv] (q | k | v columns; only v without the dot product).
+  // qkv: the fused projection [N, 2 sum d_k + sum d_v] (q | k | v columns, head after head; only v
+  // without the dot product).
   struct LayerActs {
     std::vector<T> h_in, n1, n1_mean, n1_rstd, qkv, lse, att, h_mid, n2, n2_mean, n2_rstd, f1,
         f1a, bias;
@@ -60,7 +61,7 @@ class Transformer : public Model<T> {
   void norm_fwd(const NormIds& id, T* out, T* mean, T* rstd, const T* x, int N);
   void norm_bwd(const NormIds& id, T* dx, const T* dout, const T* x, const T* mean, const T* rstd,
                 int N, GradMode mode = GradMode::add);
-  AttnDims dims(int l, int B, int Tn) const;
+  AttnDims dims(int l, const HeadGroup& g, int B, int Tn) const;  // group g of layer l's heads
   // A norm's output (its input without a norm: nothing is copied), and where the gradient
   // w.r.t. it goes with which mode: dn_ (set; norm_bwd then writes dh_ with `mode`), or
   // without a norm straight into dh_ with `mode`, where norm_bwd would have put it.
@@ -70,8 +71,8 @@ class Transformer : public Model<T> {
   std::pair<T*, GradMode> dnorm(GradMode mode) {
     return cfg_.norm == Norm::none ? std::pair<T*, GradMode>{dh_.data(), mode} : std::pair<T*, GradMode>{dn_.data(), GradMode::set};
   }
-  QkvWeights<T> qkv_weights(int l) const;
-  QkvGrads<T> qkv_grads(int l);
+  QkvWeights<T> qkv_weights(int l, const HeadGroup& g) const;
+  QkvGrads<T> qkv_grads(int l, const HeadGroup& g);
   // Layer l's attention into a.att and its output into the next layer's input (every row,
   // or the last row of each sequence in last-position mode: then rows B, compact).
   void attention_fwd(int l, int B, int Tn);
@@ -82,12 +83,13 @@ class Transformer : public Model<T> {
   int embed_w_ = -1, embed_b_ = -1, pos_ = -1, head_w_ = -1, head_b_ = -1;
   NormIds nf_;
   std::vector<LayerIds> L_;
+  std::vector<std::vector<HeadGroup>> groups_;  // per layer: its heads' groups of equal sizes
   std::vector<LayerActs> acts_;
   std::vector<T> sin_table_;
   // last forward
   int B_ = 0, T_ = 0;
   bool want_last_ = false, last_ = false;  // last_: the last forward ran in last-position mode
-  LastAttnState<T> last_state_;
+  std::vector<LastAttnState<T>> last_state_;  // one per group of the last layer's heads
   std::vector<T> h_last_, dh_last_;  // [B, C]: the last layer's input and gradient at the last rows
   const T* x_ = nullptr;
   const int* tokens_ = nullptr;

@@ -18,18 +18,20 @@ std::vector<HeadProbe> Transformer<T>::head_probes(int max_seqs) const {
   if (B == 0 || Tn == 0) return out;
   for (int l = 0; l < cfg_.layers; ++l) {
     const LayerActs& a = acts_[l];
-    const AttnDims d = dims(l, B_, Tn);
-    const int qd = d.H * d.dk;
+    const int qd = qk_width(cfg_, l), H = cfg_.heads[l];
+    const int ld = (cfg_.dot_product ? 2 * qd : 0) + v_width(cfg_, l);
     const bool has_bias = cfg_.rpe != Rpe::none;
     // In last-position mode the last layer formed no q or k: project the probed rows here.
     std::vector<T> own;
     const T* qkv = a.qkv.data();
-    if (last_ && l + 1 == cfg_.layers && d.dot_product) {
-      own.resize(size_t(B) * Tn * d.qkv_ld);
-      linear_forward(own.data(), norm_in(a.n1, a.h_in), arena.p(L_[l].qkv_w), arena.p(L_[l].qkv_b), B * Tn, C, d.qkv_ld);
+    if (last_ && l + 1 == cfg_.layers && cfg_.dot_product) {
+      own.resize(size_t(B) * Tn * ld);
+      linear_forward(own.data(), norm_in(a.n1, a.h_in), arena.p(L_[l].qkv_w), arena.p(L_[l].qkv_b), B * Tn, C, ld);
       qkv = own.data();
     }
-    for (int h = 0; h < d.H; ++h) {
+    for (int h = 0; h < H; ++h) {
+      const int dk = cfg_.head_dim[size_t(l)][size_t(h)], qo = q_offset(cfg_, l, h);
+      const double scale = cfg_.score_scale > 0 ? cfg_.score_scale : 1.0 / std::sqrt(double(dk));
       HeadProbe p;
       p.layer = l;
       p.head = h;
@@ -37,16 +39,17 @@ std::vector<HeadProbe> Transformer<T>::head_probes(int max_seqs) const {
       std::vector<double> s(static_cast<size_t>(Tn));
       for (int b = 0; b < B; ++b)
         for (int t = 0; t < Tn; ++t) {
-          const T* q = qkv + (size_t(b) * Tn + t) * d.qkv_ld + size_t(h) * d.dk;
+          const T* q = qkv + (size_t(b) * Tn + t) * ld + qo;
           double mx = -INFINITY;
           for (int j = 0; j <= t; ++j) {
             double v = has_bias ? double(a.bias[size_t(h) * Tn + size_t(t - j)]) : 0.0;
-            if (d.dot_product) {
-              const T* k = qkv + (size_t(b) * Tn + j) * d.qkv_ld + qd + size_t(h) * d.dk;
+            if (cfg_.dot_product) {
+              const T* k = qkv + (size_t(b) * Tn + j) * ld + qd + qo;
               double dot = 0;
-              for (int c = 0; c < d.dk; ++c) dot += double(q[c]) * double(k[c]);
-              v += d.scale * dot;
+              for (int c = 0; c < dk; ++c) dot += double(q[c]) * double(k[c]);
+              v += scale * dot;
             }
+            if (cfg_.logit_cap > 0) v = cap_logit(v, cfg_.logit_cap);
             s[size_t(j)] = v;
             mx = std::max(mx, v);
             p.max_abs_logit = std::max(p.max_abs_logit, std::abs(v));
@@ -68,10 +71,10 @@ std::vector<HeadProbe> Transformer<T>::head_probes(int max_seqs) const {
       p.entropy = rows > 0 ? ent / rows : 0;
       p.entropy_ratio = ratio_rows > 0 ? ratio / ratio_rows : 1.0;
       if (cfg_.dot_product) {  // M = W_q,h^T W_k,h (C x C), the head's bilinear form on its input
-        const T* wq = arena.p(L_[l].qw) + size_t(h) * d.dk * C;
-        const T* wk = arena.p(L_[l].kw) + size_t(h) * d.dk * C;
+        const T* wq = arena.p(L_[l].qw) + size_t(qo) * C;
+        const T* wk = arena.p(L_[l].kw) + size_t(qo) * C;
         std::vector<double> m(size_t(C) * C, 0.0);
-        for (int c = 0; c < d.dk; ++c)
+        for (int c = 0; c < dk; ++c)
           for (int i = 0; i < C; ++i) {
             const double qi = double(wq[size_t(c) * C + i]);
             for (int j = 0; j < C; ++j) m[size_t(i) * C + j] += qi * double(wk[size_t(c) * C + j]);

@@ -29,10 +29,9 @@ double transformer_forward_flops(const ModelConfig& m, int T) {
   const double C = m.d_model, Te = (T + 1) / 2.0;
   double f = 2.0 * m.d_in * C + 2.0 * C * m.d_out;
   for (int l = 0; l < m.layers; ++l) {
-    const double H = m.heads[l], dk = m.head_dim[l], dv = m.value_dim[l], F = m.ffn[l];
-    const double qk = m.dot_product ? dk : 0.0;              // DP-free: no queries, keys or q.k
-    f += 2.0 * C * (2 * H * qk + H * dv) + 2.0 * H * dv * C;  // q, k, v, o projections
-    f += 2.0 * Te * H * (qk + dv);                           // scores and P V
+    const double qk = m.dot_product ? qk_width(m, l) : 0.0, vd = v_width(m, l), F = m.ffn[l];  // DP-free: no q, k
+    f += 2.0 * C * (2 * qk + vd) + 2.0 * vd * C;  // q, k, v, o projections
+    f += 2.0 * Te * (qk + vd);                    // scores and P V (sum over heads of d_k + d_v)
     f += 4.0 * C * F;                                        // FFN
   }
   return f * T;
@@ -75,8 +74,8 @@ BenchCase transformer_case(const std::string& name, int C, int L, std::vector<in
   m.d_model = C;
   m.layers = L;
   m.heads = heads;
-  m.head_dim = dims;
-  m.value_dim = dims;
+  for (int l = 0; l < L; ++l) m.head_dim.push_back(std::vector<int>(size_t(heads[size_t(l)]), dims[size_t(l)]));
+  m.value_dim = m.head_dim;
   m.ffn.assign(size_t(L), 4 * C);
   m.norm = Norm::layer;
   m.d_in = 4;
