@@ -119,6 +119,10 @@ std::vector<Case> cases() {
       {"config", "per-layer list of the wrong length", "train " + ok + " model.heads=[2,2,2] --out " + out("c7"),
        "command line: model.heads: has 3 entries but model.layers = 2 (give one entry per layer, or a single integer; "
        "one layer's per-head sizes are a nested list, e.g. [[16, 8]])", out("c7")},
+      {"config", "per-head list of the wrong length", "train " + ok + " model.heads=[4,2] \"model.head_dim=[[8,8,4],4]\" --out " + out("c7h"),
+       "command line: model.head_dim: layer 0 lists 3 heads [8, 8, 4] but model.heads gives it 4", out("c7h")},
+      {"config", "logit cap <= 0", "train " + ok + " model.logit_cap=0 --out " + out("c7c"),
+       "command line: model.logit_cap: must be a finite number > 0 (got 0)", out("c7c")},
       {"config", "odd width with symmetric init", "train " + ok + " model.kind=shallow_attention model.width=7 --out " + out("c8"),
        "command line: model.width: must be even for init = \"symmetric\" (got 7)", out("c8")},
       {"config", "value not allowed", "train " + ok + " model.rpe=alibi --out " + out("c9"), "command line: model.rpe: 'alibi' is not allowed (allowed: none, lin, log, t5)", out("c9")},
