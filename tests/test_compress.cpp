@@ -213,6 +213,9 @@ TEST(Compress, CurveRowsAndFullRankIsFree) {
     }
     if (r.scope == "head" && r.rank == 2) {
       EXPECT_EQ(r.params_removed, 2 * 17 * ((r.layer == 0 ? 5 : 4) - 2));
+      // T = 12 positions: q and k projections 2 C 2 (d_k - r) each, scores 2 (T + 1) / 2 (d_k - r)
+      const double dd = (r.layer == 0 ? 5 : 4) - 2;
+      EXPECT_DOUBLE_EQ(r.flops_removed, 12 * (2.0 * 16 * 2 * dd + 2 * 6.5 * dd));
     }
   }
   EXPECT_EQ(c.rows[0].scope, "model");

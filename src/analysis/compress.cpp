@@ -15,6 +15,7 @@
 #include "kernels/posbias.h"
 #include "kernels/svd.h"
 #include "models/model.h"
+#include "train/bench.h"
 #include "train/evaluate.h"
 
 namespace attnlab {
@@ -406,6 +407,7 @@ CompressionCurve compression_curve(const std::string& ckpt, const std::vector<in
       row.head = sc.head;
       row.rank = r;
       row.params_removed = res.params_before - res.params_after;
+      row.flops_removed = transformer_forward_flops(mc, cfg.task.seq_len) - transformer_forward_flops(res.config.model, cfg.task.seq_len);
       double err = 0;
       for (const auto& h : res.heads) err += (o.qk_rank > 0 ? h.qk_rel_error : 0) + (o.ov_rank > 0 ? h.ov_rel_error : 0);
       row.rel_error = res.heads.empty() ? 0 : err / double(res.heads.size()) / (forms == "both" ? 2.0 : 1.0);
@@ -437,7 +439,7 @@ void add_compression_curve(const RunConfig& cfg, const std::string& dir) {
     s["compress_delta." + at + ".r" + std::to_string(r.rank)] = r.delta;
     s["compress_saved." + at + ".r" + std::to_string(r.rank)] = r.params_removed;
     rows.push_back({{"scope", r.scope}, {"layer", r.layer}, {"rank", r.rank}, {"params_removed", r.params_removed},
-                    {"val_loss", r.val_loss}, {"delta", r.delta}, {"rel_error", r.rel_error}});
+                    {"flops_removed", r.flops_removed}, {"val_loss", r.val_loss}, {"delta", r.delta}, {"rel_error", r.rel_error}});
   }
   // Loss added by compressing the late half minus the early half (< 0: late layers shrink more cheaply).
   for (int r : tc.compress_ranks) {

@@ -66,6 +66,7 @@ struct CurveRow {
   int layer = -1, head = -1;
   int rank = 0;
   int64_t params_removed = 0;  // the compressed checkpoint's saving
+  double flops_removed = 0;    // forward FLOPs saved per sequence of task.seq_len (train/bench.h's count)
   double val_loss = 0, delta = 0;  // and its increase over the original's
   double rel_error = 0;           // mean relative Frobenius error of the compressed forms
 };

@@ -21,17 +21,18 @@ int run_curve(const Args& a) {
   const CompressionCurve c = compression_curve(a.ckpt, a.curve, a.forms, a.o.layers, !a.no_heads,
                                                [](const std::string& s) { fmt::print(stderr, "\r\033[K{}", s); });
   fmt::print(stderr, "\r\033[K");
-  fmt::print("original: val_loss {:.6g}, {} params\n{:<6} {:>5} {:>5} {:>5} {:>14} {:>12} {:>12} {:>10}\n", c.base_val_loss,
-             c.params_total, "scope", "layer", "head", "rank", "params_saved", "val_loss", "added", "rel_err");
+  fmt::print("original: val_loss {:.6g}, {} params\n{:<6} {:>5} {:>5} {:>5} {:>14} {:>12} {:>12} {:>12} {:>10}\n", c.base_val_loss,
+             c.params_total, "scope", "layer", "head", "rank", "params_saved", "flops_saved", "val_loss", "added", "rel_err");
   for (const auto& r : c.rows)
-    fmt::print("{:<6} {:>5} {:>5} {:>5} {:>14} {:>12.6g} {:>+12.4g} {:>10.3g}\n", r.scope, r.layer < 0 ? std::string("-") : std::to_string(r.layer),
-               r.head < 0 ? std::string("-") : std::to_string(r.head), r.rank, r.params_removed, r.val_loss, r.delta, r.rel_error);
+    fmt::print("{:<6} {:>5} {:>5} {:>5} {:>14} {:>12.4g} {:>12.6g} {:>+12.4g} {:>10.3g}\n", r.scope,
+               r.layer < 0 ? std::string("-") : std::to_string(r.layer), r.head < 0 ? std::string("-") : std::to_string(r.head), r.rank,
+               r.params_removed, r.flops_removed, r.val_loss, r.delta, r.rel_error);
   if (!a.json.empty()) {
     nlohmann::ordered_json j{{"base_val_loss", c.base_val_loss}, {"params_total", c.params_total}, {"forms", a.forms}};
     auto rows = nlohmann::ordered_json::array();
     for (const auto& r : c.rows)
       rows.push_back({{"scope", r.scope}, {"layer", r.layer}, {"head", r.head}, {"rank", r.rank}, {"params_removed", r.params_removed},
-                      {"val_loss", r.val_loss}, {"delta", r.delta}, {"rel_error", r.rel_error}});
+                      {"flops_removed", r.flops_removed}, {"val_loss", r.val_loss}, {"delta", r.delta}, {"rel_error", r.rel_error}});
     j["rows"] = rows;
     write_file_atomic(a.json, j.dump(2) + "\n");
   }
