@@ -19,8 +19,9 @@ inline V exp_poly(V r) {
   return y * z + r + 1.0f;
 }
 
-// Vectorizes only where the file is compiled with -ffinite-math-only -fno-signed-zeros (set
-// per file in CMakeLists.txt): GCC then turns the clamps into vmaxps/vminps. std::floor would
+// Vectorizes only where the file is compiled with -ffinite-math-only -fno-signed-zeros
+// -fno-trapping-math (set per file in CMakeLists.txt): GCC then turns the clamps into
+// vmaxps/vminps and the selects into blends (check with -fopt-info-vec). std::floor would
 // block vectorization, so floor is a truncation with a branch-free correction.
 // Below -87 it returns exactly 0 (masked scores are -inf): the clamped value, ~1e-38, made
 // products in the attention GEMMs denormal, and every denormal costs a microcode assist.
