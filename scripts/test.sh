@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh --tests
+# ctest -j2 runs two tests at once, each with 2 OpenMP threads, on 2 cores. libgomp's threads
+# spin at every barrier while the other process holds the core: under ASan a 50 ms gradient
+# check took 20 s that way and one went past the 900 s timeout. Passive waiting sleeps instead.
+export OMP_WAIT_POLICY=passive
 cd build
 ctest --output-on-failure -j2 --timeout 900
 
