@@ -360,6 +360,12 @@ TEST(Claims, GatesAndConvergenceDecideWhetherAVerdictIsCited) {
   EXPECT_EQ(r.note.substr(0, r.note.find(';')), "out of regime: attn_entropy_ratio = 0.05 < 0.7 at model.width = 64");
   c.gates = {{"attn_entropy_ratio", 0.01, 1.0}};
   EXPECT_EQ(evaluate_claims(spec_with(c), obs)[0].verdict(), "holds");
+  // A gate on another precondition names it (a run still on its initial plateau).
+  c.gates = {{"attn_entropy_ratio", -1e308, 0.5, "left the initial plateau"}};
+  r = evaluate_claims(spec_with(c), obs)[0];
+  EXPECT_EQ(r.verdict(), "n/a");
+  EXPECT_EQ(r.note.substr(0, r.note.find(';')),
+            "out of regime: attn_entropy_ratio = 0.9 > 0.5 at model.width = 8 (needed: left the initial plateau)");
 }
 
 // A spec's gate on a field no run writes, a gate without bounds, a require_converged that is
@@ -382,7 +388,7 @@ TEST(Claims, BadGatesAreNamedWithTheSpecClaimAndKey) {
             "max_abs_logit, final_val_rel)");
   EXPECT_EQ(error_of("requires = [{ y = \"attn_entropy_ratio\" }]\n"), "g.toml: claim[0].requires[0]: needs min and/or max");
   EXPECT_EQ(error_of("requires = [{ y = \"attn_entropy_ratio\", low = 1 }]\n"),
-            "g.toml: claim[0].requires[0].low: unknown key (allowed: y, min, max)");
+            "g.toml: claim[0].requires[0].low: unknown key (allowed: y, min, max, label)");
   EXPECT_EQ(error_of("require_converged = \"yes\"\n"), "g.toml: claim[0].require_converged: expected true or false");
 }
 

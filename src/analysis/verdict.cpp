@@ -98,7 +98,7 @@ void check_requirements(ClaimResult& r, const ClaimSpec& c) {
       int n = 0;
       for (const Observation* o : p.members)
         if (const double v = o->status == "completed" ? summary_value(o->summary, g.y) : NAN; std::isfinite(v)) { sum += v; ++n; }
-      const std::string at = " at " + p.label;
+      const std::string at = " at " + p.label + (g.label.empty() ? "" : " (needed: " + g.label + ")");
       if (n == 0 && done > 0) outside += (outside.empty() ? "" : "; ") + g.y + " missing" + at;
       if (n == 0) continue;
       const double m = sum / n;

@@ -52,8 +52,8 @@ double number(const toml::node& n, const std::string& where) {
   throw UserError(where + ": expected a number");
 }
 
-// `requires = [{ y = "field", min = ..., max = ... }, ...]`: each y a summary field some run
-// writes, with min and/or max.
+// `requires = [{ y = "field", min = ..., max = ..., label = "..." }, ...]`: each y a summary
+// field some run writes, with min and/or max; label (optional) names the condition in notes.
 std::vector<ClaimSpec::Gate> read_gates(const toml::node& n, const std::string& where) {
   const toml::array* a = n.as_array();
   if (!a) throw UserError(where + ": expected an array of { y = \"<summary field>\", min = ..., max = ... }");
@@ -70,8 +70,11 @@ std::vector<ClaimSpec::Gate> read_gates(const toml::node& n, const std::string& 
         g.y = v.as_string()->get();
       } else if (key == "min" || key == "max") {
         (key == "min" ? g.min : g.max) = number(v, at + "." + key);
+      } else if (key == "label") {
+        if (!v.is_string()) throw UserError(at + ".label: expected a string");
+        g.label = v.as_string()->get();
       } else {
-        throw UserError(at + "." + key + ": unknown key (allowed: y, min, max)");
+        throw UserError(at + "." + key + ": unknown key (allowed: y, min, max, label)");
       }
     }
     if (g.y.empty()) throw UserError(at + ".y: missing (the summary field the regime is read from)");

@@ -44,9 +44,11 @@ struct ClaimSpec {
   bool require_converged = false;
   // `requires = [{ y = "attn_entropy_ratio", min = 0.7 }, ...]`: the regime the paper's theorem
   // assumes; per point, the seed mean of y must lie in [min, max], else the claim is n/a.
+  // A gate may name another precondition (label = "left the initial plateau"): notes name it.
   struct Gate {
     std::string y;
     double min = -1e308, max = 1e308;
+    std::string label;
   };
   std::vector<Gate> gates;
   std::string finding;  // `finding = "..."`: the spec's explanation of a result that does not hold
