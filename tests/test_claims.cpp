@@ -390,6 +390,9 @@ TEST(Claims, BadGatesAreNamedWithTheSpecClaimAndKey) {
   EXPECT_EQ(error_of("requires = [{ y = \"attn_entropy_ratio\", low = 1 }]\n"),
             "g.toml: claim[0].requires[0].low: unknown key (allowed: y, min, max, label)");
   EXPECT_EQ(error_of("require_converged = \"yes\"\n"), "g.toml: claim[0].require_converged: expected true or false");
+  EXPECT_EQ(error_of("requires = [{ y = \"final_val_rel\", max = 0.95, label = 1 }]\n"),
+            "g.toml: claim[0].requires[0].label: expected a string");
+  EXPECT_EQ(error_of("requires = [{ y = \"final_val_rel\", max = 0.95, label = \"left the initial plateau\" }]\n"), "(no error)");
 }
 
 TEST(Claims, TooFewPointsIsNotEvaluated) {
