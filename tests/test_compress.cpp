@@ -383,3 +383,12 @@ TEST(Compress, ReportsTheForwardFlopsSaved) {
   EXPECT_NEAR(saved, 12.0 * (2.0 * 16 * 2 * 3 * 3 + 2.0 * 6.5 * 3 * 3), 1e-6);
   EXPECT_NE(r.out.find("forward FLOPs per sequence of T = 12"), std::string::npos) << r.out;
 }
+
+// The correlation behind compress_entropy_corr: Pearson's r against a hand computation.
+TEST(Compress, PearsonCorrelation) {
+  // x = 1, 2, 3; y = 2, 4, 7: sxy = 5, sxx = 2, syy = 38/3, r = 5 / sqrt(76/3).
+  EXPECT_NEAR(pearson({1, 2, 3}, {2, 4, 7}), 5.0 / std::sqrt(76.0 / 3.0), 1e-12);
+  EXPECT_NEAR(pearson({1, 2, 3, 4}, {8, 6, 4, 2}), -1.0, 1e-12);
+  EXPECT_TRUE(std::isnan(pearson({1, 2}, {1, 2})));        // fewer than three pairs
+  EXPECT_TRUE(std::isnan(pearson({1, 2, 3}, {5, 5, 5})));  // a constant side
+}

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "analysis/compress.h"
 #include "cli_run.h"
 
 namespace fs = std::filesystem;
@@ -69,7 +70,7 @@ TEST(EvalCli, BadInputIsOneLineAndExitTwo) {
 TEST(EvalCli, TrainCompressRanksAddsTheCurveToTheSummary) {
   const fs::path d = scratch("curve");
   std::string cfg = kRetrieval;
-  cfg.replace(cfg.find("layers = 1"), 10, "layers = 2");
+  cfg.replace(cfg.find("layers = 1"), 10, "layers = 3");
   write(d / "c.toml", cfg + "compress_ranks = [1, 4]\n");
   const auto r = run("train " + (d / "c.toml").string() + " --out " + (d / "run").string());
   ASSERT_EQ(r.status, 0) << r.err;
@@ -83,6 +84,16 @@ TEST(EvalCli, TrainCompressRanksAddsTheCurveToTheSummary) {
   }
   EXPECT_DOUBLE_EQ(s["compress_late_minus_early.r1"].get<double>(),
                    s["compress_delta.late.r1"].get<double>() - s["compress_delta.early.r1"].get<double>());
+  // Across the three layers: entropy ratio against loss added per parameter removed.
+  std::vector<double> entropy, cost;
+  for (int l = 0; l < 3; ++l) {
+    const std::string at = "l" + std::to_string(l) + ".r1";
+    entropy.push_back(s["attn_entropy_ratio.l" + std::to_string(l)].get<double>());
+    cost.push_back(s["compress_delta." + at].get<double>() / s["compress_saved." + at].get<double>());
+  }
+  ASSERT_TRUE(s.contains("compress_entropy_corr.r1")) << s.dump();
+  EXPECT_NEAR(s["compress_entropy_corr.r1"].get<double>(), attnlab::pearson(entropy, cost), 1e-12);
+  EXPECT_FALSE(s.contains("compress_entropy_corr.r4"));  // nothing removed at full rank: no cost per parameter
   EXPECT_TRUE(fs::exists(d / "run" / "compression.json"));
   std::string dpfree = cfg + "compress_ranks = [2]\n";
   dpfree.replace(dpfree.find("[train]"), 7, "dot_product = false\n[train]");

@@ -426,6 +426,20 @@ CompressionCurve compression_curve(const std::string& ckpt, const std::vector<in
 
 namespace attnlab {
 
+double pearson(const std::vector<double>& x, const std::vector<double>& y) {
+  const size_t n = x.size();
+  if (n < 3 || y.size() != n) return NAN;
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < n; ++i) { mx += x[i] / double(n); my += y[i] / double(n); }
+  double sxx = 0, syy = 0, sxy = 0;
+  for (size_t i = 0; i < n; ++i) {
+    sxx += (x[i] - mx) * (x[i] - mx);
+    syy += (y[i] - my) * (y[i] - my);
+    sxy += (x[i] - mx) * (y[i] - my);
+  }
+  return sxx > 0 && syy > 0 ? sxy / std::sqrt(sxx * syy) : NAN;
+}
+
 void add_compression_curve(const RunConfig& cfg, const std::string& dir) {
   const TrainConfig& tc = cfg.train;
   if (tc.compress_ranks.empty()) return;
@@ -446,6 +460,20 @@ void add_compression_curve(const RunConfig& cfg, const std::string& dir) {
     const std::string late = "compress_delta.late.r" + std::to_string(r), early = "compress_delta.early.r" + std::to_string(r);
     if (s.contains(late) && s.contains(early))
       s["compress_late_minus_early.r" + std::to_string(r)] = s[late].get<double>() - s[early].get<double>();
+  }
+  // Are the near-uniform layers the cheap ones to compress (issue 28)? Across layers, entropy
+  // ratio against loss added per parameter removed.
+  for (int r : tc.compress_ranks) {
+    std::vector<double> entropy, cost;
+    for (int l = 0; l < cfg.model.layers; ++l) {
+      const std::string at = "l" + std::to_string(l) + ".r" + std::to_string(r), h = "attn_entropy_ratio.l" + std::to_string(l);
+      if (!s.contains(h) || !s[h].is_number() || !s.contains("compress_delta." + at) || !s.contains("compress_saved." + at)) continue;
+      const double saved = s["compress_saved." + at].get<double>();
+      if (!(saved > 0)) continue;
+      entropy.push_back(s[h].get<double>());
+      cost.push_back(s["compress_delta." + at].get<double>() / saved);
+    }
+    if (const double c = pearson(entropy, cost); std::isfinite(c)) s["compress_entropy_corr.r" + std::to_string(r)] = c;
   }
   write_file_atomic(dir + "/compression.json", nlohmann::ordered_json{{"base_val_loss", cc.base_val_loss}, {"rows", rows}}.dump(2) + "\n");
   write_file_atomic(dir + "/summary.json", s.dump(2) + "\n");

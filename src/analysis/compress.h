@@ -88,7 +88,14 @@ namespace attnlab {
 // train.compress_ranks: the QK compression curve of the run in `dir` (its model.safetensors)
 // at those ranks, into DIR/compression.json, and into DIR/summary.json as
 // compress_delta.<scope>.r<r> (scope: model, early, late, l0, l1, ...), compress_saved.<scope>.r<r>
-// and compress_late_minus_early.r<r>. Nothing for a run that did not complete.
+// and compress_late_minus_early.r<r>; with three layers or more also
+// compress_entropy_corr.r<r>: across the layers, the Pearson correlation of the final
+// attention entropy ratio (attn_entropy_ratio.l<L>) with the loss added per parameter removed
+// by compressing that layer (compress_delta.l<L> / compress_saved.l<L>): negative when the
+// near-uniform layers are the cheap ones. Nothing for a run that did not complete.
 void add_compression_curve(const RunConfig& cfg, const std::string& dir);
+
+// Pearson correlation of x and y (equal lengths); NaN with fewer than three pairs or a constant side.
+double pearson(const std::vector<double>& x, const std::vector<double>& y);
 
 }  // namespace attnlab
