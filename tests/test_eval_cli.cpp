@@ -95,6 +95,30 @@ TEST(EvalCli, TrainCompressRanksAddsTheCurveToTheSummary) {
   EXPECT_NEAR(s["compress_entropy_corr.r1"].get<double>(), attnlab::pearson(entropy, cost), 1e-12);
   EXPECT_FALSE(s.contains("compress_entropy_corr.r4"));  // nothing removed at full rank: no cost per parameter
   EXPECT_TRUE(fs::exists(d / "run" / "compression.json"));
+  // compress_heads: each head alone; the summary has the mean per layer and per half, from
+  // the per-head rows of compression.json (the retrieval config has 2 heads per layer).
+  write(d / "h.toml", cfg + "compress_ranks = [1]\ncompress_heads = true\n");
+  const auto rh = run("train " + (d / "h.toml").string() + " --out " + (d / "heads").string());
+  ASSERT_EQ(rh.status, 0) << rh.err;
+  const auto sh = read_json(d / "heads" / "summary.json");
+  std::ifstream cj(d / "heads" / "compression.json");
+  const auto curve = nlohmann::json::parse(cj);
+  double sum[3] = {0, 0, 0};
+  int n[3] = {0, 0, 0};
+  for (const auto& row : curve["rows"])
+    if (row["scope"] == "head") { sum[row["layer"].get<int>()] += row["delta"].get<double>(); ++n[row["layer"].get<int>()]; }
+  for (int l = 0; l < 3; ++l) {
+    ASSERT_GE(n[l], 1);
+    EXPECT_NEAR(sh["compress_head_delta.l" + std::to_string(l) + ".r1"].get<double>(), sum[l] / n[l], 1e-12);
+  }
+  const double early = sum[0] / n[0], late = (sum[1] + sum[2]) / (n[1] + n[2]);  // 3 layers: the first is early
+  EXPECT_NEAR(sh["compress_head_delta.early.r1"].get<double>(), early, 1e-12);
+  EXPECT_NEAR(sh["compress_head_delta.late.r1"].get<double>(), late, 1e-12);
+  EXPECT_NEAR(sh["compress_head_late_minus_early.r1"].get<double>(), late - early, 1e-12);
+  EXPECT_FALSE(s.contains("compress_head_delta.l0.r1"));  // not asked for
+  write(d / "h2.toml", cfg + "compress_heads = true\n");
+  expect_bad_input("train " + (d / "h2.toml").string() + " --out " + (d / "h2").string(),
+                   "train.compress_heads: needs train.compress_ranks (the ranks each head is compressed to)");
   std::string dpfree = cfg + "compress_ranks = [2]\n";
   dpfree.replace(dpfree.find("[train]"), 7, "dot_product = false\n[train]");
   write(d / "bad.toml", dpfree);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -440,42 +441,77 @@ double pearson(const std::vector<double>& x, const std::vector<double>& y) {
   return sxx > 0 && syy > 0 ? sxy / std::sqrt(sxx * syy) : NAN;
 }
 
-void add_compression_curve(const RunConfig& cfg, const std::string& dir) {
-  const TrainConfig& tc = cfg.train;
-  if (tc.compress_ranks.empty()) return;
-  std::ifstream in(dir + "/summary.json");
-  nlohmann::ordered_json s = nlohmann::ordered_json::parse(in, nullptr, false);
-  if (s.is_discarded() || s.value("status", "") != "completed") return;
-  const CompressionCurve cc = compression_curve(dir + "/model.safetensors", tc.compress_ranks, "qk", {}, false, nullptr);
-  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-  for (const CurveRow& r : cc.rows) {
-    const std::string at = r.scope == "layer" ? "l" + std::to_string(r.layer) : r.scope;
-    s["compress_delta." + at + ".r" + std::to_string(r.rank)] = r.delta;
-    s["compress_saved." + at + ".r" + std::to_string(r.rank)] = r.params_removed;
-    rows.push_back({{"scope", r.scope}, {"layer", r.layer}, {"rank", r.rank}, {"params_removed", r.params_removed},
-                    {"flops_removed", r.flops_removed}, {"val_loss", r.val_loss}, {"delta", r.delta}, {"rel_error", r.rel_error}});
+namespace {
+
+using Summary = nlohmann::ordered_json;
+std::string rk(int r) { return ".r" + std::to_string(r); }
+
+// Loss added by compressing the late half minus the early half (< 0: late layers shrink more cheaply).
+void add_late_minus_early(Summary& s, const std::vector<int>& ranks, const std::string& delta, const std::string& out) {
+  for (int r : ranks) {
+    const std::string late = delta + ".late" + rk(r), early = delta + ".early" + rk(r);
+    if (s.contains(late) && s.contains(early)) s[out + rk(r)] = s[late].get<double>() - s[early].get<double>();
   }
-  // Loss added by compressing the late half minus the early half (< 0: late layers shrink more cheaply).
-  for (int r : tc.compress_ranks) {
-    const std::string late = "compress_delta.late.r" + std::to_string(r), early = "compress_delta.early.r" + std::to_string(r);
-    if (s.contains(late) && s.contains(early))
-      s["compress_late_minus_early.r" + std::to_string(r)] = s[late].get<double>() - s[early].get<double>();
-  }
-  // Are the near-uniform layers the cheap ones to compress (issue 28)? Across layers, entropy
-  // ratio against loss added per parameter removed.
-  for (int r : tc.compress_ranks) {
+}
+
+// Are the near-uniform layers the cheap ones to compress (issue 28)? Across layers, entropy
+// ratio against loss added per parameter removed.
+void add_entropy_correlation(Summary& s, const std::vector<int>& ranks, int layers) {
+  for (int r : ranks) {
     std::vector<double> entropy, cost;
-    for (int l = 0; l < cfg.model.layers; ++l) {
-      const std::string at = "l" + std::to_string(l) + ".r" + std::to_string(r), h = "attn_entropy_ratio.l" + std::to_string(l);
+    for (int l = 0; l < layers; ++l) {
+      const std::string at = "l" + std::to_string(l) + rk(r), h = "attn_entropy_ratio.l" + std::to_string(l);
       if (!s.contains(h) || !s[h].is_number() || !s.contains("compress_delta." + at) || !s.contains("compress_saved." + at)) continue;
       const double saved = s["compress_saved." + at].get<double>();
       if (!(saved > 0)) continue;
       entropy.push_back(s[h].get<double>());
       cost.push_back(s["compress_delta." + at].get<double>() / saved);
     }
-    if (const double c = pearson(entropy, cost); std::isfinite(c)) s["compress_entropy_corr.r" + std::to_string(r)] = c;
+    if (const double c = pearson(entropy, cost); std::isfinite(c)) s["compress_entropy_corr" + rk(r)] = c;
   }
-  write_file_atomic(dir + "/compression.json", nlohmann::ordered_json{{"base_val_loss", cc.base_val_loss}, {"rows", rows}}.dump(2) + "\n");
+}
+
+// train.compress_heads: one head compressed at a time (the paper's Figs. 4 and 6); the mean
+// loss added per layer and over the heads of the early and late halves of the layers.
+void add_single_head_means(Summary& s, const CompressionCurve& cc, int layers) {
+  std::map<std::string, std::pair<double, int>> sums;  // field -> (sum, count)
+  for (const CurveRow& r : cc.rows) {
+    if (r.scope != "head") continue;
+    for (const std::string& at : {"l" + std::to_string(r.layer), std::string(layers >= 2 && r.layer < layers / 2 ? "early" : "late")}) {
+      auto& [sum, n] = sums["compress_head_delta." + at + rk(r.rank)];
+      sum += r.delta;
+      ++n;
+    }
+  }
+  for (const auto& [field, sn] : sums) s[field] = sn.first / sn.second;
+}
+
+}  // namespace
+
+void add_compression_curve(const RunConfig& cfg, const std::string& dir) {
+  const TrainConfig& tc = cfg.train;
+  if (tc.compress_ranks.empty()) return;
+  std::ifstream in(dir + "/summary.json");
+  Summary s = Summary::parse(in, nullptr, false);
+  if (s.is_discarded() || s.value("status", "") != "completed") return;
+  const CompressionCurve cc = compression_curve(dir + "/model.safetensors", tc.compress_ranks, "qk", {}, tc.compress_heads, nullptr);
+  Summary rows = Summary::array();
+  for (const CurveRow& r : cc.rows) {
+    if (r.scope != "head") {
+      const std::string at = r.scope == "layer" ? "l" + std::to_string(r.layer) : r.scope;
+      s["compress_delta." + at + rk(r.rank)] = r.delta;
+      s["compress_saved." + at + rk(r.rank)] = r.params_removed;
+    }
+    rows.push_back({{"scope", r.scope}, {"layer", r.layer}, {"head", r.head}, {"rank", r.rank}, {"params_removed", r.params_removed},
+                    {"flops_removed", r.flops_removed}, {"val_loss", r.val_loss}, {"delta", r.delta}, {"rel_error", r.rel_error}});
+  }
+  add_late_minus_early(s, tc.compress_ranks, "compress_delta", "compress_late_minus_early");
+  add_entropy_correlation(s, tc.compress_ranks, cfg.model.layers);
+  if (tc.compress_heads) {
+    add_single_head_means(s, cc, cfg.model.layers);
+    add_late_minus_early(s, tc.compress_ranks, "compress_head_delta", "compress_head_late_minus_early");
+  }
+  write_file_atomic(dir + "/compression.json", Summary{{"base_val_loss", cc.base_val_loss}, {"rows", rows}}.dump(2) + "\n");
   write_file_atomic(dir + "/summary.json", s.dump(2) + "\n");
 }
 

@@ -92,7 +92,9 @@ namespace attnlab {
 // compress_entropy_corr.r<r>: across the layers, the Pearson correlation of the final
 // attention entropy ratio (attn_entropy_ratio.l<L>) with the loss added per parameter removed
 // by compressing that layer (compress_delta.l<L> / compress_saved.l<L>): negative when the
-// near-uniform layers are the cheap ones. Nothing for a run that did not complete.
+// near-uniform layers are the cheap ones. With train.compress_heads, also each head alone:
+// compress_head_delta.<l0|l1|...|early|late>.r<r> (the mean loss added over those heads, one at
+// a time) and compress_head_late_minus_early.r<r>. Nothing for a run that did not complete.
 void add_compression_curve(const RunConfig& cfg, const std::string& dir);
 
 // Pearson correlation of x and y (equal lengths); NaN with fewer than three pairs or a constant side.

@@ -317,7 +317,9 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   r.boolean("probe_errors", tc.probe_errors);
   r.boolean("best_fit", tc.best_fit);
   r.ints("compress_ranks", tc.compress_ranks, 1, true);
+  r.boolean("compress_heads", tc.compress_heads);
   r.finish();
+  if (tc.compress_heads && tc.compress_ranks.empty()) r.fail("compress_heads", "needs train.compress_ranks (the ranks each head is compressed to)");
   if (!tc.compress_ranks.empty() && (mc.kind != "transformer" || !mc.dot_product))
     r.fail("compress_ranks", "needs model.kind = \"transformer\" with the dot product (it compresses W_Q W_K^T)");
   if (tc.best_fit) {
@@ -367,6 +369,7 @@ std::string resolved_toml(const RunConfig& c) {
     for (int v : t.compress_ranks) ranks.push_back(v);
     train.insert("compress_ranks", ranks);
   }
+  if (t.compress_heads) train.insert("compress_heads", true);  // (absent when false, so older runs keep their hash)
   if (!t.rho.empty()) {
     toml::array rho;
     for (double v : t.rho) rho.push_back(v);

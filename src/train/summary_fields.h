@@ -17,7 +17,7 @@ inline bool is_summary_field(const std::string& y) {
     if (y == n) return true;
   // per group, per layer, per compression scope and rank
   static const char* const prefixes[] = {"max_grad_norm.", "block_max_grad_norm.", "block_first_grad_norm.", "block_last_grad_norm.", "max_abs_logit.l", "attn_entropy_ratio.l",
-                                         "compress_delta.", "compress_saved.", "compress_late_minus_early.", "compress_entropy_corr.", "val_loss_pos."};
+                                         "compress_delta.", "compress_saved.", "compress_late_minus_early.", "compress_entropy_corr.", "compress_head_delta.", "compress_head_late_minus_early.", "val_loss_pos."};
   for (const char* p : prefixes)
     if (y.rfind(p, 0) == 0 && y.size() > std::string(p).size()) return true;
   return false;
