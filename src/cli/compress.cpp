@@ -1,5 +1,8 @@
 // attnlab compress CKPT [--qk-rank r] [--ov-rank r] [--layers 0,2] [--heads 1,3] [--group-heads g] -o OUT [--json FILE]
 #include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
 
 #include <nlohmann/json.hpp>
 
@@ -18,9 +21,15 @@ template <class Args>
 int run_curve(const Args& a) {
   if (a.o.qk_rank > 0 || a.o.ov_rank > 0 || !a.out.empty() || !a.o.heads.empty() || a.o.group_heads > 0 || a.o.group_by != "similar")
     throw UserError("compress --curve: not with --qk-rank, --ov-rank, --heads, --group-heads, --group-by or -o (the curve tries every rank and head)");
-  const CompressionCurve c = compression_curve(a.ckpt, a.curve, a.forms, a.o.layers, !a.no_heads,
-                                               [](const std::string& s) { fmt::print(stderr, "\r\033[K{}", s); });
-  fmt::print(stderr, "\r\033[K");
+  // One live line on a terminal; a line per evaluation otherwise (a log stays readable).
+  const bool tty = isatty(fileno(stderr));
+  const CompressionCurve c = compression_curve(a.ckpt, a.curve, a.forms, a.o.layers, !a.no_heads, [tty](const std::string& s) {
+    if (tty)
+      fmt::print(stderr, "\r\033[K{}", s);
+    else
+      fmt::print(stderr, "{}\n", s);
+  });
+  if (tty) fmt::print(stderr, "\r\033[K");
   fmt::print("original: val_loss {:.6g}, {} params\n{:<6} {:>5} {:>5} {:>5} {:>14} {:>12} {:>12} {:>12} {:>10}\n", c.base_val_loss,
              c.params_total, "scope", "layer", "head", "rank", "params_saved", "flops_saved", "val_loss", "added", "rel_err");
   for (const auto& r : c.rows)
