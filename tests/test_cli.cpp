@@ -284,6 +284,34 @@ TEST(Cli, SummaryGivesHowOftenTheProjectionClipped) {
   fs::remove_all(d);
 }
 
+// avg_iterate_*: the mean of the iterates theta_1..theta_tau, for full-batch optimizers only.
+// After one step the mean is theta_1 itself: its validation loss is the run's final one.
+// A minibatch optimizer's summary has no such field.
+TEST(Cli, AveragedIterateOnlyForFullBatchOptimizers) {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_avg_" + std::to_string(getpid()));
+  fs::remove_all(d);
+  const std::string base = "train " + std::string(ATTNLAB_SOURCE_DIR) +
+                           "/experiments/p3_e1_width.toml --scale quick task.n=300 model.width=8 train.eval_every=1 ";
+  auto summary = [&](const std::string& args, const std::string& name) {
+    const auto r = run(base + args + " --out " + (d / name).string());
+    EXPECT_EQ(r.status, 0) << r.err;
+    std::ifstream f(d / name / "summary.json");
+    return nlohmann::json::parse(f);
+  };
+  const auto one = summary("train.steps=1", "one");
+  ASSERT_TRUE(one["avg_iterate_val_loss"].is_number());
+  EXPECT_NEAR(one["avg_iterate_val_loss"].get<double>(), one["final_val_loss"].get<double>(),
+              1e-6 * one["final_val_loss"].get<double>());
+  // After more steps the mean of the iterates is another point than the last one.
+  const auto many = summary("train.steps=5", "many");
+  EXPECT_NE(many["avg_iterate_val_loss"].get<double>(), many["final_val_loss"].get<double>());
+  const auto adam = summary("train.steps=3 train.optimizer=\"adamw\" train.batch=16", "adam");
+  EXPECT_EQ(adam["status"], "completed");
+  EXPECT_FALSE(adam.contains("avg_iterate_train_loss"));
+  EXPECT_FALSE(adam.contains("avg_iterate_val_loss"));
+  fs::remove_all(d);
+}
+
 // block_first_grad_norm and block_last_grad_norm: the largest gradient norm of the first block of
 // train.grad_block updates and of the last (here partial) one, against the per-step norms the
 // run logs; block_max_grad_norm is the mean of every block's maximum.
