@@ -11,6 +11,7 @@
 #include <random>
 
 #include "analysis/compress.h"
+#include "analysis/compress_summary.h"
 #include "cli_run.h"
 #include "core/error.h"
 #include "io/checkpoint.h"

@@ -58,7 +58,7 @@ TEST(Config, ResolvedConfigParsesBackToTheSameRun) {
 TEST(Config, ExactErrorMessages) {
   EXPECT_EQ(error_of(std::string(kBase) + "hedas = 3\n"),
             "exp.toml: train.hedas: unknown key (allowed in [train]: steps, batch, optimizer, lr, momentum, beta1, "
-            "beta2, eps, weight_decay, lr_schedule, rho, project, warmup, min_lr, grad_clip, eval_every, val_every, checkpoint_every, grad_block, eval_batch, loss, threads, probe_errors, best_fit, compress_ranks, compress_heads)");
+            "beta2, eps, weight_decay, lr_schedule, rho, project, warmup, min_lr, grad_clip, eval_every, val_every, checkpoint_every, grad_block, eval_batch, loss, threads, probe_errors, best_fit, compress_ranks, compress_heads, compress_groups)");
   EXPECT_EQ(error_of(kBase, {"model.heads=\"four\""}),
             "command line: model.heads: expected an integer or a list of integers, got a string");
   EXPECT_EQ(error_of(kBase, {"model.heads=0"}), "command line: model.heads: every entry must be >= 1 (got 0)");
@@ -74,7 +74,7 @@ TEST(Config, ExactErrorMessages) {
   EXPECT_EQ(error_of(kBase, {"train.lr=-1"}), "command line: train.lr: must be a finite number > 0 (got -1)");
   EXPECT_EQ(error_of(std::string(kBase) + "dot_product = 1\n", {}),
             "exp.toml: train.dot_product: unknown key (allowed in [train]: steps, batch, optimizer, lr, momentum, beta1, "
-            "beta2, eps, weight_decay, lr_schedule, rho, project, warmup, min_lr, grad_clip, eval_every, val_every, checkpoint_every, grad_block, eval_batch, loss, threads, probe_errors, best_fit, compress_ranks, compress_heads)");
+            "beta2, eps, weight_decay, lr_schedule, rho, project, warmup, min_lr, grad_clip, eval_every, val_every, checkpoint_every, grad_block, eval_batch, loss, threads, probe_errors, best_fit, compress_ranks, compress_heads, compress_groups)");
   EXPECT_EQ(error_of(kBase, {"model.dot_product=1"}), "command line: model.dot_product: expected true or false, got an integer");
   EXPECT_EQ(error_of("seed = 1\n[task]\nseq_len = \n"), "exp.toml:3:11: TOML syntax error: Error while parsing key-value pair: expected value, saw '\\n'");
   EXPECT_EQ(error_of("seed = 1\nmodel = 3\n"), "exp.toml: model: expected a table [model], got an integer");

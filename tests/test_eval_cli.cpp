@@ -4,9 +4,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "analysis/compress.h"
+#include "analysis/compress_summary.h"
 #include "cli_run.h"
 
 namespace fs = std::filesystem;
@@ -124,6 +126,54 @@ TEST(EvalCli, TrainCompressRanksAddsTheCurveToTheSummary) {
   write(d / "bad.toml", dpfree);
   expect_bad_input("train " + (d / "bad.toml").string() + " --out " + (d / "bad").string(),
                    "train.compress_ranks: needs model.kind = \"transformer\" with the dot product");
+  fs::remove_all(d);
+}
+
+// train.compress_groups: the paper's grouped heads against truncated SVD at equal parameters
+// removed. With 4 heads of 4 (d_model 16), merging into 2 groups removes 2 whole heads, 536
+// parameters, exactly what rank 2 of both forms of all 4 heads removes; 1 group matches rank 1.
+// Each summary field is what `attnlab compress` and `attnlab eval` give on the checkpoint.
+TEST(EvalCli, TrainCompressGroupsAgainstSvdAtEqualParameters) {
+  const fs::path d = scratch("groups");
+  std::string cfg = kRetrieval;
+  cfg.replace(cfg.find("heads = 2"), 9, "heads = 4");
+  write(d / "c.toml", cfg + "compress_groups = [1, 2, 4]\n");
+  const auto r = run("train " + (d / "c.toml").string() + " --out " + (d / "run").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto s = read_json(d / "run" / "summary.json");
+  const std::string ck = (d / "run" / "model.safetensors").string();
+  auto val_loss = [&](const std::string& compress_args, const std::string& name) {
+    const std::string out = (d / (name + ".safetensors")).string(), js = (d / (name + ".json")).string();
+    const auto c = run("compress " + ck + " " + compress_args + " -o " + out);
+    EXPECT_EQ(c.status, 0) << c.err;
+    EXPECT_EQ(run("eval " + out + " --json " + js).status, 0);
+    return read_json(js)["val_loss"].get<double>();
+  };
+  const double base = s["final_val_loss"].get<double>();
+  for (const auto& [G, rank, saved] : {std::tuple{1, 1, 804}, {2, 2, 536}}) {
+    const std::string g = ".g" + std::to_string(G);
+    SCOPED_TRACE(g);
+    ASSERT_TRUE(s.contains("compress_group_delta" + g)) << s.dump();
+    EXPECT_EQ(s["compress_group_saved" + g].get<int64_t>(), saved);
+    EXPECT_EQ(s["compress_group_svd_saved" + g].get<int64_t>(), saved);
+    EXPECT_EQ(s["compress_group_svd_rank" + g].get<int>(), rank);
+    const double grouped = val_loss("--group-heads " + std::to_string(G), "g" + std::to_string(G));
+    const double svd = val_loss("--qk-rank " + std::to_string(rank) + " --ov-rank " + std::to_string(rank), "r" + std::to_string(rank));
+    EXPECT_NEAR(s["compress_group_delta" + g].get<double>(), grouped - base, 1e-5);
+    EXPECT_NEAR(s["compress_group_svd_delta" + g].get<double>(), svd - base, 1e-5);
+    EXPECT_NEAR(s["compress_group_minus_svd" + g].get<double>(), grouped - svd, 1e-5);
+  }
+  EXPECT_FALSE(s.contains("compress_group_delta.g4"));  // no layer has more than 4 heads
+  EXPECT_FALSE(s.contains("compress_delta.model.r1"));  // no ranks asked for
+  const auto rows = read_json(d / "run" / "compression.json")["rows"];
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[1]["scope"], "group_svd");
+  EXPECT_EQ(rows[1]["groups"], 1);
+  EXPECT_GT(rows[1]["flops_removed"].get<double>(), 0.0);
+  write(d / "bad.toml", "[task]\nkind = \"retrieval\"\nseq_len = 16\nd_in = 8\n[model]\nkind = \"lstm\"\nwidth = 8\n"
+                        "[train]\nsteps = 2\ncompress_groups = [2]\n");
+  expect_bad_input("train " + (d / "bad.toml").string() + " --out " + (d / "bad").string(),
+                   "train.compress_groups: needs model.kind = \"transformer\" (it merges attention heads)");
   fs::remove_all(d);
 }
 

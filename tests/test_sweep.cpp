@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "analysis/claims.h"
 #include "cli_run.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -110,6 +111,22 @@ TEST(Spec, BadSpecsAreUserErrors) {
   EXPECT_NO_THROW(load_spec((d / "s.toml").string(), "quick"));
   EXPECT_EQ(error_of(grid + "[[figure]]\nx = \"model.ffn\"\ny = \"e\"\nwhere = { \"model.ffn\" = 5 }\n"),
             (d / "s.toml").string() + ": figure[0].where: model.ffn = 5 is not a value of the sweep (its values: 4, 16)");
+  // A value the base sweep runs but the scale does not (16 at quick) is for the other scale:
+  // no error; the claim and the figure are marked, and the claim is n/a with that note.
+  { std::ofstream f(d / "s.toml"); f << grid + "[[claim]]\nkind = \"level\"\ny = \"e\"\nwhere = { \"model.ffn\" = 16 }\nexpect = [0, 1]\n"
+                                           "[[figure]]\nx = \"model.ffn\"\ny = \"e\"\nwhere = { \"model.ffn\" = 16 }\n"; }
+  const ExperimentSpec quick = load_spec((d / "s.toml").string(), "quick");
+  EXPECT_EQ(quick.claims.at(0).not_at_scale, "model.ffn = 16 is not run at scale quick");
+  EXPECT_EQ(quick.figures.at(0).not_at_scale, "model.ffn = 16 is not run at scale quick");
+  EXPECT_EQ(load_spec((d / "s.toml").string(), "").claims.at(0).not_at_scale, "");
+  std::vector<Observation> obs(1);
+  obs[0].point = {{"model.ffn", "4"}};
+  obs[0].status = "completed";
+  obs[0].summary = {{"e", 0.5}};
+  const auto r = evaluate_claims(quick, obs);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].verdict(), "n/a");
+  EXPECT_EQ(r[0].note, "model.ffn = 16 is not run at scale quick");
 }
 
 TEST(Sweep, SurvivesSigkillAndMatchesAnUninterruptedSweep) {

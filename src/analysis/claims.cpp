@@ -188,6 +188,10 @@ ClaimResult evaluate_kind(const ExperimentSpec& spec, const ClaimSpec& c, const 
   r.series = series_label;
   const std::string where = point_text(filter);
   r.claim = !c.text.empty() ? c.text : c.kind + " of " + c.y + (c.x.empty() ? "" : " against " + c.x) + (where.empty() ? "" : " (" + where + ")");
+  if (!c.not_at_scale.empty()) {  // n/a: its runs belong to another scale
+    r.note = c.not_at_scale;
+    return r;
+  }
   if (c.kind == "compare" || c.kind == "ratio") return evaluate_compare(spec, r, c, obs, filter, seed);
   if (c.kind == "level") return evaluate_level(r, c, obs, filter, seed);
   if (c.kind == "crossing") return evaluate_crossing(spec, r, c, obs, filter, seed);

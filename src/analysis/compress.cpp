@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -360,6 +361,43 @@ CompressResult compress_arena(const RunConfig& cfg, const Arena<float>& A, const
 
 namespace attnlab {
 
+namespace {
+
+using Fill = std::function<void(Arena<float>&)>;
+Fill fill_with(const std::vector<float>& p) {
+  return [&p](Arena<float>& a) { std::copy(p.begin(), p.end(), a.data().begin()); };
+}
+
+// One row of a curve: what `res` (a compression of the model of cfg) removes and the loss it adds.
+CurveRow measured_row(const RunConfig& cfg, const CompressResult& res, double base_val_loss, CurveRow row) {
+  row.params_removed = res.params_before - res.params_after;
+  row.flops_removed = transformer_forward_flops(cfg.model, cfg.task.seq_len) - transformer_forward_flops(res.config.model, cfg.task.seq_len);
+  row.val_loss = evaluate_with(res.config, fill_with(res.params))["val_loss"].get<double>();
+  row.delta = row.val_loss - base_val_loss;
+  return row;
+}
+
+// The checkpoint's config, its Transformer (UserError for another kind) and its validation loss.
+struct Loaded {
+  RunConfig cfg;
+  std::unique_ptr<Model<float>> model;
+  std::vector<float> params;
+  double base_val_loss = 0;
+};
+Loaded load_transformer(const std::string& ckpt) {
+  Loaded m;
+  m.cfg = checkpoint_config(ckpt, {});
+  if (m.cfg.model.kind != "transformer")
+    throw UserError(ckpt + ": model.kind is '" + m.cfg.model.kind + "': only Transformer heads can be compressed");
+  m.model = make_model<float>(m.cfg.model, 1);
+  load_checkpoint(ckpt, m.model->arena);
+  m.params.assign(m.model->arena.data().begin(), m.model->arena.data().end());
+  m.base_val_loss = evaluate_with(m.cfg, fill_with(m.params))["val_loss"].get<double>();
+  return m;
+}
+
+}  // namespace
+
 CompressionCurve compression_curve(const std::string& ckpt, const std::vector<int>& ranks, const std::string& forms,
                                    const std::vector<int>& layers_in, bool heads_too,
                                    const std::function<void(const std::string&)>& progress) {
@@ -367,19 +405,13 @@ CompressionCurve compression_curve(const std::string& ckpt, const std::vector<in
   if (ranks.empty()) throw UserError("--curve: give at least one rank");
   for (int r : ranks)
     if (r < 1) throw UserError("--curve: ranks must be >= 1 (got " + std::to_string(r) + ")");
-  const RunConfig cfg = checkpoint_config(ckpt, {});
+  const Loaded m = load_transformer(ckpt);
+  const RunConfig& cfg = m.cfg;
   const ModelConfig& mc = cfg.model;
-  if (mc.kind != "transformer") throw UserError(ckpt + ": model.kind is '" + mc.kind + "': only Transformer heads can be compressed");
   if (forms != "ov" && !mc.dot_product) throw UserError("--forms: " + ckpt + " has no dot product; use --forms ov");
-  auto model = make_model<float>(mc, 1);
-  load_checkpoint(ckpt, model->arena);
-  const Arena<float>& A = model->arena;
-  auto fill_with = [](const std::vector<float>& p) {
-    return [&p](Arena<float>& a) { std::copy(p.begin(), p.end(), a.data().begin()); };
-  };
+  const Arena<float>& A = m.model->arena;
   CompressionCurve out;
-  const std::vector<float> orig(A.data().begin(), A.data().end());
-  out.base_val_loss = evaluate_with(cfg, fill_with(orig))["val_loss"].get<double>();
+  out.base_val_loss = m.base_val_loss;
   out.params_total = int64_t(A.size());
   const std::vector<int> layers = parse_selection(layers_in, mc.layers, "--layers");
   for (int r : ranks) {
@@ -407,14 +439,10 @@ CompressionCurve compression_curve(const std::string& ckpt, const std::vector<in
       row.layer = sc.layer;
       row.head = sc.head;
       row.rank = r;
-      row.params_removed = res.params_before - res.params_after;
-      row.flops_removed = transformer_forward_flops(mc, cfg.task.seq_len) - transformer_forward_flops(res.config.model, cfg.task.seq_len);
       double err = 0;
       for (const auto& h : res.heads) err += (o.qk_rank > 0 ? h.qk_rel_error : 0) + (o.ov_rank > 0 ? h.ov_rel_error : 0);
       row.rel_error = res.heads.empty() ? 0 : err / double(res.heads.size()) / (forms == "both" ? 2.0 : 1.0);
-      row.val_loss = evaluate_with(res.config, fill_with(res.params))["val_loss"].get<double>();
-      row.delta = row.val_loss - out.base_val_loss;
-      out.rows.push_back(row);
+      out.rows.push_back(measured_row(cfg, res, out.base_val_loss, row));
       if (progress)
         progress("rank " + std::to_string(r) + " " + sc.name + (sc.layer >= 0 ? " " + std::to_string(sc.layer) : "") +
                  (sc.head >= 0 ? "." + std::to_string(sc.head) : ""));
@@ -423,96 +451,51 @@ CompressionCurve compression_curve(const std::string& ckpt, const std::vector<in
   return out;
 }
 
-}  // namespace attnlab
-
-namespace attnlab {
-
-double pearson(const std::vector<double>& x, const std::vector<double>& y) {
-  const size_t n = x.size();
-  if (n < 3 || y.size() != n) return NAN;
-  double mx = 0, my = 0;
-  for (size_t i = 0; i < n; ++i) { mx += x[i] / double(n); my += y[i] / double(n); }
-  double sxx = 0, syy = 0, sxy = 0;
-  for (size_t i = 0; i < n; ++i) {
-    sxx += (x[i] - mx) * (x[i] - mx);
-    syy += (y[i] - my) * (y[i] - my);
-    sxy += (x[i] - mx) * (y[i] - my);
-  }
-  return sxx > 0 && syy > 0 ? sxy / std::sqrt(sxx * syy) : NAN;
-}
-
-namespace {
-
-using Summary = nlohmann::ordered_json;
-std::string rk(int r) { return ".r" + std::to_string(r); }
-
-// Loss added by compressing the late half minus the early half (< 0: late layers shrink more cheaply).
-void add_late_minus_early(Summary& s, const std::vector<int>& ranks, const std::string& delta, const std::string& out) {
-  for (int r : ranks) {
-    const std::string late = delta + ".late" + rk(r), early = delta + ".early" + rk(r);
-    if (s.contains(late) && s.contains(early)) s[out + rk(r)] = s[late].get<double>() - s[early].get<double>();
-  }
-}
-
-// Are the near-uniform layers the cheap ones to compress (issue 28)? Across layers, entropy
-// ratio against loss added per parameter removed.
-void add_entropy_correlation(Summary& s, const std::vector<int>& ranks, int layers) {
-  for (int r : ranks) {
-    std::vector<double> entropy, cost;
-    for (int l = 0; l < layers; ++l) {
-      const std::string at = "l" + std::to_string(l) + rk(r), h = "attn_entropy_ratio.l" + std::to_string(l);
-      if (!s.contains(h) || !s[h].is_number() || !s.contains("compress_delta." + at) || !s.contains("compress_saved." + at)) continue;
-      const double saved = s["compress_saved." + at].get<double>();
-      if (!(saved > 0)) continue;
-      entropy.push_back(s[h].get<double>());
-      cost.push_back(s["compress_delta." + at].get<double>() / saved);
+CompressionCurve group_comparison(const std::string& ckpt, const std::vector<int>& groups) {
+  const Loaded m = load_transformer(ckpt);
+  const RunConfig& cfg = m.cfg;
+  const ModelConfig& mc = cfg.model;
+  const Arena<float>& A = m.model->arena;
+  CompressionCurve out;
+  out.base_val_loss = m.base_val_loss;
+  out.params_total = int64_t(A.size());
+  for (int G : groups) {
+    if (G < 1) throw UserError("train.compress_groups: groups must be >= 1 (got " + std::to_string(G) + ")");
+    CompressOptions go;
+    go.group_heads = G;
+    int widest = 0;
+    for (int l = 0; l < mc.layers; ++l) {
+      if (mc.heads[size_t(l)] <= G) continue;  // nothing to merge there
+      go.layers.push_back(l);
+      for (size_t h = 0; h < mc.head_dim[size_t(l)].size(); ++h)
+        widest = std::max({widest, mc.head_dim[size_t(l)][h], mc.value_dim[size_t(l)][h]});
     }
-    if (const double c = pearson(entropy, cost); std::isfinite(c)) s["compress_entropy_corr" + rk(r)] = c;
-  }
-}
-
-// train.compress_heads: one head compressed at a time (the paper's Figs. 4 and 6); the mean
-// loss added per layer and over the heads of the early and late halves of the layers.
-void add_single_head_means(Summary& s, const CompressionCurve& cc, int layers) {
-  std::map<std::string, std::pair<double, int>> sums;  // field -> (sum, count)
-  for (const CurveRow& r : cc.rows) {
-    if (r.scope != "head") continue;
-    for (const std::string& at : {"l" + std::to_string(r.layer), std::string(layers >= 2 && r.layer < layers / 2 ? "early" : "late")}) {
-      auto& [sum, n] = sums["compress_head_delta." + at + rk(r.rank)];
-      sum += r.delta;
-      ++n;
+    if (go.layers.empty()) continue;
+    const CompressResult grouped = compress_arena(cfg, A, go);
+    const int64_t saved = grouped.params_before - grouped.params_after;
+    // The SVD partner: both forms of every head of the same layers at the rank whose saving is
+    // closest to the grouping's (on a tie the smaller rank: it removes more).
+    CompressResult svd;
+    int svd_rank = 0;
+    int64_t gap = -1;
+    for (int r = 1; r <= widest; ++r) {
+      CompressOptions so;
+      so.layers = go.layers;
+      so.qk_rank = mc.dot_product ? r : 0;
+      so.ov_rank = r;
+      CompressResult res = compress_arena(cfg, A, so);
+      const int64_t g = std::llabs(res.params_before - res.params_after - saved);
+      if (gap < 0 || g < gap) gap = g, svd_rank = r, svd = std::move(res);
     }
+    CurveRow row;
+    row.scope = "group";
+    row.groups = G;
+    out.rows.push_back(measured_row(cfg, grouped, out.base_val_loss, row));
+    row.scope = "group_svd";
+    row.rank = svd_rank;
+    out.rows.push_back(measured_row(cfg, svd, out.base_val_loss, row));
   }
-  for (const auto& [field, sn] : sums) s[field] = sn.first / sn.second;
-}
-
-}  // namespace
-
-void add_compression_curve(const RunConfig& cfg, const std::string& dir) {
-  const TrainConfig& tc = cfg.train;
-  if (tc.compress_ranks.empty()) return;
-  std::ifstream in(dir + "/summary.json");
-  Summary s = Summary::parse(in, nullptr, false);
-  if (s.is_discarded() || s.value("status", "") != "completed") return;
-  const CompressionCurve cc = compression_curve(dir + "/model.safetensors", tc.compress_ranks, "qk", {}, tc.compress_heads, nullptr);
-  Summary rows = Summary::array();
-  for (const CurveRow& r : cc.rows) {
-    if (r.scope != "head") {
-      const std::string at = r.scope == "layer" ? "l" + std::to_string(r.layer) : r.scope;
-      s["compress_delta." + at + rk(r.rank)] = r.delta;
-      s["compress_saved." + at + rk(r.rank)] = r.params_removed;
-    }
-    rows.push_back({{"scope", r.scope}, {"layer", r.layer}, {"head", r.head}, {"rank", r.rank}, {"params_removed", r.params_removed},
-                    {"flops_removed", r.flops_removed}, {"val_loss", r.val_loss}, {"delta", r.delta}, {"rel_error", r.rel_error}});
-  }
-  add_late_minus_early(s, tc.compress_ranks, "compress_delta", "compress_late_minus_early");
-  add_entropy_correlation(s, tc.compress_ranks, cfg.model.layers);
-  if (tc.compress_heads) {
-    add_single_head_means(s, cc, cfg.model.layers);
-    add_late_minus_early(s, tc.compress_ranks, "compress_head_delta", "compress_head_late_minus_early");
-  }
-  write_file_atomic(dir + "/compression.json", Summary{{"base_val_loss", cc.base_val_loss}, {"rows", rows}}.dump(2) + "\n");
-  write_file_atomic(dir + "/summary.json", s.dump(2) + "\n");
+  return out;
 }
 
 }  // namespace attnlab

@@ -69,6 +69,7 @@ struct CurveRow {
   double flops_removed = 0;    // forward FLOPs saved per sequence of task.seq_len (train/bench.h's count)
   double val_loss = 0, delta = 0;  // and its increase over the original's
   double rel_error = 0;           // mean relative Frobenius error of the compressed forms
+  int groups = 0;                 // scopes "group" and "group_svd": the heads per layer merged into
 };
 struct CompressionCurve {
   double base_val_loss = 0;
@@ -81,23 +82,12 @@ CompressionCurve compression_curve(const std::string& ckpt, const std::vector<in
                                    const std::vector<int>& layers, bool heads_too,
                                    const std::function<void(const std::string&)>& progress);
 
-}  // namespace attnlab
-
-namespace attnlab {
-
-// train.compress_ranks: the QK compression curve of the run in `dir` (its model.safetensors)
-// at those ranks, into DIR/compression.json, and into DIR/summary.json as
-// compress_delta.<scope>.r<r> (scope: model, early, late, l0, l1, ...), compress_saved.<scope>.r<r>
-// and compress_late_minus_early.r<r>; with three layers or more also
-// compress_entropy_corr.r<r>: across the layers, the Pearson correlation of the final
-// attention entropy ratio (attn_entropy_ratio.l<L>) with the loss added per parameter removed
-// by compressing that layer (compress_delta.l<L> / compress_saved.l<L>): negative when the
-// near-uniform layers are the cheap ones. With train.compress_heads, also each head alone:
-// compress_head_delta.<l0|l1|...|early|late>.r<r> (the mean loss added over those heads, one at
-// a time) and compress_head_late_minus_early.r<r>. Nothing for a run that did not complete.
-void add_compression_curve(const RunConfig& cfg, const std::string& dir);
-
-// Pearson correlation of x and y (equal lengths); NaN with fewer than three pairs or a constant side.
-double pearson(const std::vector<double>& x, const std::vector<double>& y);
+// The paper's grouped heads against truncated SVD at equal parameters removed: for each G, every
+// layer with more than G heads has them merged into G (similar heads together; see
+// CompressOptions::group_heads) -> a row of scope "group"; and the QK and OV forms of every head
+// of those layers truncated to the rank whose parameters removed are closest to the grouping's
+// (on a tie the smaller rank) -> a row of scope "group_svd" with that rank. A G that no layer
+// exceeds gives no rows.
+CompressionCurve group_comparison(const std::string& ckpt, const std::vector<int>& groups);
 
 }  // namespace attnlab

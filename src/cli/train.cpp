@@ -6,7 +6,7 @@
 #include <fstream>
 #include <fmt/core.h>
 
-#include "analysis/compress.h"
+#include "analysis/compress_summary.h"
 #include "cli/cli.h"
 #include "core/dist.h"
 #include "core/error.h"
@@ -108,7 +108,7 @@ std::function<int()> add_train(CLI::App& app) {
                  double(full_batch(cfg.train) ? cfg.task.n_train : cfg.train.batch) / dist::size());
     auto s = train_run(cfg, out);
     if (!lead) return 0;
-    if (!cfg.train.compress_ranks.empty() && s["status"] == "completed") {  // paper 1: the compression curve
+    if (wants_compression(cfg.train) && s["status"] == "completed") {  // paper 1: the compression curve
       add_compression_curve(cfg, out.dir);
       std::ifstream in(out.dir + "/summary.json");
       s = nlohmann::json::parse(in);

@@ -162,6 +162,7 @@ struct TrainConfig {
   int threads = 0;           // 0 = all cores
   std::vector<int> compress_ranks;  // after training: the compression curve at these ranks (Transformer with the dot product)
   bool compress_heads = false;     // with compress_ranks: also each head alone (the paper's single-head compression)
+  std::vector<int> compress_groups;  // after training: each layer's heads merged into G, against SVD at equal parameters removed
   bool best_fit = false;      // paper 2's DP-free layer on a linear lag target: the least error of its class (best_fit_rel)
   bool probe_errors = false;  // shallow_attention + teacher_student_ntk: E2/E3 errors at init in the summary
 };

@@ -318,10 +318,12 @@ RunConfig parse_run_config(std::string_view text, const std::string& source, con
   r.boolean("best_fit", tc.best_fit);
   r.ints("compress_ranks", tc.compress_ranks, 1, true);
   r.boolean("compress_heads", tc.compress_heads);
+  r.ints("compress_groups", tc.compress_groups, 1, true);
   r.finish();
   if (tc.compress_heads && tc.compress_ranks.empty()) r.fail("compress_heads", "needs train.compress_ranks (the ranks each head is compressed to)");
   if (!tc.compress_ranks.empty() && (mc.kind != "transformer" || !mc.dot_product))
     r.fail("compress_ranks", "needs model.kind = \"transformer\" with the dot product (it compresses W_Q W_K^T)");
+  if (!tc.compress_groups.empty() && mc.kind != "transformer") r.fail("compress_groups", "needs model.kind = \"transformer\" (it merges attention heads)");
   if (tc.best_fit) {
     const std::string why = best_fit_unsupported(c);
     if (!why.empty()) r.fail("best_fit", why);
@@ -370,6 +372,11 @@ std::string resolved_toml(const RunConfig& c) {
     train.insert("compress_ranks", ranks);
   }
   if (t.compress_heads) train.insert("compress_heads", true);  // (absent when false, so older runs keep their hash)
+  if (!t.compress_groups.empty()) {  // (likewise absent when empty)
+    toml::array groups;
+    for (int v : t.compress_groups) groups.push_back(v);
+    train.insert("compress_groups", groups);
+  }
   if (!t.rho.empty()) {
     toml::array rho;
     for (double v : t.rho) rho.push_back(v);

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "analysis/compress.h"
+#include "analysis/compress_summary.h"
 #include "core/blas_check.h"
 #include "core/error.h"
 #include "io/config.h"
@@ -62,7 +62,7 @@ std::string train(const std::string& path, const std::string& text, const std::v
     py::gil_scoped_release nogil;
     const auto s = train_run(cfg, o);
     // as `attnlab train` does: paper 1's compression curve when the config asks for it
-    if (!cfg.train.compress_ranks.empty() && s["status"] == "completed") add_compression_curve(cfg, o.dir);
+    if (wants_compression(cfg.train) && s["status"] == "completed") add_compression_curve(cfg, o.dir);
   } catch (const Interrupted&) {
     throw py::error_already_set();  // KeyboardInterrupt, raised by PyErr_CheckSignals
   }

@@ -363,6 +363,10 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
     h << "<pre>" << esc(s.spec.description) << "</pre>\n<div class=\"figs\">\n";
     for (size_t i = 0; i < s.figures.size(); ++i) {
       const auto& f = s.figures[i];
+      if (!s.spec.figures[i].not_at_scale.empty()) {
+        h << "<p class=\"na\">Figure '" << esc(s.spec.figures[i].title) << "': " << esc(s.spec.figures[i].not_at_scale) << "</p>\n";
+        continue;
+      }
       const std::string base = s.key + "/";
       std::string missing;
       for (const auto& m : f.incomplete) missing += (missing.empty() ? "" : "; ") + m;

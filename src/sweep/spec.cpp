@@ -191,6 +191,7 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
       sweep.insert_or_assign(key, *v);
     }
   }
+  const toml::table unscaled = sweep;  // what the other scales' selectors are checked against
   if (!scale.empty()) {
     const toml::table* sc = root.at_path("scale." + scale).as_table();
     if (!sc) throw UserError(path + ": scale." + scale + ": no such scale in this spec");
@@ -388,33 +389,44 @@ ExperimentSpec parse_spec(const std::string& text, const std::string& path, cons
       s.claims.push_back(c);
     }
   }
-  // A selector naming a value the sweep does not run (at this scale) would leave its figure
-  // empty or its claim n/a after the whole sweep; say so before anything runs. Stored specs
-  // (check_base = false) are read as they were run.
-  if (check_base) {
-    auto check = [&](const Point& sel, const std::string& where) {
-      for (const auto& [k, v] : sel)
-        for (const auto& ax : s.axes)
-          for (size_t j = 0; j < ax.keys.size(); ++j) {
-            if (ax.keys[j] != k) continue;
-            std::string values;
-            bool found = false;
-            for (const auto& tuple : ax.values) {
-              found = found || tuple[j] == v;
-              values += (values.empty() ? "" : ", ") + tuple[j];
-            }
-            if (!found)
-              throw UserError(where + ": " + k + " = " + v + " is not a value of the sweep" +
-                              (scale.empty() ? "" : " at scale " + scale) + " (its values: " + values + ")");
+  // A selector naming a value the sweep does not run would leave its figure empty or its claim
+  // n/a after the whole sweep; say so before anything runs. A value that the base [sweep] runs
+  // but this scale does not is for another scale: the figure or claim is marked, not an error.
+  // Stored specs (check_base = false) are read as they were run, and only marked.
+  auto in_base_sweep = [&](const std::string& k, const std::string& v) {
+    const toml::array* a = unscaled.get(k) ? unscaled.get(k)->as_array() : nullptr;
+    if (a)
+      for (const auto& e : *a)
+        if (text_of(e) == v) return true;
+    return false;
+  };
+  auto check = [&](const Point& sel, const std::string& where, std::string& not_at_scale) {
+    for (const auto& [k, v] : sel)
+      for (const auto& ax : s.axes)
+        for (size_t j = 0; j < ax.keys.size(); ++j) {
+          if (ax.keys[j] != k) continue;
+          std::string values;
+          bool found = false;
+          for (const auto& tuple : ax.values) {
+            found = found || tuple[j] == v;
+            values += (values.empty() ? "" : ", ") + tuple[j];
           }
-    };
-    for (size_t i = 0; i < s.figures.size(); ++i) check(s.figures[i].where, path + ": figure[" + std::to_string(i) + "].where");
-    for (size_t i = 0; i < s.claims.size(); ++i) {
-      const std::string where = path + ": claim[" + std::to_string(i) + "]";
-      check(s.claims[i].where, where + ".where");
-      check(s.claims[i].a, where + ".a");
-      check(s.claims[i].b, where + ".b");
-    }
+          if (found) continue;
+          if (!scale.empty() && in_base_sweep(k, v)) {
+            if (not_at_scale.empty()) not_at_scale = k + " = " + v + " is not run at scale " + scale;
+          } else if (check_base) {
+            throw UserError(where + ": " + k + " = " + v + " is not a value of the sweep" +
+                            (scale.empty() ? "" : " at scale " + scale) + " (its values: " + values + ")");
+          }
+        }
+  };
+  for (size_t i = 0; i < s.figures.size(); ++i)
+    check(s.figures[i].where, path + ": figure[" + std::to_string(i) + "].where", s.figures[i].not_at_scale);
+  for (size_t i = 0; i < s.claims.size(); ++i) {
+    const std::string where = path + ": claim[" + std::to_string(i) + "]";
+    check(s.claims[i].where, where + ".where", s.claims[i].not_at_scale);
+    check(s.claims[i].a, where + ".a", s.claims[i].not_at_scale);
+    check(s.claims[i].b, where + ".b", s.claims[i].not_at_scale);
   }
   return s;
 }

@@ -27,6 +27,7 @@ struct FigureSpec {
   bool guide = false;
   double guide_slope = 0;
   std::string guide_label;
+  std::string not_at_scale;  // set when `where` names a value the base sweep runs but this scale does not
 };
 
 struct ClaimSpec {
@@ -52,6 +53,9 @@ struct ClaimSpec {
   };
   std::vector<Gate> gates;
   std::string finding;  // `finding = "..."`: the spec's explanation of a result that does not hold
+  // Set when a selector names a value the base [sweep] runs but this scale does not
+  // ("task.kind = \"ngram_noise\" is not run at scale quick"): the claim is n/a with that note.
+  std::string not_at_scale;
 };
 
 struct ExperimentSpec {
