@@ -8,6 +8,7 @@
 #include <fcntl.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <filesystem>
@@ -127,6 +128,31 @@ TEST(Spec, BadSpecsAreUserErrors) {
   ASSERT_EQ(r.size(), 1u);
   EXPECT_EQ(r[0].verdict(), "n/a");
   EXPECT_EQ(r[0].note, "model.ffn = 16 is not run at scale quick");
+}
+
+// The progress lines in a log (stderr not a terminal): one per finished run, counting the runs
+// in flight after the freed slot is refilled: with -j 2 and runs left to start, 2 are running.
+TEST(Sweep, ProgressLinesCountTheRunsInFlight) {
+  const fs::path d = fs::temp_directory_path() / ("attnlab_progress_" + std::to_string(getpid()));
+  fs::remove_all(d);
+  const auto r = cli_test::run("sweep " + spec_path() + " --scale quick -j 2 --out " + d.string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::istringstream lines(r.err);
+  std::string line;
+  std::vector<std::pair<int, int>> seen;  // (done, running)
+  while (std::getline(lines, line)) {
+    int done = 0, total = 0, running = 0;
+    const auto at = line.find(": ");
+    if (at != std::string::npos && std::sscanf(line.c_str() + at + 2, "%d/%d runs done, %d running", &done, &total, &running) == 3) {
+      EXPECT_EQ(total, 6) << line;
+      seen.emplace_back(done, running);
+    }
+  }
+  ASSERT_FALSE(seen.empty()) << r.err;
+  for (const auto& [done, running] : seen)
+    if (done >= 1 && done <= 4) EXPECT_EQ(running, 2) << "after " << done << " of 6 runs:\n" << r.err;
+  EXPECT_EQ(seen.back(), std::make_pair(6, 0)) << r.err;
+  fs::remove_all(d);
 }
 
 TEST(Sweep, SurvivesSigkillAndMatchesAnUninterruptedSweep) {

@@ -2,6 +2,7 @@
 // attnlab merge OUT_DIR IN_DIR...
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fmt/core.h>
@@ -19,8 +20,9 @@ namespace {
 std::string eta_text(double s) {
   if (!std::isfinite(s)) return "?";
   if (s >= 3600) return fmt::format("{:.1f}h", s / 3600);
-  if (s >= 60) return fmt::format("{:.0f}m{:02.0f}s", std::floor(s / 60), std::fmod(s, 60));
-  return fmt::format("{:.0f}s", s);
+  const long t = std::lround(s);  // whole seconds first: 119.6 s is 2m00s, not 1m60s
+  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
 }
 
 // Makes `dst` a copy of the run directory `src` (none if src has none): copied beside it

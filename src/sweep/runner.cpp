@@ -393,6 +393,7 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
   // Runs out at other ranks (by id, with their start), and ranks told there is no more work.
   std::map<std::string, std::chrono::steady_clock::time_point> remote;
   int told_none = 0;
+  bool finished_since_report = false;
   auto record = [&](const RunRow& r, const Outcome& o) {
     if (!store.finish(r.id, o.status, o.summary, o.config, o.metrics, o.error, o.wall_s, owner))
       return;  // discarded meanwhile by another sweep's --rerun-changed: not ours to record
@@ -400,7 +401,7 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
     if (o.status == "completed") ++res.completed;
     else if (o.status == "diverged") ++res.diverged;
     else ++res.failed;
-    report();
+    finished_since_report = true;  // reported once the freed slots are refilled: "2 running", not "1"
   };
   auto finished_child = [&](pid_t pid, int st) {
     if (const auto f = take_finished(opt, live, pid, st)) record(f->first, f->second);
@@ -413,6 +414,11 @@ SweepResult run_sweep(const SweepOptions& opt, const std::function<void(const Sw
         start_run(opt, *r, threads, live);
         ++started_here;
         report();
+        finished_since_report = false;
+      }
+      if (finished_since_report) {
+        report();
+        finished_since_report = false;
       }
       if (ranks == 1) {
         if (live.empty()) break;
