@@ -118,6 +118,14 @@ TEST(EvalCli, TrainCompressRanksAddsTheCurveToTheSummary) {
   EXPECT_NEAR(sh["compress_head_delta.late.r1"].get<double>(), late, 1e-12);
   EXPECT_NEAR(sh["compress_head_late_minus_early.r1"].get<double>(), late - early, 1e-12);
   EXPECT_FALSE(s.contains("compress_head_delta.l0.r1"));  // not asked for
+  // One layer: per-layer means only, no halves (as the layer scopes have none).
+  write(d / "h1.toml", std::string(kRetrieval) + "compress_ranks = [1]\ncompress_heads = true\n");
+  ASSERT_EQ(run("train " + (d / "h1.toml").string() + " --out " + (d / "one").string()).status, 0);
+  const auto s1 = read_json(d / "one" / "summary.json");
+  EXPECT_TRUE(s1.contains("compress_head_delta.l0.r1")) << s1.dump();
+  for (const char* k : {"compress_head_delta.early.r1", "compress_head_delta.late.r1", "compress_head_late_minus_early.r1",
+                        "compress_delta.late.r1"})
+    EXPECT_FALSE(s1.contains(k)) << k;
   write(d / "h2.toml", cfg + "compress_heads = true\n");
   expect_bad_input("train " + (d / "h2.toml").string() + " --out " + (d / "h2").string(),
                    "train.compress_heads: needs train.compress_ranks (the ranks each head is compressed to)");

@@ -487,12 +487,19 @@ CompressionCurve group_comparison(const std::string& ckpt, const std::vector<int
       const int64_t g = std::llabs(res.params_before - res.params_after - saved);
       if (gap < 0 || g < gap) gap = g, svd_rank = r, svd = std::move(res);
     }
+    auto mean_error = [&](const CompressResult& res) {  // of the forms each compression rewrote
+      double e = 0;
+      for (const auto& h : res.heads) e += mc.dot_product ? (h.qk_rel_error + h.ov_rel_error) / 2 : h.ov_rel_error;
+      return res.heads.empty() ? 0.0 : e / double(res.heads.size());
+    };
     CurveRow row;
     row.scope = "group";
     row.groups = G;
+    row.rel_error = mean_error(grouped);
     out.rows.push_back(measured_row(cfg, grouped, out.base_val_loss, row));
     row.scope = "group_svd";
     row.rank = svd_rank;
+    row.rel_error = mean_error(svd);
     out.rows.push_back(measured_row(cfg, svd, out.base_val_loss, row));
   }
   return out;

@@ -61,7 +61,9 @@ void add_single_head_means(Summary& s, const CompressionCurve& cc, int layers) {
   std::map<std::string, std::pair<double, int>> sums;  // field -> (sum, count)
   for (const CurveRow& r : cc.rows) {
     if (r.scope != "head") continue;
-    for (const std::string& at : {"l" + std::to_string(r.layer), std::string(layers >= 2 && r.layer < layers / 2 ? "early" : "late")}) {
+    std::vector<std::string> scopes = {"l" + std::to_string(r.layer)};
+    if (layers >= 2) scopes.push_back(r.layer < layers / 2 ? "early" : "late");  // as the layer scopes: no halves of one layer
+    for (const std::string& at : scopes) {
       auto& [sum, n] = sums["compress_head_delta." + at + rk(r.rank)];
       sum += r.delta;
       ++n;
