@@ -396,6 +396,15 @@ Loaded load_transformer(const std::string& ckpt) {
   return m;
 }
 
+// A curve row's rel_error: the mean over the rewritten heads of the relative errors of the
+// forms the compression rewrote (QK and/or OV).
+double mean_rel_error(const CompressResult& res, bool qk, bool ov) {
+  if (res.heads.empty() || (!qk && !ov)) return 0;
+  double e = 0;
+  for (const auto& h : res.heads) e += (qk ? h.qk_rel_error : 0) + (ov ? h.ov_rel_error : 0);
+  return e / double(res.heads.size()) / double(int(qk) + int(ov));
+}
+
 }  // namespace
 
 CompressionCurve compression_curve(const std::string& ckpt, const std::vector<int>& ranks, const std::string& forms,
@@ -439,9 +448,7 @@ CompressionCurve compression_curve(const std::string& ckpt, const std::vector<in
       row.layer = sc.layer;
       row.head = sc.head;
       row.rank = r;
-      double err = 0;
-      for (const auto& h : res.heads) err += (o.qk_rank > 0 ? h.qk_rel_error : 0) + (o.ov_rank > 0 ? h.ov_rel_error : 0);
-      row.rel_error = res.heads.empty() ? 0 : err / double(res.heads.size()) / (forms == "both" ? 2.0 : 1.0);
+      row.rel_error = mean_rel_error(res, o.qk_rank > 0, o.ov_rank > 0);
       out.rows.push_back(measured_row(cfg, res, out.base_val_loss, row));
       if (progress)
         progress("rank " + std::to_string(r) + " " + sc.name + (sc.layer >= 0 ? " " + std::to_string(sc.layer) : "") +
@@ -487,19 +494,14 @@ CompressionCurve group_comparison(const std::string& ckpt, const std::vector<int
       const int64_t g = std::llabs(res.params_before - res.params_after - saved);
       if (gap < 0 || g < gap) gap = g, svd_rank = r, svd = std::move(res);
     }
-    auto mean_error = [&](const CompressResult& res) {  // of the forms each compression rewrote
-      double e = 0;
-      for (const auto& h : res.heads) e += mc.dot_product ? (h.qk_rel_error + h.ov_rel_error) / 2 : h.ov_rel_error;
-      return res.heads.empty() ? 0.0 : e / double(res.heads.size());
-    };
     CurveRow row;
     row.scope = "group";
     row.groups = G;
-    row.rel_error = mean_error(grouped);
+    row.rel_error = mean_rel_error(grouped, mc.dot_product, true);
     out.rows.push_back(measured_row(cfg, grouped, out.base_val_loss, row));
     row.scope = "group_svd";
     row.rank = svd_rank;
-    row.rel_error = mean_error(svd);
+    row.rel_error = mean_rel_error(svd, mc.dot_product, true);
     out.rows.push_back(measured_row(cfg, svd, out.base_val_loss, row));
   }
   return out;
