@@ -1,12 +1,12 @@
-// attnlab plan: the plan spends at most D, gives the first layer one head per memory, falls
-// front to back with the front profile, caps the head dimension, writes the JSON contract,
-// and --validate trains the plan beside the conventional baseline.
+// attnlab plan: the rules (M heads, the saturation point d*(T), shares over layers), the JSON
+// contract, --calibrate's pilots, and --validate's protocol recomputed from its runs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "analysis/planner.h"
@@ -16,82 +16,166 @@
 using namespace attnlab;
 namespace fs = std::filesystem;
 
-TEST(Plan, SpendsAtMostTheBudgetWithOneHeadPerMemoryFirst) {
-  for (int64_t D : {24, 100, 384, 1000, 5000})
-    for (int L : {1, 2, 6})
-      for (int M : {1, 3, 4}) {
-        if (D < 3 * L * M) continue;
-        SCOPED_TRACE(std::to_string(D) + " " + std::to_string(L) + " " + std::to_string(M));
-        const Plan p = plan_allocation(D, L, 64, M, "front");
-        ASSERT_EQ(p.layers.size(), size_t(L));
-        int64_t spent = 0;
-        for (const auto& l : p.layers) {
-          spent += int64_t(l.heads) * l.head_dim;
-          EXPECT_LE(l.head_dim, 64);
-          EXPECT_GE(l.head_dim, 1);
-          EXPECT_FALSE(l.reason.empty());
-        }
-        EXPECT_EQ(spent, p.spent);
-        EXPECT_LE(spent, D);
-        // M heads first, unless M heads of dimension 64 cannot hold layer 0's share.
-        const auto& f = p.layers[0];
-        EXPECT_GE(f.heads, M);
-        if (f.heads > M) {
-          EXPECT_GT(int64_t(f.heads) * f.head_dim, int64_t(64) * M - f.heads);
-        }
-        for (int l = 1; l < L; ++l)
-          EXPECT_LE(int64_t(p.layers[size_t(l)].heads) * p.layers[size_t(l)].head_dim,
-                    int64_t(p.layers[size_t(l - 1)].heads) * p.layers[size_t(l - 1)].head_dim);
-      }
-  // Front-loaded 6 layers: shares 3 : 2.6 : 2.2 : 1.8 : 1.4 : 1 of D = 384 (96 ... 32).
-  const Plan p = plan_allocation(384, 6, 64, 4, "front");
-  EXPECT_EQ(p.layers[0].heads * p.layers[0].head_dim, 96);
-  EXPECT_EQ(p.layers[5].heads * p.layers[5].head_dim, 32);
-  // Uniform, with more budget than 4 heads of 64 can hold: more heads, not larger ones.
-  const Plan u = plan_allocation(2048, 2, 64, 4, "uniform");
-  EXPECT_EQ(u.layers[0].heads, 16);
-  EXPECT_EQ(u.layers[0].head_dim, 64);
-  EXPECT_THROW(plan_allocation(10, 6, 64, 4, "front"), UserError);
-  EXPECT_THROW(plan_allocation(384, 6, 64, 4, "back"), UserError);
+PlanRequest req(int64_t D, int L, int T, int M, const std::string& profile = "uniform", int key_dim = 0) {
+  PlanRequest r;
+  r.budget = D;
+  r.layers = L;
+  r.seq_len = T;
+  r.memories = M;
+  r.profile = profile;
+  r.key_dim = key_dim;
+  return r;
 }
 
-TEST(Plan, JsonContractAndValidate) {
-  const fs::path d = fs::temp_directory_path() / ("attnlab_plan_" + std::to_string(::getpid()));
-  fs::create_directories(d);
+// Rule 2's d*(T): the smallest power of two >= sqrt(T), at least 4 (p1_e2b: 4, 8, 16 at T = 16,
+// 64, 256), at least 2K with a key dimension K.
+TEST(Plan, SaturationPointFollowsTheMeasuredBend) {
+  const std::vector<std::pair<int, int>> cases = {{1, 4}, {16, 4}, {17, 8}, {64, 8}, {65, 16}, {128, 16}, {256, 16}, {257, 32}, {1024, 32}};
+  for (const auto& [T, d] : cases) EXPECT_EQ(measured_saturation(T, 0), d) << "T = " << T;
+  std::string why;
+  EXPECT_EQ(measured_saturation(64, 16, &why), 32);
+  EXPECT_NE(why.find("2K = 32 for key dimension K = 16 (p1_e2c"), std::string::npos) << why;
+  EXPECT_EQ(measured_saturation(1024, 4, &why), 32);
+  EXPECT_NE(why.find("T beyond 256 is extrapolated"), std::string::npos) << why;
+  EXPECT_NE(why.find("p1_e2b at full scale"), std::string::npos) << why;
+}
+
+TEST(Plan, SpendsAtMostTheBudgetWithMHeadsOfTheSaturationDimension) {
+  for (int64_t D : {24, 100, 384, 1000, 5000})
+    for (int L : {1, 2, 6})
+      for (int M : {1, 3, 4})
+        for (int T : {16, 64, 512})
+          for (const char* profile : {"uniform", "front"}) {
+            if (D < 3 * L * M) continue;
+            SCOPED_TRACE(std::to_string(D) + " " + std::to_string(L) + " " + std::to_string(M) + " " + std::to_string(T) + " " + profile);
+            const Plan p = plan_allocation(req(D, L, T, M, profile));
+            ASSERT_EQ(p.layers.size(), size_t(L));
+            const int ds = measured_saturation(T, 0);
+            int64_t spent = 0;
+            for (size_t l = 0; l < p.layers.size(); ++l) {
+              const auto& lp = p.layers[l];
+              spent += int64_t(lp.heads) * lp.head_dim;
+              EXPECT_EQ(lp.heads, M);
+              EXPECT_GE(lp.head_dim, 1);
+              EXPECT_LE(lp.head_dim, ds);
+              EXPECT_NE(lp.reason.find("p1_e2b"), std::string::npos) << lp.reason;
+              EXPECT_NE(lp.reason.find("p1_e3"), std::string::npos) << lp.reason;
+              if (l > 0)  // shares never rise from front to back
+                EXPECT_LE(int64_t(lp.heads) * lp.head_dim, int64_t(p.layers[l - 1].heads) * p.layers[l - 1].head_dim);
+            }
+            EXPECT_NE(p.layers[0].reason.find("p1_e1 at full scale"), std::string::npos) << p.layers[0].reason;
+            EXPECT_EQ(spent, p.spent);
+            EXPECT_LE(spent, D);
+          }
+  // Front-loaded 6 layers: shares 3 : 2.6 : 2.2 : 1.8 : 1.4 : 1 of D = 384 (96 ... 32); at T = 1024
+  // (d* = 32) four heads spend them whole: 4 x 24 first, 4 x 8 last.
+  const Plan p = plan_allocation(req(384, 6, 1024, 4, "front"));
+  EXPECT_EQ(p.layers[0].heads * p.layers[0].head_dim, 96);
+  EXPECT_EQ(p.layers[5].heads * p.layers[5].head_dim, 32);
+  EXPECT_THROW(plan_allocation(req(10, 6, 64, 4, "front")), UserError);
+  EXPECT_THROW(plan_allocation(req(384, 6, 64, 4, "back")), UserError);
+  EXPECT_THROW(plan_allocation(req(384, 6, 64, 4, "uniform", -1)), UserError);
+}
+
+// --seq-len changes the plan where the measurements say d* moves: at D = 384 over 6 layers
+// with 4 memories, T = 32 stops at 4 x 8 and leaves half the budget; T = 128 spends it all
+// (4 x 16 = d*(128)); a key dimension of 16 raises d* to 32 (more than the share allows).
+TEST(Plan, SequenceLengthChangesThePlan) {
+  const Plan a = plan_allocation(req(384, 6, 32, 4)), b = plan_allocation(req(384, 6, 128, 4));
+  EXPECT_EQ(a.layers[2].head_dim, 8);
+  EXPECT_EQ(a.spent, 192);
+  EXPECT_NE(a.layers[2].reason.find("the rest of the share (32) left unspent"), std::string::npos) << a.layers[2].reason;
+  EXPECT_EQ(b.layers[2].head_dim, 16);
+  EXPECT_EQ(b.spent, 384);
+  EXPECT_NE(b.layers[2].reason.find("what the share allows"), std::string::npos) << b.layers[2].reason;
+  const Plan k = plan_allocation(req(768, 6, 32, 4, "uniform", 16));
+  EXPECT_EQ(k.layers[0].head_dim, 32);
+  // A saturation point above --max-head-dim is capped there.
+  PlanRequest r = req(4096, 1, 4096, 1);
+  r.d_max = 32;
+  const Plan c = plan_allocation(r);
+  EXPECT_EQ(c.layers[0].head_dim, 32);
+  EXPECT_EQ(c.layers[0].heads, 1);
+  EXPECT_NE(c.layers[0].reason.find("capped at --max-head-dim 32"), std::string::npos) << c.layers[0].reason;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// --validate: the protocol's arms (the plan, the conventional allocation of what it spends, the
+// grid of uniform allocations; equal allocations run once), 8 seeds, and its numbers recomputed
+// here from the runs' own summaries: the arms' means, the paired improvement over the baseline,
+// and the regret (the plan's mean over the grid's best mean, minus 1).
+TEST(Plan, ValidateRunsTheProtocolAndItsNumbersAreTheRunsOwn) {
+  const fs::path d = cli_test::scratch_dir("plan_validate");
   { std::ofstream(d / "c.toml") << "seed = 1\n[task]\nkind = \"ngram_noise\"\nseq_len = 16\nn_gram = 2\nd_in = 2\nn_train = 0\nn_val = 32\n"
                                    "[model]\nd_model = 16\nffn = 16\n[train]\nsteps = 5\nbatch = 8\neval_every = 5\nthreads = 1\n"; }
   const auto r = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --validate " + (d / "c.toml").string() +
-                               " --seeds 1,2 --out " + (d / "runs").string() + " --json " + (d / "p.json").string());
+                               " --out " + (d / "v").string() + " --json " + (d / "p.json").string());
   ASSERT_EQ(r.status, 0) << r.err;
-  std::ifstream f(d / "p.json");
-  const auto j = nlohmann::json::parse(f);
+  const auto j = nlohmann::json::parse(slurp(d / "p.json"));
   EXPECT_EQ(j["budget"], 48);
+  EXPECT_EQ(j["seq_len"], 16);
   ASSERT_EQ(j["layers"].size(), 2u);
-  for (const auto& l : j["layers"]) {
-    EXPECT_TRUE(l["heads"].is_number_integer());
-    EXPECT_TRUE(l["head_dim"].is_number_integer());
-    EXPECT_TRUE(l["reason"].is_string());
-  }
   EXPECT_EQ(j["layers"][0]["heads"], 2);
-  EXPECT_TRUE(j["validate"]["plan"].is_number());
-  EXPECT_TRUE(j["validate"]["baseline"].is_number());
-  for (const char* seed : {"seed=1", "seed=2"}) {
-    EXPECT_TRUE(fs::exists(d / "runs" / "plan" / seed / "summary.json"));
-    EXPECT_TRUE(fs::exists(d / "runs" / "baseline" / seed / "summary.json"));
+  EXPECT_EQ(j["layers"][0]["head_dim"], 4);  // d*(16) = 4; the share's other 16 unspent
+  EXPECT_EQ(j["spent"], 16);
+  const auto& v = j["validate"];
+  EXPECT_EQ(v["seeds"], (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8}));
+  // Arms: plan 2x4, baseline 1x8 (the spent 8 per layer in one head), grid 1x24, 2x12, 4x6.
+  std::map<std::string, std::string> dims;
+  for (const auto& a : v["arms"]) dims[a["names"][0].get<std::string>()] = a["heads"].get<std::string>() + a["head_dim"].get<std::string>();
+  EXPECT_EQ(dims, (std::map<std::string, std::string>{{"plan", "[2, 2][4, 4]"}, {"baseline", "[1, 1][8, 8]"},
+                                                      {"grid H=1", "[1, 1][24, 24]"}, {"grid H=2", "[2, 2][12, 12]"},
+                                                      {"grid H=4", "[4, 4][6, 6]"}}));
+  // Per arm and seed, the metric from the runs' own directories.
+  std::map<std::string, std::map<int, double>> y;
+  for (const auto& e : fs::directory_iterator(d / "v" / "runs")) {
+    const auto s = nlohmann::json::parse(slurp(e.path() / "summary.json"));
+    const std::string cfg = slurp(e.path() / "config.toml");
+    const auto h = cfg.find("heads = [ "), hd = cfg.find("head_dim = [ "), sd = cfg.find("\nseed = ");
+    ASSERT_NE(h, std::string::npos);
+    const std::string key = cfg.substr(h + 10, cfg.find(' ', h + 10) - h - 10) + "x" + cfg.substr(hd + 13, cfg.find(' ', hd + 13) - hd - 13);
+    y[key][std::stoi(cfg.substr(sd + 8))] = s["final_val_loss"].get<double>();
   }
-  EXPECT_EQ(j["validate"]["seeds"].size(), 2u);
-  EXPECT_TRUE(j["validate"]["improvement"]["measured"].is_number());
-  EXPECT_LE(j["validate"]["improvement"]["ci_low"].get<double>(), j["validate"]["improvement"]["ci_high"].get<double>());
-  // The baseline: equal shares of 24 in one head of dimension 24 (the share is below 64).
-  std::ifstream bf(d / "runs" / "baseline" / "seed=1" / "config.toml");
-  const std::string bcfg((std::istreambuf_iterator<char>(bf)), std::istreambuf_iterator<char>());
-  EXPECT_NE(bcfg.find("head_dim = [ 24, 24 ]"), std::string::npos) << bcfg;
-  std::ifstream cf(d / "runs" / "plan" / "seed=1" / "config.toml");
-  const std::string cfg((std::istreambuf_iterator<char>(cf)), std::istreambuf_iterator<char>());
-  EXPECT_NE(cfg.find("heads = [ 2, 2 ]"), std::string::npos) << cfg;
+  ASSERT_EQ(y.size(), 5u);
+  auto mean = [&](const std::string& k) {
+    double m = 0;
+    for (const auto& [seed, val] : y[k]) m += val / 8;
+    EXPECT_EQ(y[k].size(), 8u) << k;
+    return m;
+  };
+  EXPECT_NEAR(v["plan"].get<double>(), mean("2,x4,"), 1e-12);
+  EXPECT_NEAR(v["baseline"].get<double>(), mean("1,x8,"), 1e-12);
+  double imp = 0;
+  for (int s = 1; s <= 8; ++s) imp += (y["1,x8,"][s] - y["2,x4,"][s]) / y["1,x8,"][s] / 8;
+  EXPECT_NEAR(v["improvement"]["measured"].get<double>(), imp, 1e-12);
+  const double g1 = mean("1,x24,"), g2 = mean("2,x12,"), g4 = mean("4,x6,"), best = std::min({g1, g2, g4});
+  EXPECT_NEAR(v["grid_best_mean"].get<double>(), best, 1e-12);
+  EXPECT_NEAR(v["regret"]["measured"].get<double>(), mean("2,x4,") / best - 1, 1e-12);
+  EXPECT_LE(v["regret"]["ci_low"].get<double>(), v["regret"]["measured"].get<double>());
+  EXPECT_GE(v["regret"]["ci_high"].get<double>(), v["regret"]["measured"].get<double>());
+  EXPECT_EQ(v["useful"].get<bool>(), v["regret"]["ci_high"].get<double>() <= 0.01);
+  EXPECT_NE(v["protocol"].get<std::string>().find("once per seed 1, 2, 3, 4, 5, 6, 7, 8"), std::string::npos);
+  EXPECT_EQ(v["pilot"]["runs"], 0);
+  EXPECT_NE(r.out.find("regret against the grid's best"), std::string::npos) << r.out;
+  // The same command again resumes (nothing reruns); another config into the same directory
+  // would mix protocols: refused.
+  const auto again = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --validate " + (d / "c.toml").string() +
+                                   " --out " + (d / "v").string() + " --json " + (d / "p2.json").string());
+  EXPECT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(nlohmann::json::parse(slurp(d / "p2.json"))["validate"]["regret"], v["regret"]);
+  { std::ofstream(d / "c2.toml") << slurp(d / "c.toml").replace(slurp(d / "c.toml").find("steps = 5"), 9, "steps = 6"); }
+  const auto mixed = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --validate " + (d / "c2.toml").string() +
+                                   " --out " + (d / "v").string());
+  EXPECT_EQ(mixed.status, 2);
+  EXPECT_NE(mixed.err.find("train.steps"), std::string::npos) << mixed.err;
+  cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --validate " + (d / "c.toml").string() + " --seeds 1,2,3",
+                             "--seeds: the validation protocol needs at least 8 distinct seeds (got 3): an interval over fewer is about their range");
   cli_test::expect_bad_input("plan --budget 0 --layers 2 --seq-len 16", "--budget: must be >= 1 (got 0)");
   cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --profile back", "--profile: 'back' is not allowed (front, uniform)");
-  fs::remove_all(d);
 }
 
 // The saturation point: the smallest d within the tolerance of the best loss; diverged pilots
@@ -111,7 +195,7 @@ TEST(Plan, SaturationPointAndCalibratedPlan) {
   cal.losses = {3.25, 3.23, 3.199, 3.173};
   cal.metric = "final_val_bits_per_byte";
   cal.saturation = 8;
-  const Plan p = plan_allocation(384, 6, 32, 4, "uniform", 64, &cal);
+  const Plan p = plan_allocation(req(384, 6, 32, 4), &cal);
   EXPECT_EQ(p.spent, 6 * 4 * 8);
   for (const auto& l : p.layers) {
     EXPECT_EQ(l.heads, 4);
@@ -120,7 +204,7 @@ TEST(Plan, SaturationPointAndCalibratedPlan) {
   }
   // d* at the top of the grid: no saturation found, the whole share is spent.
   cal.saturation = 16;
-  EXPECT_EQ(plan_allocation(384, 6, 32, 4, "uniform", 64, &cal).spent, 384);
+  EXPECT_EQ(plan_allocation(req(384, 6, 32, 4), &cal).spent, 384);
   // A measured trade-off replaces --memories: H* heads in every layer.
   cal.heads = {1, 2, 4, 8};
   cal.head_losses = {3.1, 3.0, 3.05, 3.2};
@@ -128,7 +212,7 @@ TEST(Plan, SaturationPointAndCalibratedPlan) {
   cal.dims = {2, 4, 8, 16, 32};
   cal.losses = {3.3, 3.2, 3.1, 3.0, 2.99};
   cal.saturation = 16;
-  const Plan q = plan_allocation(384, 6, 32, 4, "uniform", 64, &cal);
+  const Plan q = plan_allocation(req(384, 6, 32, 4), &cal);
   EXPECT_EQ(q.spent, 6 * 2 * 16);
   EXPECT_EQ(q.layers[3].heads, 2);
   EXPECT_NE(q.layers[3].reason.find("H 1 3.1, H 2 3, H 4 3.05, H 8 3.2"), std::string::npos) << q.layers[3].reason;

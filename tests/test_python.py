@@ -230,8 +230,13 @@ class TrainFromPython(unittest.TestCase):
     def test_load_sweep_and_claims(self):
         spec = os.path.join(SRC, "tests", "data", "tiny_sweep.toml")
         out = os.path.join(self.d, "sweep")
-        df = attnlab.sweep(spec, scale="quick", jobs=2, out=out)
+        events = []
+        df = attnlab.sweep(spec, scale="quick", jobs=2, out=out, progress=events.append)
         listed = cli("sweep", spec, "--scale", "quick", "--list").stdout.split()
+        # progress: runs done never fall, and the last event has them all done
+        self.assertTrue(events)
+        self.assertEqual([e["done"] for e in events], sorted(e["done"] for e in events))
+        self.assertEqual((events[-1]["done"], events[-1]["total"]), (len(listed), len(listed)))
         self.assertEqual(len(df), len(listed))  # one row per run
         self.assertEqual(sorted(df["id"]), sorted(listed))
         self.assertTrue((df["status"] == "completed").all())
@@ -299,6 +304,81 @@ class TrainFromPython(unittest.TestCase):
         q.wait()
         q.stderr.close()
         self.assertTrue(first.startswith(f"resuming {out} from step "), first)
+
+
+class PlanFromPython(unittest.TestCase):
+    """A notebook's session: plan, validate the plan, read the comparison as a DataFrame, with
+    the progress shown (the text bar, captured here) and reported to a callback."""
+
+    def setUp(self):
+        self.d = os.path.join(WORK, self.id().split(".")[-1])
+        shutil.rmtree(self.d, ignore_errors=True)
+        os.makedirs(self.d)
+        self.config = os.path.join(self.d, "c.toml")
+        with open(self.config, "w") as f:
+            f.write('seed = 1\n[task]\nkind = "ngram_noise"\nseq_len = 16\nn_gram = 2\nd_in = 2\nn_train = 0\nn_val = 32\n'
+                    '[model]\nd_model = 16\nffn = 16\n[train]\nsteps = 5\nbatch = 8\neval_every = 5\nthreads = 1\n')
+
+    def test_plan_is_the_command_lines_json(self):
+        for T in (32, 128):
+            p = attnlab.plan(384, 6, T, memories=4)
+            r = cli("plan", "--budget", "384", "--layers", "6", "--seq-len", str(T), "--json", os.path.join(self.d, "p.json"))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            with open(os.path.join(self.d, "p.json")) as f:
+                self.assertEqual(p, json.load(f))
+        # the sequence length moves the head dimension (d*(32) = 8, d*(128) = 16)
+        self.assertEqual([l["head_dim"] for l in attnlab.plan(384, 6, 32)["layers"]], [8] * 6)
+        self.assertEqual([l["head_dim"] for l in attnlab.plan(384, 6, 128)["layers"]], [16] * 6)
+        self.assertIn("p1_e1", attnlab.plan(384, 6, 32)["layers"][0]["reason"])
+        with self.assertRaises(ValueError) as e:
+            attnlab.plan(384, 6, 32, profile="back")
+        self.assertEqual(str(e.exception), "--profile: 'back' is not allowed (front, uniform)")
+
+    def test_validate_plan_as_a_dataframe_with_progress(self):
+        import io
+        out = os.path.join(self.d, "v")
+        events, shown = [], io.StringIO()
+        bar = attnlab.ProgressBar("validate_plan", stream=shown)
+
+        def both(e):
+            events.append(e)
+            bar(e)
+        df = attnlab.validate_plan(self.config, budget=48, layers=2, seq_len=16, memories=2, out=out, jobs=2, progress=both)
+        v = df.attrs["validation"]
+        self.assertEqual(df["role"].tolist(), ["plan", "baseline", "grid", "grid", "grid"])
+        self.assertEqual(df.loc[0, "heads"], "[2, 2]")
+        self.assertEqual(df.loc[1, "head_dim"], "[8, 8]")
+        self.assertEqual(int(df["grid_best"].sum()), 1)
+        self.assertTrue((df["runs"] == 8).all())
+        # the arms' means are the store's runs' own (load_sweep of the same directory)
+        runs = attnlab.load_sweep(out)
+        self.assertEqual(len(runs), 40)
+        for _, row in df.iterrows():
+            sel = runs[runs["model.heads"].astype(str).str.replace(" ", "") == row["heads"].replace(" ", "")]
+            sel = sel[sel["model.head_dim"].astype(str).str.replace(" ", "") == row["head_dim"].replace(" ", "")]
+            self.assertEqual(len(sel), 8)
+            self.assertAlmostEqual(row["final_val_loss"], sel["final_val_loss"].mean(), places=12)
+        best = df[df["grid_best"]]["final_val_loss"].iloc[0]
+        self.assertAlmostEqual(v["regret"]["measured"], df.loc[0, "final_val_loss"] / best - 1, places=12)
+        self.assertEqual(v["useful"], v["regret"]["ci_high"] <= 0.01)
+        # progress: one event at least, runs done never fall, the last has all 40 done; the bar shows it
+        self.assertEqual([e["done"] for e in events], sorted(e["done"] for e in events))
+        self.assertEqual((events[-1]["done"], events[-1]["total"]), (40, 40))
+        self.assertIn("validate_plan [########################] 40/40 runs", shown.getvalue())
+        print("\n" + df[["arm", "heads", "head_dim", "spent", "final_val_loss", "rel_to_plan"]].to_string())
+        print(f"  regret {v['regret']}; {len(events)} progress events; bar: {shown.getvalue().splitlines()[-1]}")
+        with self.assertRaises(ValueError) as e:
+            attnlab.validate_plan(self.config, 48, 2, 16, memories=2, seeds=[1, 2, 3], out=out, progress=False)
+        self.assertTrue(str(e.exception).startswith("--seeds: the validation protocol needs at least 8 distinct seeds (got 3)"))
+
+    def test_train_reports_progress(self):
+        events = []
+        run = attnlab.train(self.config, {"train.steps": 40}, out=os.path.join(self.d, "t"), progress=events.append)
+        self.assertEqual(run.summary["status"], "completed")
+        steps = [e["step"] for e in events]
+        self.assertEqual(steps, sorted(steps))
+        self.assertEqual((events[-1]["step"], events[-1]["steps"]), (40, 40))
+        self.assertTrue(all(e["elapsed_s"] >= 0 for e in events))
 
 
 if __name__ == "__main__":

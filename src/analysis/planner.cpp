@@ -72,63 +72,119 @@ std::vector<int> calibration_dims(int64_t D, int L, int M, int d_max) {
   return dims;
 }
 
-Plan plan_allocation(int64_t D, int L, int T, int M, const std::string& profile, int d_max, const Calibration* cal) {
-  const bool traded = cal && cal->best_heads > 0;
-  if (traded) M = cal->best_heads;
-  if (L < 1) throw UserError("--layers: must be >= 1 (got " + std::to_string(L) + ")");
+int measured_saturation(int T, int K, std::string* why) {
+  int d = 4;
+  while (double(d) * d < double(T)) d *= 2;
+  std::string w = "d*(T = " + std::to_string(T) + ") = " + std::to_string(d) +
+                  ", the smallest power of two >= sqrt(T), at least 4 (p1_e2b at full scale, 4-gram task, 4 heads, 5 seeds: "
+                  "the bend in d at 4, 8, 16 for T = 16, 64, 256";
+  w += T > 256 ? "; T beyond 256 is extrapolated)" : T < 16 ? "; T below 16 was not measured)" : ")";
+  if (K > 0 && 2 * K > d) {
+    d = 2 * K;
+    w += "; raised to 2K = " + std::to_string(d) + " for key dimension K = " + std::to_string(K) +
+         " (p1_e2c in the regime, T = 32 to 256: the bend one doubling past K; p1_e2d: at 2K to 4K)";
+  }
+  if (why) *why = w;
+  return d;
+}
+
+namespace {
+
+void check_request(const PlanRequest& r, int M) {
+  if (r.layers < 1) throw UserError("--layers: must be >= 1 (got " + std::to_string(r.layers) + ")");
   if (M < 1) throw UserError("--memories: must be >= 1 (got " + std::to_string(M) + ")");
-  if (T < 1) throw UserError("--seq-len: must be >= 1 (got " + std::to_string(T) + ")");
-  if (profile != "front" && profile != "uniform") throw UserError("--profile: '" + profile + "' is not allowed (front, uniform)");
+  if (r.seq_len < 1) throw UserError("--seq-len: must be >= 1 (got " + std::to_string(r.seq_len) + ")");
+  if (r.key_dim < 0) throw UserError("--key-dim: must be >= 0 (got " + std::to_string(r.key_dim) + ")");
+  if (r.d_max < 1) throw UserError("--max-head-dim: must be >= 1 (got " + std::to_string(r.d_max) + ")");
+  if (r.profile != "front" && r.profile != "uniform") throw UserError("--profile: '" + r.profile + "' is not allowed (front, uniform)");
+}
+
+// Rule 1 (or 5): why H heads.
+std::string heads_reason(int M, int l, const Calibration* cal) {
+  if (cal && cal->best_heads > 0)
+    return std::to_string(M) + " heads: the best pilot of the heads-vs-dimension trade-off at this budget (" + trade_off_text(*cal) +
+           "; p1_e1's trade-off, measured on this task)";
+  if (l > 0) return std::to_string(M) + " heads as in layer 0";
+  return std::to_string(M) + " heads, one per memory to fetch (p1_e1 at full scale: the best head count is the number of tokens "
+         "to fetch, 4 [4, 8] on the 4-gram task, 8 [8, 8] on the 8-gram; 32 heads left 68% more error than 4)";
+}
+
+// Rule 2 (or 5): the saturation point the plan's head dimension stops at, and why.
+int saturation_for(const PlanRequest& r, const Calibration* cal, std::string& why) {
+  if (cal && cal->saturation > 0) {
+    if (cal->saturation == cal->dims.back()) {
+      why = "--calibrate found no saturation up to d = " + std::to_string(cal->dims.back()) + " (the whole share is spent)";
+      return r.d_max;
+    }
+    const size_t at = size_t(std::find(cal->dims.begin(), cal->dims.end(), cal->saturation) - cal->dims.begin()), b = best_index(cal->losses);
+    why = "the saturation point --calibrate measured (" + cal->metric + " within " + fmt_loss(100 * cal->tolerance) +
+          "% of the best pilot's: d " + std::to_string(cal->saturation) + " " + fmt_loss(cal->losses[at]) + ", d " +
+          std::to_string(cal->dims[b]) + " " + fmt_loss(cal->losses[b]) + ")";
+    return cal->saturation;
+  }
+  return measured_saturation(r.seq_len, r.key_dim, &why);
+}
+
+std::string share_reason(const PlanRequest& r, int l) {
+  if (r.profile == "front" && r.layers > 1)
+    return l == 0 ? "the largest share (front-loaded, as the paper suggests; p1_e3 at full scale: 6.5% better than uniform on the "
+                    "4-gram task but within noise, 1.1% worse on text)"
+                  : "a smaller share than layer " + std::to_string(l - 1) + " (front-loaded, p1_e3)";
+  return std::string("an equal share of the budget (p1_e3 at full scale: uniform beat front- and back-loading on text by 1.1%)") +
+         (l == 0 ? "; equal heads within the layer (no measurement here favours mixed head sizes)" : "");
+}
+
+}  // namespace
+
+Plan plan_allocation(const PlanRequest& r, const Calibration* cal) {
+  const int M = cal && cal->best_heads > 0 ? cal->best_heads : r.memories;
+  check_request(r, M);
   Plan p;
-  p.budget = D;
-  p.seq_len = T;
+  p.budget = r.budget;
+  p.seq_len = r.seq_len;
   p.memories = M;
-  p.profile = profile;
-  const auto s = shares(D, L, profile);
-  for (int l = 0; l < L; ++l)
+  p.profile = r.profile;
+  const auto s = shares(r.budget, r.layers, r.profile);
+  for (int l = 0; l < r.layers; ++l)
     if (s[size_t(l)] < M)
-      throw UserError("--budget: " + std::to_string(D) + " leaves layer " + std::to_string(l) + " " + std::to_string(s[size_t(l)]) +
+      throw UserError("--budget: " + std::to_string(r.budget) + " leaves layer " + std::to_string(l) + " " + std::to_string(s[size_t(l)]) +
                       " dimensions, fewer than one per memory (" + std::to_string(M) + "); raise the budget or lower --memories");
-  for (int l = 0; l < L; ++l) {
-    LayerPlan lp;
+  std::string sat_why;
+  const int d_sat = std::min(saturation_for(r, cal, sat_why), r.d_max);
+  const bool spend_all = cal && cal->saturation > 0 && cal->saturation == cal->dims.back();
+  for (int l = 0; l < r.layers; ++l) {
     const int64_t share = s[size_t(l)];
+    LayerPlan lp;
     lp.heads = M;
-    lp.head_dim = int(share / M);
-    std::string why = traded ? std::to_string(M) + " heads: the best pilot of the heads-vs-dimension trade-off at this budget (" +
-                                   trade_off_text(*cal) + "; p1_e1's trade-off, measured on this task)"
-                      : l == 0 ? "one head per memory to extract (" + std::to_string(M) +
-                                   "; p1_e1: the 4-gram task is learnt best with 4 heads, CI [4, 8])"
-                               : std::to_string(M) + " heads as in layer 0";
-    if (lp.head_dim > d_max) {
-      lp.heads = int((share + d_max - 1) / d_max);
-      lp.head_dim = int(share / lp.heads);
-      why = std::to_string(lp.heads) + " heads of dimension <= " + std::to_string(d_max) +
-            " (p1_e2: the gain from a larger d was measured up to 64 only; beyond, more heads)";
+    std::string dim_why;
+    if (spend_all || share / M <= d_sat) {
+      lp.head_dim = int(share / M);
+      dim_why = spend_all ? sat_why : "head dimension " + std::to_string(lp.head_dim) + ", what the share allows, at most the saturation point: " + sat_why;
+      if (share / M > r.d_max) {  // rule 4 (reachable when no saturation was found)
+        lp.heads = int((share + r.d_max - 1) / r.d_max);
+        lp.head_dim = int(share / lp.heads);
+        dim_why = std::to_string(lp.heads) + " heads of dimension <= " + std::to_string(r.d_max) + " (--max-head-dim); " + sat_why;
+      }
+    } else {
+      lp.head_dim = d_sat;
+      dim_why = "head dimension " + std::to_string(lp.head_dim) + ", the saturation point: " + sat_why + "; the rest of the share (" +
+                std::to_string(share - int64_t(M) * lp.head_dim) +
+                ") left unspent (beyond the bend returns in d stop, p1_e2b/p1_e2c; more heads than memories cost error, p1_e1)";
+      if (d_sat == r.d_max) dim_why += "; capped at --max-head-dim " + std::to_string(r.d_max);
     }
-    if (cal && cal->saturation > 0 && cal->saturation < cal->dims.back() && lp.heads * lp.head_dim > M * cal->saturation) {
-      lp.heads = M;
-      lp.head_dim = cal->saturation;
-      const size_t at = size_t(std::find(cal->dims.begin(), cal->dims.end(), lp.head_dim) - cal->dims.begin()), b = best_index(cal->losses);
-      why = (traded ? why + "; " : std::to_string(M) + " heads; ") + "head dimension " + std::to_string(lp.head_dim) +
-            ", the saturation point --calibrate measured (" + cal->metric + " within " + fmt_loss(100 * cal->tolerance) +
-            "% of the best pilot's: d " + std::to_string(lp.head_dim) + " " + fmt_loss(cal->losses[at]) + ", d " +
-            std::to_string(cal->dims[b]) + " " + fmt_loss(cal->losses[b]) + "); the rest of the layer's share (" +
-            std::to_string(share - int64_t(M) * lp.head_dim) + ") left unspent (p1_e2: returns in d diminish)";
-    } else if (cal && cal->saturation > 0 && cal->saturation == cal->dims.back()) {
-      why += "; --calibrate found no saturation up to d = " + std::to_string(cal->dims.back()) + " (the whole share is spent)";
-    }
-    if (T > 64) why += "; T = " + std::to_string(T) + " is beyond the lengths p1_e2 measured saturation at (<= 64)";
-    if (profile == "front" && L > 1)
-      why += l == 0 ? "; the largest share (front-loaded, as the paper suggests; p1_e3 at full scale: 6.5% better than uniform "
-                      "on the 4-gram task but within noise, 1.1% worse on text)"
-                    : "; a smaller share than layer " + std::to_string(l - 1) + " (front-loaded)";
-    else
-      why += "; an equal share of the budget (p1_e3 at full scale: uniform beat front- and back-loading on text by 1.1%)";
-    lp.reason = why;
+    lp.reason = heads_reason(M, l, cal) + "; " + dim_why + "; " + share_reason(r, l);
     p.spent += int64_t(lp.heads) * lp.head_dim;
     p.layers.push_back(lp);
   }
   return p;
+}
+
+nlohmann::ordered_json plan_json(const Plan& p) {
+  nlohmann::ordered_json j{{"budget", p.budget}, {"spent", p.spent}, {"profile", p.profile}, {"seq_len", p.seq_len}, {"memories", p.memories}};
+  auto ls = nlohmann::ordered_json::array();
+  for (const auto& l : p.layers) ls.push_back({{"heads", l.heads}, {"head_dim", l.head_dim}, {"reason", l.reason}});
+  j["layers"] = ls;
+  return j;
 }
 
 Plan conventional_allocation(int64_t D, int L, int d) {

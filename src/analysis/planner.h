@@ -1,21 +1,26 @@
 #pragma once
 // The allocation planner (paper 1): a budget D = sum_l H_l d_l over L layers turned into
 // per-layer heads and head dimensions, each with the measured result it rests on.
-// Rules (README, "attnlab plan"):
-//   1. one head per memory the first layer must extract (H = M; p1_e1: the 4-gram task is
-//      learnt best with 4 heads, CI [4, 8] at full scale);
-//   2. the budget split over layers by `profile`: "uniform" (default: on text p1_e3 found it
+// Rules (README, "attnlab plan"), each citing its experiment in the plan's reasons:
+//   1. heads: one per memory the layer must fetch (H = M; p1_e1 at full scale: the best head
+//      count is the number of tokens to fetch, 4 [4, 8] for the 4-gram task, 8 [8, 8] for the
+//      8-gram), the same in every layer;
+//   2. head dimension: the saturation point d*(T), the smallest power of two >= sqrt(T), at
+//      least 4 (p1_e2b at full scale: the bend in d at 4, 8, 16 for T = 16, 64, 256); with a
+//      known key dimension K, at least 2K (p1_e2c in the regime and p1_e2d: the bend one doubling
+//      past K). A share below H x d*(T) is spent whole; the share beyond it is left unspent;
+//   3. the budget split over layers by `profile`: "uniform" (default: on text p1_e3 found it
 //      better than front-loading at full scale) or "front" (shares falling linearly from 3 to 1,
-//      the front-loaded profile of p1_e3, as the paper suggests);
-//   3. a head dimension at most d_max (64 by default: p1_e2 measured gains from d up to 64 at
-//      T <= 64); a layer whose share would need larger heads gets more heads instead.
-//   4. with a calibration (--calibrate: pilot runs of the user's task), rule 1's M is replaced
+//      the paper's front-loaded profile);
+//   4. a head dimension at most d_max (64 by default); a layer whose share would need larger
+//      heads gets more heads instead;
+//   5. with a calibration (--calibrate: pilot runs of the user's task), rule 1's M is replaced
 //      by H*, the head count whose pilots did best at the full share (p1_e1's trade-off,
-//      measured on the user's task), and the head dimension stops at the saturation point d*
-//      measured at H* heads (p1_e2's diminishing returns, located on the user's task); the
-//      share beyond H* x d* is left unspent.
+//      measured on the user's task), and rule 2's d*(T) by the saturation point d* measured at
+//      H* heads (p1_e2's diminishing returns, located on the user's task).
 // The plan spends at most D.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -58,9 +63,25 @@ struct Plan {
   std::vector<LayerPlan> layers;
 };
 
+// What the planner is asked: the budget, the shape, and what is known of the task.
+struct PlanRequest {
+  int64_t budget = 0;
+  int layers = 0, seq_len = 0, memories = 4;
+  std::string profile = "uniform";
+  int d_max = 64;
+  int key_dim = 0;  // K, the dimension of what a query matches (0 = unknown)
+};
+
+// Rule 2's saturation point for sequence length T and key dimension K (0 = unknown), with
+// the measurements it rests on (the text a plan's reason cites).
+int measured_saturation(int seq_len, int key_dim, std::string* why = nullptr);
+
 // UserError on impossible inputs (a budget below one dimension per memory and layer, ...).
-Plan plan_allocation(int64_t budget, int layers, int seq_len, int memories, const std::string& profile, int d_max = 64,
-                     const Calibration* cal = nullptr);
+Plan plan_allocation(const PlanRequest& req, const Calibration* cal = nullptr);
+
+// {"budget", "spent", "profile", "seq_len", "memories", "layers": [{"heads", "head_dim", "reason"}]}
+// (`attnlab plan --json`, attnlab.plan in Python).
+nlohmann::ordered_json plan_json(const Plan& p);
 
 // The conventional allocation of the same budget (--validate's baseline): an equal share per
 // layer, in heads of dimension d (64, as in GPT-2 and most Transformers; smaller if the share is).

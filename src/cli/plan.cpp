@@ -1,19 +1,24 @@
-// attnlab plan --budget D --layers L --seq-len T [--memories M] [--profile front|uniform]
-//              [--calibrate SPEC [--pilot-steps N] [--tolerance F]] [--validate CONFIG] [--out DIR] [--json FILE]
+// attnlab plan --budget D --layers L --seq-len T [--memories M] [--key-dim K] [--profile front|uniform]
+//              [--calibrate SPEC [--pilot-steps N] [--tolerance F]] [--validate CONFIG [--seeds LIST]] [--out DIR] [--json FILE]
 #include <fmt/format.h>
+
+#include <unistd.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "analysis/claims.h"
 #include "analysis/planner.h"
 #include "cli/cli.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/config.h"
+#include "report/plan_validate.h"
+#include "train/bench.h"
 #include "train/trainer.h"
 
 namespace attnlab::cli {
+
+std::function<void(const SweepProgress&)> sweep_progress_printer(const std::string& name);
 
 namespace {
 
@@ -23,22 +28,15 @@ std::string list(const Plan& p, bool heads) {
   return s + "]";
 }
 
-nlohmann::ordered_json plan_json(const Plan& p) {
-  nlohmann::ordered_json j{{"budget", p.budget}, {"spent", p.spent}, {"profile", p.profile}};
-  auto ls = nlohmann::ordered_json::array();
-  for (const auto& l : p.layers) ls.push_back({{"heads", l.heads}, {"head_dim", l.head_dim}, {"reason", l.reason}});
-  j["layers"] = ls;
-  return j;
-}
-
 // Trains CONFIG with the allocation of p (model.layers, heads, head_dim, value_dim = head_dim);
-// `extra` overrides come last (the pilots' train.steps).
+// `extra` overrides come last (the pilots' train.steps). Adds the run's estimated training FLOPs to *flops.
 nlohmann::json train_with(const std::string& config, const Plan& p, const std::string& dir, const std::string& name, int64_t seed,
-                          const std::vector<std::string>& extra = {}) {
+                          const std::vector<std::string>& extra, double* flops) {
   std::vector<std::string> ov = {"model.layers=" + std::to_string(p.layers.size()), "model.heads=" + list(p, true),
                                  "model.head_dim=" + list(p, false), "model.value_dim=" + list(p, false), "seed=" + std::to_string(seed)};
   ov.insert(ov.end(), extra.begin(), extra.end());
   const RunConfig cfg = load_run_config(config, ov);
+  *flops += estimated_run_flops(cfg);
   if (cfg.model.kind != "transformer") throw UserError(config + ": model.kind: --validate and --calibrate train a Transformer");
   TrainOutput out;
   out.dir = dir + "/" + name + "/seed=" + std::to_string(seed);
@@ -71,7 +69,7 @@ void check_pilot_dims(const std::vector<int>& dims, int64_t top, const std::stri
 // Then, at M heads (or H*), the dimensions of calibration_dims (or --pilot-dims); d* is where
 // the mean loss comes within the tolerance of the best. A (H, d) pilot is run once.
 Calibration calibrate(const std::string& config, int64_t D, int L, int M, bool trade_off, int d_max, int steps, double tol,
-                      const std::vector<int64_t>& seeds, std::vector<int> dims, const std::string& dir) {
+                      const std::vector<int64_t>& seeds, std::vector<int> dims, const std::string& dir, ValidateOptions& spent) {
   Calibration c;
   c.tolerance = tol;
   std::map<std::pair<int, int>, double> done;
@@ -83,7 +81,8 @@ Calibration calibrate(const std::string& config, int64_t D, int L, int M, bool t
       double sum = 0;
       for (int64_t seed : seeds) {
         const auto s = train_with(config, p, dir, "calibrate/H=" + std::to_string(H) + ",d=" + std::to_string(d), 1000 + seed,
-                                  {"train.steps=" + std::to_string(steps)});
+                                  {"train.steps=" + std::to_string(steps)}, &spent.pilot_flops);
+        ++spent.pilot_runs;
         c.metric = loss_key(s);
         sum += loss_of(s, c.metric);
       }
@@ -113,33 +112,63 @@ Calibration calibrate(const std::string& config, int64_t D, int L, int M, bool t
   return c;
 }
 
+
+// The validation's result on stdout: the arms, the plan against the baseline, the regret.
+void print_validation(const nlohmann::ordered_json& v) {
+  fmt::print("validation ({} seeds, {}):\n", v["seeds"].size(), v["metric"].get<std::string>());
+  for (const auto& a : v["arms"])
+    fmt::print("  {:<34} heads {} x {}: spent {}, attention params {}, {:.3g} training FLOPs a run, mean {}\n",
+               fmt::format("{}", fmt::join(a["names"].get<std::vector<std::string>>(), " = ")), a["heads"].get<std::string>(),
+               a["head_dim"].get<std::string>(), a["spent"].get<int64_t>(), a["params_attention"].get<int64_t>(),
+               a["train_flops"].get<double>(), a["mean"].is_number() ? fmt::format("{:.6g} ({} runs)", a["mean"].get<double>(), a["runs"].get<int>()) : "none");
+  auto pct = [](const nlohmann::ordered_json& i) {
+    return fmt::format("{:+.2f}% [{:+.2f}%, {:+.2f}%]", 100 * i["measured"].get<double>(), 100 * i["ci_low"].get<double>(), 100 * i["ci_high"].get<double>());
+  };
+  if (v.contains("improvement"))
+    fmt::print("plan against the baseline (at the plan's spent budget): lower by {}: {}\n", pct(v["improvement"]),
+               v["improvement"]["verdict"].get<std::string>());
+  else fmt::print("plan against the baseline: no comparison ({})\n", v.value("improvement_note", ""));
+  if (v.contains("regret"))
+    fmt::print("regret against the grid's best ({}): {} (tolerance {:.3g}%: {}){}\n",
+               fmt::format("{}", fmt::join(v["grid_best"].get<std::vector<std::string>>(), " = ")), pct(v["regret"]),
+               100 * v["tolerance"].get<double>(), v["regret"]["verdict"].get<std::string>(),
+               v.contains("regret_note") ? "; " + v["regret_note"].get<std::string>() : "");
+  else fmt::print("regret: none ({})\n", v.value("regret_note", "no grid point completed"));
+  fmt::print("the planner is {} on this task\n", v["useful"].get<bool>() ? "useful (regret at most the tolerance, decided)"
+                                                                          : "not shown useful (its regret is not decided below the tolerance)");
+  fmt::print("pilot compute: {} runs of {} steps, {:.3g} FLOPs ({:.2f} plan runs); validation {:.3g} FLOPs\n", v["pilot"]["runs"].get<int>(),
+             v["pilot"]["steps"].get<int>(), v["pilot"]["flops"].get<double>(), v["pilot"]["per_plan_run"].get<double>(),
+             v["validation_flops"].get<double>());
+}
+
 }  // namespace
 
 std::function<int()> add_plan(CLI::App& app) {
   struct Args {
-    int64_t budget = 0;
-    int layers = 0, seq_len = 0, memories = 4, d_max = 64;
-    int baseline_dim = 64, pilot_steps = 500;
+    PlanRequest req;
+    int baseline_dim = 64, pilot_steps = 500, jobs = 0;
     double tolerance = 0.01;
     std::string calibrate;
-    std::vector<int> pilot_dims;
+    std::vector<int> pilot_dims, grid_heads;
     bool trade_off = false;
-    std::vector<int64_t> seeds = {1};
-    std::string profile = "uniform", validate, out = "runs/plan", json;
+    std::vector<int64_t> seeds = {1, 2, 3, 4, 5, 6, 7, 8}, pilot_seeds = {1};
+    std::string validate, out = "runs/plan", json;
   };
   auto a = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("plan", "Turn an attention budget D = sum H_l d_l into heads and head dimensions per layer");
-  sub->add_option("--budget", a->budget, "D, the attention budget: sum over layers of heads x head dimension")->required();
-  sub->add_option("--layers", a->layers, "L, the number of layers")->required();
-  sub->add_option("--seq-len", a->seq_len, "T, the sequence length")->required();
-  sub->add_option("--memories", a->memories, "M, the positions the first layer must extract (default 4)");
-  sub->add_option("--profile", a->profile, "How the budget falls over layers: uniform (default) | front");
+  sub->add_option("--budget", a->req.budget, "D, the attention budget: sum over layers of heads x head dimension")->required();
+  sub->add_option("--layers", a->req.layers, "L, the number of layers")->required();
+  sub->add_option("--seq-len", a->req.seq_len, "T, the sequence length: sets the saturation point d*(T) the head dimension stops at")->required();
+  sub->add_option("--memories", a->req.memories, "M, the positions a layer must fetch: M heads (default 4)");
+  sub->add_option("--key-dim", a->req.key_dim, "K, the dimension of what a query matches, if known: d* is at least 2K");
+  sub->add_option("--profile", a->req.profile, "How the budget falls over layers: uniform (default) | front");
   sub->add_option("--baseline-head-dim", a->baseline_dim, "--validate: the baseline's head dimension (default 64)");
-  sub->add_option("--max-head-dim", a->d_max, "Largest head dimension before adding heads instead (default 64)");
+  sub->add_option("--max-head-dim", a->req.d_max, "Largest head dimension before adding heads instead (default 64)");
   sub->add_option("--calibrate", a->calibrate,
                   "First measure on this config's task (or spec's base), with short pilot runs, the saturation dimension d* "
-                  "at M heads: the plan's head dimensions stop at d*");
+                  "at M heads: it replaces d*(T)");
   sub->add_option("--pilot-steps", a->pilot_steps, "--calibrate: training steps of each pilot run (default 500)");
+  sub->add_option("--pilot-seeds", a->pilot_seeds, "--calibrate: seeds s of the pilots, run as 1000 + s (default 1)")->delimiter(',');
   sub->add_flag("--trade-off", a->trade_off,
                 "--calibrate: first pilot the head count too (H heads of dimension share / H); the best, H*, replaces --memories. "
                 "Needs pilots as long as the real run: short ones favour many small heads");
@@ -147,90 +176,56 @@ std::function<int()> add_plan(CLI::App& app) {
                   "--calibrate: the head dimensions of the saturation pilots, increasing (default: 2, 4, 8, ... up to budget / layers / heads)")
       ->delimiter(',');
   sub->add_option("--tolerance", a->tolerance,
-                  "--calibrate: d* is the smallest d whose loss is within this fraction of the best pilot's (default 0.01); "
-                  "--validate: the margin of 'equal loss'");
-  sub->add_option("--validate", a->validate, "Train the plan and the baseline (equal shares, heads of dimension 64) on this config");
-  sub->add_option("--seeds", a->seeds, "--validate, --calibrate: seeds to train each side with (default 1), e.g. 1,2,3: a CI over seeds")->delimiter(',');
-  sub->add_option("--out", a->out, "--validate: run directories DIR/plan/seed=N and DIR/baseline/seed=N (default runs/plan)");
+                  "--calibrate: d* is the smallest d whose loss is within this fraction of the best pilot's; --validate: the regret "
+                  "the plan may have against the grid's best and count as useful (default 0.01)");
+  sub->add_option("--validate", a->validate,
+                  "Run the validation protocol on this config: the plan, the conventional allocation of the budget it spends, and "
+                  "a grid of uniform allocations, over --seeds, as a sweep in --out");
+  sub->add_option("--seeds", a->seeds, "--validate: the seeds every arm trains with (default 1,...,8; at least 8)")->delimiter(',');
+  sub->add_option("--grid-heads", a->grid_heads,
+                  "--validate: the grid's head counts (default: powers of two with budget / layers / H in [4, --max-head-dim])")
+      ->delimiter(',');
+  sub->add_option("-j,--jobs", a->jobs, "--validate: runs at a time (default: one per core)");
+  sub->add_option("--out", a->out, "--validate: the sweep directory (validate.toml, runs.db, runs/); --calibrate: DIR/calibrate (default runs/plan)");
   sub->add_option("--json", a->json, "Write {\"budget\", \"layers\": [{\"heads\", \"head_dim\", \"reason\"}], ...} to FILE");
-  sub->footer("Example: attnlab plan --budget 384 --layers 6 --seq-len 64 --validate experiments/sparse_memory.toml");
+  sub->footer("Example: attnlab plan --budget 128 --layers 2 --seq-len 64 --memories 2 --validate experiments/plan/heldout_sparse2.toml");
   return [a]() {
-    if (a->budget < 1) throw UserError("--budget: must be >= 1 (got " + std::to_string(a->budget) + ")");
-    if (a->d_max < 1) throw UserError("--max-head-dim: must be >= 1");
+    if (a->req.budget < 1) throw UserError("--budget: must be >= 1 (got " + std::to_string(a->req.budget) + ")");
     if (a->pilot_steps < 1) throw UserError("--pilot-steps: must be >= 1 (got " + std::to_string(a->pilot_steps) + ")");
     if (!(a->tolerance >= 0 && a->tolerance < 1)) throw UserError("--tolerance: must be in [0, 1) (got " + fmt::format("{}", a->tolerance) + ")");
-    if (a->seeds.empty()) throw UserError("--seeds: give at least one seed");
-    plan_allocation(a->budget, a->layers, a->seq_len, a->memories, a->profile, a->d_max);  // bad arguments fail before any pilot
+    if (a->pilot_seeds.empty()) throw UserError("--pilot-seeds: give at least one seed");
+    plan_allocation(a->req);  // bad arguments fail before any pilot
     if (a->calibrate.empty() && (a->trade_off || !a->pilot_dims.empty()))
       throw UserError(std::string(a->trade_off ? "--trade-off" : "--pilot-dims") + ": only with --calibrate SPEC");
-    check_pilot_dims(a->pilot_dims, a->budget / a->layers, "budget / layers");  // layers >= 1: checked above
+    check_pilot_dims(a->pilot_dims, a->req.budget / a->req.layers, "budget / layers");  // layers >= 1: checked above
+    ValidateOptions vo;
+    vo.config = a->validate;
+    vo.out = a->out;
+    vo.seeds = a->seeds;
+    vo.grid_heads = a->grid_heads;
+    vo.baseline_dim = a->baseline_dim;
+    vo.d_max = a->req.d_max;
+    vo.tolerance = a->tolerance;
+    vo.jobs = a->jobs;
+    if (!a->validate.empty()) {  // the protocol's own checks, before any pilot
+      check_validate_options(vo);
+      vo.pilot_steps = a->calibrate.empty() ? 0 : a->pilot_steps;
+    }
     Calibration cal;
     if (!a->calibrate.empty())
-      cal = calibrate(a->calibrate, a->budget, a->layers, a->memories, a->trade_off, a->d_max, a->pilot_steps, a->tolerance, a->seeds, a->pilot_dims, a->out);
-    const Plan p = plan_allocation(a->budget, a->layers, a->seq_len, a->memories, a->profile, a->d_max, a->calibrate.empty() ? nullptr : &cal);
+      cal = calibrate(a->calibrate, a->req.budget, a->req.layers, a->req.memories, a->trade_off, a->req.d_max, a->pilot_steps, a->tolerance,
+                      a->pilot_seeds, a->pilot_dims, a->out, vo);
+    const Plan p = plan_allocation(a->req, a->calibrate.empty() ? nullptr : &cal);
     fmt::print("budget D = {}, spent {} ({} profile, T = {}, M = {})\n", p.budget, p.spent, p.profile, p.seq_len, p.memories);
     for (size_t l = 0; l < p.layers.size(); ++l)
       fmt::print("layer {}: {} heads x {} = {}  {}\n", l, p.layers[l].heads, p.layers[l].head_dim,
                  p.layers[l].heads * p.layers[l].head_dim, p.layers[l].reason);
     nlohmann::ordered_json j = plan_json(p);
     if (!a->validate.empty()) {
-      const Plan u = conventional_allocation(a->budget, a->layers, a->baseline_dim);
-      // Paired by seed; the relative improvement of the plan over the baseline with the claims'
-      // seed bootstrap (a compare claim over the two allocations).
-      std::vector<Observation> obs;
-      std::string key;
-      double mp = 0, mb = 0;
-      int64_t pp = 0, pb = 0;
-      for (int64_t seed : a->seeds) {
-        const auto sp = train_with(a->validate, p, a->out, "plan", seed), sb = train_with(a->validate, u, a->out, "baseline", seed);
-        key = loss_key(sp);
-        for (const auto* s : {&sp, &sb}) {
-          Observation o;
-          o.id = std::string(s == &sp ? "plan" : "baseline") + "/seed=" + std::to_string(seed);
-          o.point["allocation"] = s == &sp ? "\"plan\"" : "\"baseline\"";
-          o.seed = seed;
-          o.status = (*s)["status"].get<std::string>();
-          o.summary = *s;
-          obs.push_back(o);
-        }
-        mp += loss_of(sp, key) / double(a->seeds.size());
-        mb += loss_of(sb, key) / double(a->seeds.size());
-        pp = sp["params_attention"].get<int64_t>();
-        pb = sb["params_attention"].get<int64_t>();
-      }
-      ExperimentSpec spec;
-      spec.name = "plan_validate";
-      ClaimSpec c;
-      c.kind = "compare";
-      c.y = key;
-      c.a["allocation"] = "\"plan\"";
-      c.b["allocation"] = "\"baseline\"";
-      c.value = 0.0;
-      spec.claims = {c};
-      const ClaimResult r = evaluate_claims(spec, obs)[0];
-      fmt::print("validate ({} seeds): {} plan {:.6g} (attention params {}), baseline {} {:.6g} (attention params {})\n",
-                 a->seeds.size(), key, mp, pp, list(u, true) + "x" + list(u, false), mb, pb);
-      if (r.evaluated)
-        fmt::print("plan lower than baseline by {:+.2f}% [{:+.2f}%, {:+.2f}%] (95% CI over seeds){}\n", 100 * r.measured,
-                   100 * r.ci_low, 100 * r.ci_high,
-                   r.ci_low > 0 ? ": the plan is better" : r.ci_high < 0 ? ": the baseline is better" : ": not decided by these seeds");
-      else
-        fmt::print("no comparison: {}\n", r.note);
-      // With fewer attention parameters, the question is whether the loss is equal: the CI of
-      // the relative difference inside +-tolerance.
-      const bool saves = pp < pb;
-      if (saves && r.evaluated)
-        fmt::print("the plan uses {:.1f}% fewer attention parameters; its loss is {}\n", 100.0 * double(pb - pp) / double(pb),
-                   r.ci_low > -a->tolerance && r.ci_high < a->tolerance
-                       ? fmt::format("equal to the baseline's within {:.3g}% (CI inside +-{:.3g}%)", 100 * a->tolerance, 100 * a->tolerance)
-                   : r.ci_high < -a->tolerance ? fmt::format("more than {:.3g}% worse (decided)", 100 * a->tolerance)
-                                               : fmt::format("not shown equal within {:.3g}% by these seeds", 100 * a->tolerance));
-      j["validate"] = {{"metric", key}, {"seeds", a->seeds}, {"plan", mp}, {"baseline", mb}, {"baseline_layers", plan_json(u)["layers"]},
-                       {"plan_params_attention", pp}, {"baseline_params_attention", pb}};
-      if (r.evaluated) {
-        j["validate"]["improvement"] = {{"measured", r.measured}, {"ci_low", r.ci_low}, {"ci_high", r.ci_high}};
-        j["validate"]["equal_within_tolerance"] = r.ci_low > -a->tolerance && r.ci_high < a->tolerance;
-      }
+      fmt::print(stderr, "validating in {} (the protocol: {}/validate.toml)\n", a->out, a->out);
+      j["validate"] = validate_plan(p, vo, sweep_progress_printer("plan --validate"));
+      if (isatty(fileno(stderr))) fmt::print(stderr, "\n");
+      print_validation(j["validate"]);
     }
     if (!a->calibrate.empty())
       j["calibration"] = {{"metric", cal.metric}, {"heads", cal.heads}, {"head_losses", cal.head_losses}, {"best_heads", cal.best_heads},

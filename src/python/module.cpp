@@ -14,9 +14,11 @@
 #include <vector>
 
 #include "analysis/compress_summary.h"
+#include "analysis/planner.h"
 #include "core/blas_check.h"
 #include "core/error.h"
 #include "io/config.h"
+#include "report/plan_validate.h"
 #include "report/report.h"
 #include "sweep/runner.h"
 #include "sweep/store.h"
@@ -47,17 +49,72 @@ class SignalCheck {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
+// Progress to Python: `cb` (None: nothing) is called, with the GIL held, with a dict, at most
+// every 0.25 s and for the last event. An exception it raises (KeyboardInterrupt included)
+// stops the work as Ctrl-C does: it is restored as Python's error and Interrupted thrown.
+class PyProgress {
+ public:
+  explicit PyProgress(py::object cb) : cb_(std::move(cb)) {}
+  template <class Fill>
+  void operator()(bool last, Fill fill) {
+    if (cb_.is_none()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (!last && now - last_ < std::chrono::milliseconds(250)) return;
+    last_ = now;
+    py::gil_scoped_acquire gil;
+    py::dict d;
+    fill(d);
+    try {
+      cb_(d);
+    } catch (py::error_already_set& e) {
+      e.restore();
+      throw Interrupted{};
+    }
+  }
+  // py::object must be released with the GIL held.
+  ~PyProgress() {
+    py::gil_scoped_acquire gil;
+    cb_ = py::none();
+  }
+
+ private:
+  py::object cb_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+void fill_sweep(py::dict& d, const SweepProgress& p) {
+  d["done"] = p.done;
+  d["total"] = p.total;
+  d["running"] = p.running;
+  d["diverged"] = p.diverged;
+  d["failed"] = p.failed;
+  d["elapsed_s"] = p.elapsed_s;
+  d["eta_s"] = p.eta_s;
+  d["best"] = p.best;
+}
+
 // train(path, text, overrides, out, scale) -> the run directory. `text` (TOML, from a dict)
 // is used when `path` is empty.
 std::string train(const std::string& path, const std::string& text, const std::vector<std::string>& overrides,
-                  const std::string& out, const std::string& scale) {
+                  const std::string& out, const std::string& scale, py::object progress) {
   const RunConfig cfg = path.empty() ? parse_run_config(text, "config (dict)", overrides, scale)
                                      : load_run_config(path, overrides, scale);
   TrainOutput o;
   o.dir = !out.empty() ? out : "runs/" + std::filesystem::path(path).stem().string();
   o.resolved_config = resolved_toml(cfg);
   auto check = std::make_shared<SignalCheck>();
-  o.on_progress = [check](const Progress&) { (*check)(); };
+  auto prog = std::make_shared<PyProgress>(std::move(progress));
+  o.on_progress = [check, prog](const Progress& p) {
+    (*check)();
+    (*prog)(p.step >= p.steps, [&](py::dict& d) {
+      d["step"] = p.step;
+      d["steps"] = p.steps;
+      d["train_loss"] = p.train_loss;
+      d["val_loss"] = p.val_loss;
+      d["elapsed_s"] = p.elapsed_s;
+      d["eta_s"] = p.step > 0 ? p.elapsed_s * double(p.steps - p.step) / double(p.step) : 0.0;
+    });
+  };
   try {
     py::gil_scoped_release nogil;
     const auto s = train_run(cfg, o);
@@ -69,7 +126,8 @@ std::string train(const std::string& path, const std::string& text, const std::v
   return o.dir;
 }
 
-py::dict sweep(const std::string& spec, const std::string& scale, int jobs, const std::string& out, const std::string& exe) {
+py::dict sweep(const std::string& spec, const std::string& scale, int jobs, const std::string& out, const std::string& exe,
+               py::object progress) {
   SweepOptions o;
   o.spec_path = spec;
   o.scale = scale;
@@ -83,7 +141,11 @@ py::dict sweep(const std::string& spec, const std::string& scale, int jobs, cons
   SweepResult r;
   try {
     py::gil_scoped_release nogil;
-    r = run_sweep(o, [check](const SweepProgress&) { (*check)(); });
+    auto prog = std::make_shared<PyProgress>(std::move(progress));
+    r = run_sweep(o, [check, prog](const SweepProgress& p) {
+      (*check)();
+      (*prog)(p.done == p.total, [&](py::dict& d) { fill_sweep(d, p); });
+    });
   } catch (const Interrupted&) {
     throw py::error_already_set();
   }
@@ -95,6 +157,56 @@ py::dict sweep(const std::string& spec, const std::string& scale, int jobs, cons
   d["skipped"] = r.skipped;
   d["wall_s"] = r.wall_s;
   return d;
+}
+
+PlanRequest plan_request(int64_t budget, int layers, int seq_len, int memories, const std::string& profile, int d_max, int key_dim) {
+  if (budget < 1) throw UserError("budget: must be >= 1 (got " + std::to_string(budget) + ")");
+  PlanRequest r;
+  r.budget = budget;
+  r.layers = layers;
+  r.seq_len = seq_len;
+  r.memories = memories;
+  r.profile = profile;
+  r.d_max = d_max;
+  r.key_dim = key_dim;
+  return r;
+}
+
+// plan(...) -> the plan as `attnlab plan --json` writes it (JSON text).
+std::string plan(int64_t budget, int layers, int seq_len, int memories, const std::string& profile, int d_max, int key_dim) {
+  return plan_json(plan_allocation(plan_request(budget, layers, seq_len, memories, profile, d_max, key_dim))).dump();
+}
+
+// validate_plan(...) -> {"plan": the plan, "validate": the protocol's result} (JSON text).
+std::string validate(int64_t budget, int layers, int seq_len, int memories, const std::string& profile, int d_max, int key_dim,
+                     const std::string& config, const std::string& out, const std::vector<int64_t>& seeds,
+                     const std::vector<int>& grid_heads, int baseline_dim, double tolerance, int jobs, const std::string& exe,
+                     py::object progress) {
+  const Plan p = plan_allocation(plan_request(budget, layers, seq_len, memories, profile, d_max, key_dim));
+  ValidateOptions o;
+  o.config = config;
+  o.out = out;
+  o.seeds = seeds;
+  o.grid_heads = grid_heads;
+  o.baseline_dim = baseline_dim;
+  o.d_max = d_max;
+  o.tolerance = tolerance;
+  o.jobs = jobs;
+  o.self_exe = exe;
+  auto check = std::make_shared<SignalCheck>();
+  o.check = [check]() { (*check)(); };
+  nlohmann::ordered_json j{{"plan", plan_json(p)}};
+  try {
+    py::gil_scoped_release nogil;
+    auto prog = std::make_shared<PyProgress>(std::move(progress));
+    j["validate"] = validate_plan(p, o, [check, prog](const SweepProgress& sp) {
+      (*check)();
+      (*prog)(sp.done == sp.total, [&](py::dict& d) { fill_sweep(d, sp); });
+    });
+  } catch (const Interrupted&) {
+    throw py::error_already_set();
+  }
+  return j.dump();
 }
 
 // The runs of a sweep store: one dict per run (its point as TOML value texts).
@@ -179,8 +291,16 @@ PYBIND11_MODULE(_attnlab, m) {
       PyErr_SetString(PyExc_ValueError, e.what());
     }
   });
-  m.def("train", &train, py::arg("path"), py::arg("text"), py::arg("overrides"), py::arg("out"), py::arg("scale"));
-  m.def("sweep", &sweep, py::arg("spec"), py::arg("scale"), py::arg("jobs"), py::arg("out"), py::arg("exe"));
+  m.def("train", &train, py::arg("path"), py::arg("text"), py::arg("overrides"), py::arg("out"), py::arg("scale"),
+        py::arg("progress") = py::none());
+  m.def("sweep", &sweep, py::arg("spec"), py::arg("scale"), py::arg("jobs"), py::arg("out"), py::arg("exe"),
+        py::arg("progress") = py::none());
+  m.def("plan", &plan, py::arg("budget"), py::arg("layers"), py::arg("seq_len"), py::arg("memories"), py::arg("profile"),
+        py::arg("d_max"), py::arg("key_dim"));
+  m.def("validate_plan", &validate, py::arg("budget"), py::arg("layers"), py::arg("seq_len"), py::arg("memories"),
+        py::arg("profile"), py::arg("d_max"), py::arg("key_dim"), py::arg("config"), py::arg("out"), py::arg("seeds"),
+        py::arg("grid_heads"), py::arg("baseline_dim"), py::arg("tolerance"), py::arg("jobs"), py::arg("exe"),
+        py::arg("progress") = py::none());
   m.def("store_runs", &store_runs, py::arg("dir"));
   m.def("claims", &claims, py::arg("dirs"));
   m.def("blas_core", &blas_core_name, "The OpenBLAS kernel in use (e.g. SkylakeX, Haswell)");

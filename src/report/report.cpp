@@ -225,6 +225,12 @@ nlohmann::ordered_json claims_json(const std::vector<ClaimResult>& claims) {
   return cj;
 }
 
+std::vector<Observation> store_observations(const std::string& dir, ExperimentSpec* spec) {
+  Section sec = load_section(fs::path(dir) / "runs.db");
+  if (spec) *spec = sec.spec;
+  return sec.obs;
+}
+
 std::vector<ClaimResult> sweep_claims(const std::vector<std::string>& inputs) {
   std::vector<ClaimResult> all;
   for (const auto& db : find_stores(inputs)) {

@@ -16,6 +16,10 @@ std::vector<ClaimResult> write_report(const std::vector<std::string>& inputs, co
 // The claims of the sweeps in `inputs` (as write_report reads them), evaluated, nothing written.
 std::vector<ClaimResult> sweep_claims(const std::vector<std::string>& inputs);
 
+// One sweep store (DIR/runs.db) read as the report reads it: every run its stored spec gives,
+// stored or not ("pending"), as an observation; the stored spec in *spec if given.
+std::vector<Observation> store_observations(const std::string& dir, ExperimentSpec* spec = nullptr);
+
 // Claims as in OUT/claims.json: one object per claim.
 nlohmann::ordered_json claims_json(const std::vector<ClaimResult>& claims);
 

@@ -8,6 +8,12 @@ The work is done by attnlab's C++ library (the module _attnlab, the same code as
     run.metrics["val_loss"]          # NumPy array, one value per evaluation
     df = attnlab.load_sweep("sweeps/p3_e1_width")   # one row per run
     m = attnlab.Model.load("runs/a/model.safetensors"); y = m.forward(x)
+    attnlab.plan(budget=384, layers=6, seq_len=128)  # heads and head dimensions per layer, with reasons
+    v = attnlab.validate_plan("experiments/plan/heldout_sparse2.toml", budget=128, layers=2, seq_len=64, memories=2)
+    v.attrs["validation"]["regret"]                 # the plan against a grid of uniform allocations
+
+Long work (train, sweep, validate_plan) shows its progress: a text bar in a terminal, a line
+updated in place in a notebook (progress=False: none; a callable: it gets each event's dict).
 
 Bad input raises ValueError with the command line's one-line message.
 """
@@ -15,6 +21,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 import tomllib
 
@@ -46,12 +53,94 @@ import numpy as np  # noqa: E402
 
 from . import _attnlab  # noqa: E402
 
-__all__ = ["train", "sweep", "load_sweep", "claims", "Run", "Model", "blas_core"]
+__all__ = ["train", "sweep", "load_sweep", "claims", "plan", "validate_plan", "ProgressBar", "Run", "Model", "blas_core"]
 
 
 def blas_core():
     """The OpenBLAS kernel in use in this process (e.g. "SkylakeX")."""
     return _attnlab.blas_core()
+
+
+# ---- progress ----
+
+def _clock(s):
+    if not math.isfinite(s):
+        return "?"
+    s = int(max(0, s) + 0.5)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _in_notebook():
+    try:
+        from IPython import get_ipython
+        ip = get_ipython()
+        return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+    except ImportError:
+        return False
+
+
+class _Line:
+    def __init__(self, text):
+        self.text = text
+
+    def __repr__(self):
+        return self.text
+
+
+class ProgressBar:
+    """The progress display of train, sweep and validate_plan: called with each progress
+    event (a dict from the library: {"step", "steps", ...} for a run, {"done", "total",
+    "running", ...} for a sweep). In a terminal it rewrites one line on stderr; in a notebook
+    it updates one output line in place; elsewhere (a log) it writes a line at every tenth."""
+
+    def __init__(self, label, width=24, stream=None):
+        self.label, self.width = label, width
+        self.stream = stream or sys.stderr
+        self.notebook = stream is None and _in_notebook()
+        self.tty = not self.notebook and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.handle, self.tenth, self.closed = None, -1, False
+
+    def text(self, p):
+        if "steps" in p:
+            done, total, unit = p["step"], p["steps"], "steps"
+            tail = f"loss {p['train_loss']:.4g}" + (f", val {p['val_loss']:.4g}" if p.get("val_loss") else "")
+        else:
+            done, total, unit = p["done"], p["total"], "runs"
+            tail = f"{p['running']} running" + (f", {p['failed']} failed" if p.get("failed") else "") + \
+                   (f", {p['diverged']} diverged" if p.get("diverged") else "")
+        frac = done / total if total else 1.0
+        fill = int(round(frac * self.width))
+        return (f"{self.label} [{'#' * fill}{'.' * (self.width - fill)}] {done}/{total} {unit}, {tail}, "
+                f"{_clock(p['elapsed_s'])} elapsed, ETA {_clock(p['eta_s'])}"), frac
+
+    def __call__(self, p):
+        line, frac = self.text(p)
+        if self.notebook:
+            from IPython.display import display
+            if self.handle is None:
+                self.handle = display(_Line(line), display_id=True)
+            else:
+                self.handle.update(_Line(line))
+        elif self.tty:
+            self.stream.write("\r\033[K" + line)
+            if frac >= 1.0:
+                self.stream.write("\n")
+            self.stream.flush()
+        elif int(frac * 10) > self.tenth:
+            self.tenth = int(frac * 10)
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+def _progress(progress, label):
+    """progress=True: a ProgressBar; False/None: nothing; a callable: itself."""
+    if progress is True:
+        return ProgressBar(label)
+    if progress is False or progress is None:
+        return None
+    if not callable(progress):
+        raise ValueError(f"progress: expected True, False or a callable, got {type(progress).__name__}")
+    return progress
 
 
 # ---- dicts to TOML (the library reads configs as TOML) ----
@@ -148,21 +237,24 @@ class Run:
         return f"Run({self.dir!r}, status={self.summary.get('status')!r}, final_val_loss={v})"
 
 
-def train(config, overrides=None, out=None, scale=""):
+def train(config, overrides=None, out=None, scale="", progress=True):
     """Trains one model, as `attnlab train`. `config`: a path to a TOML config (or experiment
     spec, with `scale`), or a dict with the same structure; `overrides`: a dict of dotted keys,
     e.g. {"model.heads": [8, 4], "train.lr": 1e-3}. `out`: the run directory (default:
     runs/<config name> for a path, a new temporary directory for a dict). Returns a Run.
     Ctrl-C stops the run between steps (KeyboardInterrupt); it keeps its last checkpoint, so
-    `attnlab train DIR/config.toml --resume DIR` continues it."""
+    `attnlab train DIR/config.toml --resume DIR` continues it. `progress`: True (a text bar:
+    steps, loss, elapsed, ETA), False, or a callable given each event's dict ({"step",
+    "steps", "train_loss", "val_loss", "elapsed_s", "eta_s"})."""
     ov = _overrides(overrides)
+    cb = _progress(progress, "train")
     if isinstance(config, (str, os.PathLike)):
         path, text = os.fspath(config), ""
     else:
         path, text = "", _to_toml(config)
         if out is None:
             out = tempfile.mkdtemp(prefix="attnlab_run_")
-    d = _attnlab.train(path, text, ov, "" if out is None else os.fspath(out), scale or "")
+    d = _attnlab.train(path, text, ov, "" if out is None else os.fspath(out), scale or "", cb)
     return Run(d)
 
 
@@ -174,14 +266,16 @@ def _binary():
     return exe
 
 
-def sweep(spec, scale="quick", jobs=None, out=None):
+def sweep(spec, scale="quick", jobs=None, out=None, progress=True):
     """Runs every point of an experiment spec, as `attnlab sweep` (resumable: the same call
     continues an interrupted sweep). Returns load_sweep(out). `out` defaults to
-    sweeps/<spec name>; `jobs` to one run per core."""
+    sweeps/<spec name>; `jobs` to one run per core. `progress`: True (a text bar: runs done,
+    running, elapsed, ETA), False, or a callable given each event's dict ({"done", "total",
+    "running", "diverged", "failed", "elapsed_s", "eta_s", "best"})."""
     spec = os.fspath(spec)
     if out is None:
         out = os.path.join("sweeps", os.path.splitext(os.path.basename(spec))[0])
-    _attnlab.sweep(spec, scale or "", int(jobs or 0), os.fspath(out), _binary())
+    _attnlab.sweep(spec, scale or "", int(jobs or 0), os.fspath(out), _binary(), _progress(progress, "sweep"))
     return load_sweep(out)
 
 
@@ -227,6 +321,46 @@ def claims(dir):
             if isinstance(r.get(k), str):
                 r[k] = float(r[k])
     return pd.DataFrame(rows)
+
+
+def plan(budget, layers, seq_len, memories=4, profile="uniform", max_head_dim=64, key_dim=0):
+    """Heads and head dimensions per layer for an attention budget D = sum_l H_l d_l, as
+    `attnlab plan --json` writes them: {"budget", "spent", "profile", "seq_len", "memories",
+    "layers": [{"heads", "head_dim", "reason"}]}; each reason cites the measurement behind it."""
+    return json.loads(_attnlab.plan(int(budget), int(layers), int(seq_len), int(memories), str(profile), int(max_head_dim),
+                                    int(key_dim)))
+
+
+def validate_plan(config, budget, layers, seq_len, memories=4, profile="uniform", max_head_dim=64, key_dim=0,
+                  seeds=range(1, 9), grid_heads=None, baseline_head_dim=64, tolerance=0.01, jobs=None, out=None,
+                  progress=True):
+    """`attnlab plan --validate CONFIG`: trains the plan, the conventional allocation of the
+    budget it spends and a grid of uniform allocations of the whole budget over `seeds` (at
+    least 8), as a resumable sweep in `out` (default runs/plan_validate). Returns a pandas
+    DataFrame, one row per arm (role: plan, baseline, grid; heads, head_dim, spent,
+    params_attention, train_flops, runs, mean of the metric, rel_to_plan); df.attrs["plan"] is
+    the plan (as plan() gives it), df.attrs["validation"] the whole result ("improvement" over
+    the baseline and "regret" against the grid's best, each {"measured", "ci_low", "ci_high",
+    "verdict"}; "useful"; "protocol")."""
+    import pandas as pd
+    out = os.fspath(out) if out is not None else os.path.join("runs", "plan_validate")
+    r = json.loads(_attnlab.validate_plan(
+        int(budget), int(layers), int(seq_len), int(memories), str(profile), int(max_head_dim), int(key_dim),
+        os.fspath(config), out, [int(s) for s in seeds], [int(h) for h in (grid_heads or [])], int(baseline_head_dim),
+        float(tolerance), int(jobs or 0), _binary(), _progress(progress, "validate_plan")))
+    v = r["validate"]
+    rows = []
+    for a in v["arms"]:
+        mean = np.nan if a["mean"] is None else a["mean"]
+        rows.append({"arm": " = ".join(a["names"]),
+                     "role": "plan" if "plan" in a["names"] else "baseline" if "baseline" in a["names"] else "grid",
+                     "grid_best": a["names"] == v.get("grid_best"), "heads": a["heads"], "head_dim": a["head_dim"],
+                     "spent": a["spent"], "params_attention": a["params_attention"], "train_flops": a["train_flops"],
+                     "runs": a["runs"], v["metric"]: mean, "rel_to_plan": mean / v["plan"] - 1 if v["plan"] else np.nan})
+    df = pd.DataFrame(rows)
+    df.attrs["plan"] = r["plan"]
+    df.attrs["validation"] = v
+    return df
 
 
 class Model:
