@@ -167,11 +167,21 @@ TEST(Plan, ValidateRunsTheProtocolAndItsNumbersAreTheRunsOwn) {
                                    " --out " + (d / "v").string() + " --json " + (d / "p2.json").string());
   EXPECT_EQ(again.status, 0) << again.err;
   EXPECT_EQ(nlohmann::json::parse(slurp(d / "p2.json"))["validate"]["regret"], v["regret"]);
-  { std::ofstream(d / "c2.toml") << slurp(d / "c.toml").replace(slurp(d / "c.toml").find("steps = 5"), 9, "steps = 6"); }
-  const auto mixed = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --validate " + (d / "c2.toml").string() +
+  // The config file edited in place: the same protocol text, but the runs' resolved configs
+  // would differ from the stored ones: the store refuses to mix them.
+  const std::string c = slurp(d / "c.toml");
+  { std::ofstream(d / "c.toml") << std::string(c).replace(c.find("steps = 5"), 9, "steps = 6"); }
+  const auto mixed = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --validate " + (d / "c.toml").string() +
                                    " --out " + (d / "v").string());
   EXPECT_EQ(mixed.status, 2);
   EXPECT_NE(mixed.err.find("train.steps"), std::string::npos) << mixed.err;
+  { std::ofstream(d / "c.toml") << c; }
+  const std::string protocol = slurp(d / "v" / "validate.toml");
+  cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 64 --memories 2 --validate " + (d / "c.toml").string() + " --out " +
+                                 (d / "v").string(),
+                             (d / "v").string() + ": holds the runs of another protocol (its validate.toml is not this plan's: another "
+                             "plan, config path, seeds or grid); use another --out");
+  EXPECT_EQ(slurp(d / "v" / "validate.toml"), protocol);
   cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --validate " + (d / "c.toml").string() + " --seeds 1,2,3",
                              "--seeds: the validation protocol needs at least 8 distinct seeds (got 3): an interval over fewer is about their range");
   cli_test::expect_bad_input("plan --budget 0 --layers 2 --seq-len 16", "--budget: must be >= 1 (got 0)");

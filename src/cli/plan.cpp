@@ -120,7 +120,7 @@ void print_validation(const nlohmann::ordered_json& v) {
     fmt::print("  {:<34} heads {} x {}: spent {}, attention params {}, {:.3g} training FLOPs a run, mean {}\n",
                fmt::format("{}", fmt::join(a["names"].get<std::vector<std::string>>(), " = ")), a["heads"].get<std::string>(),
                a["head_dim"].get<std::string>(), a["spent"].get<int64_t>(), a["params_attention"].get<int64_t>(),
-               a["train_flops"].get<double>(), a["mean"].is_number() ? fmt::format("{:.6g} ({} runs)", a["mean"].get<double>(), a["runs"].get<int>()) : "none");
+               a["train_flops"].get<double>(), a["mean"].is_number() ? fmt::format("{:.6g} ({} runs, {} converged)", a["mean"].get<double>(), a["runs"].get<int>(), a["converged"].get<int>()) : "none");
   auto pct = [](const nlohmann::ordered_json& i) {
     return fmt::format("{:+.2f}% [{:+.2f}%, {:+.2f}%]", 100 * i["measured"].get<double>(), 100 * i["ci_low"].get<double>(), 100 * i["ci_high"].get<double>());
   };
@@ -222,7 +222,8 @@ std::function<int()> add_plan(CLI::App& app) {
                  p.layers[l].heads * p.layers[l].head_dim, p.layers[l].reason);
     nlohmann::ordered_json j = plan_json(p);
     if (!a->validate.empty()) {
-      fmt::print(stderr, "validating in {} (the protocol: {}/validate.toml)\n", a->out, a->out);
+      fmt::print("validating: the protocol in {}/validate.toml, the runs in {}/runs.db\n", a->out, a->out);
+      std::fflush(stdout);
       j["validate"] = validate_plan(p, vo, sweep_progress_printer("plan --validate"));
       if (isatty(fileno(stderr))) fmt::print(stderr, "\n");
       print_validation(j["validate"]);

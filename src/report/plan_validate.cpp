@@ -29,7 +29,7 @@ struct Arm {
   Plan alloc;
   Point point;  // its point in the sweep
   double mean = NAN, train_flops = 0;
-  int runs = 0;
+  int runs = 0, converged = 0;
   int64_t params_attention = 0;
 };
 
@@ -65,7 +65,7 @@ void add_arm(std::vector<Arm>& arms, const std::string& name, const Plan& p) {
       a.names.push_back(name);
       return;
     }
-  arms.push_back({{name}, p, {}, NAN, 0, 0, 0});
+  arms.push_back({{name}, p, {}, NAN, 0, 0, 0, 0});
 }
 
 const Arm& arm_named(const std::vector<Arm>& arms, const std::string& name) {
@@ -171,8 +171,13 @@ nlohmann::ordered_json validate_plan(const Plan& plan, const ValidateOptions& o,
   std::error_code ec;
   fs::create_directories(o.out, ec);
   if (ec) throw UserError(o.out + ": cannot create the directory: " + ec.message());
-  const std::string spec_path = (fs::path(o.out) / "validate.toml").string();
-  write_file_atomic(spec_path, spec_text(plan, arms, o, metric));
+  // The protocol is the file: a directory with runs of another one is refused before anything
+  // is written (its validate.toml and runs.db stay as they were).
+  const std::string spec_path = (fs::path(o.out) / "validate.toml").string(), text = spec_text(plan, arms, o, metric);
+  if (fs::exists(fs::path(o.out) / "runs.db") && (!fs::exists(spec_path) || read_file(spec_path, "protocol") != text))
+    throw UserError(o.out + ": holds the runs of another protocol (its validate.toml is not this plan's: another plan, config "
+                    "path, seeds or grid); use another --out");
+  write_file_atomic(spec_path, text);
   SweepOptions so;
   so.spec_path = spec_path;
   so.out = o.out;
@@ -195,7 +200,9 @@ nlohmann::ordered_json validate_plan(const Plan& plan, const ValidateOptions& o,
       if (ob.point != a.point || ob.status != "completed" || !ob.summary.contains(metric) || !ob.summary[metric].is_number()) continue;
       sum += ob.summary[metric].get<double>();
       ++a.runs;
-      a.params_attention = ob.summary.value("params_attention", int64_t(0));
+      const auto cv = ob.summary.find("converged"), pa = ob.summary.find("params_attention");
+      a.converged += cv != ob.summary.end() && cv->is_boolean() && cv->get<bool>() ? 1 : 0;
+      if (pa != ob.summary.end() && pa->is_number_integer()) a.params_attention = pa->get<int64_t>();
     }
     if (a.runs) a.mean = sum / a.runs;
   }
@@ -211,7 +218,7 @@ nlohmann::ordered_json validate_plan(const Plan& plan, const ValidateOptions& o,
   auto ja = nlohmann::ordered_json::array();
   for (const auto& a : arms)
     ja.push_back({{"names", a.names}, {"heads", toml_list(a.alloc, true)}, {"head_dim", toml_list(a.alloc, false)}, {"spent", a.alloc.spent},
-                  {"params_attention", a.params_attention}, {"train_flops", a.train_flops}, {"runs", a.runs},
+                  {"params_attention", a.params_attention}, {"train_flops", a.train_flops}, {"runs", a.runs}, {"converged", a.converged},
                   {"mean", std::isfinite(a.mean) ? nlohmann::ordered_json(a.mean) : nlohmann::ordered_json()}});
   j["arms"] = ja;
   j["plan"] = p.mean;
