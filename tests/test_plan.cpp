@@ -272,13 +272,23 @@ TEST(Plan, CalibrateRunsPilotsAndWritesThem) {
   cli_test::expect_bad_input("plan --budget 48 --layers 2 --seq-len 16 --trade-off", "--trade-off: only with --calibrate SPEC");
   // Without --trade-off the saturation pilots run at --memories heads, and the plan keeps them.
   const auto r2 = cli_test::run("plan --budget 48 --layers 2 --seq-len 16 --memories 2 --calibrate " + (d / "c.toml").string() +
-                                " --pilot-steps 3 --pilot-dims 3,12 --out " + (d / "runs2").string() + " --json " + (d / "p2.json").string());
+                                " --pilot-steps 3 --pilot-dims 3,12 --out " + (d / "runs2").string() + " --json " + (d / "p2.json").string() +
+                                " --validate " + (d / "c.toml").string());
   ASSERT_EQ(r2.status, 0) << r2.err;
   std::ifstream f2(d / "p2.json");
   const auto j2 = nlohmann::json::parse(f2);
   EXPECT_EQ(j2["calibration"]["best_heads"], 0);
   EXPECT_EQ(j2["calibration"]["dims"], (std::vector<int>{3, 12}));
   EXPECT_EQ(j2["layers"][1]["heads"], 2);
+  // --validate counts the pilots' compute: 2 runs of 3 steps, and their FLOPs in plan runs.
+  const auto& pilot = j2["validate"]["pilot"];
+  EXPECT_EQ(pilot["runs"], 2);
+  EXPECT_EQ(pilot["steps"], 3);
+  EXPECT_GT(pilot["flops"].get<double>(), 0);
+  double plan_flops = 0;
+  for (const auto& arm : j2["validate"]["arms"])
+    if (arm["names"][0] == "plan") plan_flops = arm["train_flops"];
+  EXPECT_NEAR(pilot["per_plan_run"].get<double>(), pilot["flops"].get<double>() / plan_flops, 1e-12);
   EXPECT_TRUE(fs::exists(d / "runs2" / "calibrate" / "H=2,d=3" / "seed=1001" / "summary.json"));
   EXPECT_TRUE(fs::exists(d / "runs2" / "calibrate" / "H=2,d=12" / "seed=1001" / "summary.json"));
   fs::remove_all(d);

@@ -222,7 +222,12 @@ std::function<int()> add_plan(CLI::App& app) {
                  p.layers[l].heads * p.layers[l].head_dim, p.layers[l].reason);
     nlohmann::ordered_json j = plan_json(p);
     if (!a->validate.empty()) {
-      fmt::print("validating: the protocol in {}/validate.toml, the runs in {}/runs.db\n", a->out, a->out);
+      fmt::print("validating: seeds {}, tolerance {:.3g}% on the regret, grid H = {}, baseline heads of dimension {}, pilots {}; "
+                 "the protocol in {}/validate.toml, the runs in {}/runs.db\n",
+                 fmt::join(vo.seeds, ","), 100 * vo.tolerance,
+                 fmt::join(vo.grid_heads.empty() ? validate_grid_heads(p.budget, int(p.layers.size()), vo.d_max) : vo.grid_heads, ","),
+                 vo.baseline_dim, vo.pilot_runs ? fmt::format("{} runs of {} steps", vo.pilot_runs, vo.pilot_steps) : "none",
+                 a->out, a->out);
       std::fflush(stdout);
       j["validate"] = validate_plan(p, vo, sweep_progress_printer("plan --validate"));
       if (isatty(fileno(stderr))) fmt::print(stderr, "\n");
