@@ -129,9 +129,10 @@ void print_validation(const nlohmann::ordered_json& v) {
                v["improvement"]["verdict"].get<std::string>());
   else fmt::print("plan against the baseline: no comparison ({})\n", v.value("improvement_note", ""));
   if (v.contains("regret"))
-    fmt::print("regret against the grid's best ({}): {} (tolerance {:.3g}%: {}){}\n",
+    fmt::print("regret against the grid's best ({}): {}: {} the tolerance {:.3g}%{}\n",
                fmt::format("{}", fmt::join(v["grid_best"].get<std::vector<std::string>>(), " = ")), pct(v["regret"]),
-               100 * v["tolerance"].get<double>(), v["regret"]["verdict"].get<std::string>(),
+               v["regret"]["verdict"] == "holds" ? "at most" : v["regret"]["verdict"] == "refuted" ? "above" : "not decided against",
+               100 * v["tolerance"].get<double>(),
                v.contains("regret_note") ? "; " + v["regret_note"].get<std::string>() : "");
   else fmt::print("regret: none ({})\n", v.value("regret_note", "no grid point completed"));
   fmt::print("the planner is {} on this task\n", v["useful"].get<bool>() ? "useful (regret at most the tolerance, decided)"
