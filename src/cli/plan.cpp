@@ -135,6 +135,9 @@ void print_validation(const nlohmann::ordered_json& v) {
                100 * v["tolerance"].get<double>(),
                v.contains("regret_note") ? "; " + v["regret_note"].get<std::string>() : "");
   else fmt::print("regret: none ({})\n", v.value("regret_note", "no grid point completed"));
+  if (v.contains("regret_next"))
+    fmt::print("the plan against the grid's next best ({}): {}\n",
+               fmt::format("{}", fmt::join(v["grid_next_best"].get<std::vector<std::string>>(), " = ")), pct(v["regret_next"]));
   fmt::print("the planner is {} on this task\n", v["useful"].get<bool>() ? "useful (regret at most the tolerance, decided)"
                                                                           : "not shown useful (its regret is not decided below the tolerance)");
   fmt::print("pilot compute: {} runs of {} steps, {:.3g} FLOPs ({:.2f} plan runs); validation {:.3g} FLOPs\n", v["pilot"]["runs"].get<int>(),

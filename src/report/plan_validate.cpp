@@ -243,6 +243,17 @@ nlohmann::ordered_json validate_plan(const Plan& plan, const ValidateOptions& o,
       j["regret"] = interval(0, 0, 0, "holds");
       j["regret_note"] = "the plan is the grid's best point";
       j["useful"] = true;
+      // How far ahead: the plan against the best of the grid's other points (negative: ahead).
+      const Arm* next = nullptr;
+      for (int H : grid) {
+        const Arm& g = arm_named(arms, "grid H=" + std::to_string(H));
+        if (&g != &p && std::isfinite(g.mean) && (!next || g.mean < next->mean)) next = &g;
+      }
+      if (next) {
+        const ClaimResult c = compare(spec, obs, "ratio", *next, p, metric, 0.0, 1.0 + o.tolerance);
+        j["grid_next_best"] = next->names;
+        if (c.evaluated) j["regret_next"] = interval(c.measured - 1, c.ci_low - 1, c.ci_high - 1, c.decided);
+      }
     } else {
       const ClaimResult c = compare(spec, obs, "ratio", *best, p, metric, 0.0, 1.0 + o.tolerance);
       if (c.evaluated) {
