@@ -371,6 +371,41 @@ class PlanFromPython(unittest.TestCase):
             attnlab.validate_plan(self.config, 48, 2, 16, memories=2, seeds=[1, 2, 3], out=out, progress=False)
         self.assertTrue(str(e.exception).startswith("--seeds: the validation protocol needs at least 8 distinct seeds (got 3)"))
 
+    def test_progress_bar_in_a_notebook_updates_one_output_line(self):
+        # A stand-in for IPython in a Jupyter kernel (IPython is not installed here): the bar
+        # displays one line, then updates that same display in place.
+        import types
+        shown = []
+
+        class ZMQInteractiveShell:
+            pass
+
+        class Handle:
+            def update(self, obj):
+                shown.append(("update", repr(obj)))
+
+        def display(obj, display_id=False):
+            shown.append(("display", repr(obj)))
+            return Handle()
+        ipython = types.ModuleType("IPython")
+        ipython.get_ipython = lambda: ZMQInteractiveShell()
+        ipython.display = types.ModuleType("IPython.display")
+        ipython.display.display = display
+        saved = {k: sys.modules.get(k) for k in ("IPython", "IPython.display")}
+        sys.modules["IPython"], sys.modules["IPython.display"] = ipython, ipython.display
+        try:
+            bar = attnlab.ProgressBar("train")
+            for step in (1, 20, 40):
+                bar({"step": step, "steps": 40, "train_loss": 0.5, "val_loss": 0.0, "elapsed_s": step / 10, "eta_s": 1.0})
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    sys.modules.pop(k, None)
+                else:
+                    sys.modules[k] = v
+        self.assertEqual([kind for kind, _ in shown], ["display", "update", "update"])
+        self.assertEqual(shown[-1][1], "train [########################] 40/40 steps, loss 0.5, 4s elapsed, ETA 1s")
+
     def test_train_reports_progress(self):
         events = []
         run = attnlab.train(self.config, {"train.steps": 40}, out=os.path.join(self.d, "t"), progress=events.append)
