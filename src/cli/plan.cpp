@@ -167,7 +167,7 @@ std::function<int()> add_plan(CLI::App& app) {
   sub->add_option("--key-dim", a->req.key_dim, "K, the dimension of what a query matches, if known: d* is at least 2K");
   sub->add_option("--profile", a->req.profile, "How the budget falls over layers: uniform (default) | front");
   sub->add_option("--baseline-head-dim", a->baseline_dim, "--validate: the baseline's head dimension (default 64)");
-  sub->add_option("--max-head-dim", a->req.d_max, "Largest head dimension before adding heads instead (default 64)");
+  sub->add_option("--max-head-dim", a->req.d_max, "Largest head dimension (default 64); with --calibrate finding no saturation, a larger share gets more heads");
   sub->add_option("--calibrate", a->calibrate,
                   "First measure on this config's task (or spec's base), with short pilot runs, the saturation dimension d* "
                   "at M heads: it replaces d*(T)");
