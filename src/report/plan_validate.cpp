@@ -149,45 +149,40 @@ std::vector<int> validate_grid_heads(int64_t D, int L, int d_max) {
   return h;
 }
 
-nlohmann::ordered_json validate_plan(const Plan& plan, const ValidateOptions& o, const std::function<void(const SweepProgress&)>& on_progress) {
-  check_validate_options(o);
+namespace {
+
+// The arms: the plan, the baseline of what it spends, the grid of the whole budget.
+std::vector<Arm> make_arms(const Plan& plan, const ValidateOptions& o, const std::vector<int>& grid) {
   const int L = int(plan.layers.size());
   const int64_t share = plan.budget / L;
   std::vector<Arm> arms;
   add_arm(arms, "plan", plan);
   add_arm(arms, "baseline", conventional_allocation(plan.spent, L, o.baseline_dim));
-  const auto grid = o.grid_heads.empty() ? validate_grid_heads(plan.budget, L, o.d_max) : o.grid_heads;
   for (int H : grid) {
     if (H < 1 || share / H < 1)
       throw UserError("--grid-heads: " + std::to_string(H) + " heads leave no dimension of the share " + std::to_string(share));
     add_arm(arms, "grid H=" + std::to_string(H), uniform(L, H, int(share / H)));
   }
-  // The metric and each arm's cost, from its resolved config (a bad config fails here, before any run).
-  const RunConfig base = load_run_config(o.config, arm_overrides(plan));
-  if (base.model.kind != "transformer") throw UserError(o.config + ": model.kind: --validate trains a Transformer");
-  const std::string metric = base.task.kind == "text_lm" ? "final_val_bits_per_byte" : "final_val_loss";
-  for (auto& a : arms) a.train_flops = estimated_run_flops(load_run_config(o.config, arm_overrides(a.alloc)));
+  return arms;
+}
 
+// Writes DIR/validate.toml, the protocol, and returns its path. A directory with runs of another
+// protocol is refused before anything is written (its validate.toml and runs.db stay as they were).
+std::string write_protocol(const Plan& plan, const std::vector<Arm>& arms, const ValidateOptions& o, const std::string& metric) {
   std::error_code ec;
   fs::create_directories(o.out, ec);
   if (ec) throw UserError(o.out + ": cannot create the directory: " + ec.message());
-  // The protocol is the file: a directory with runs of another one is refused before anything
-  // is written (its validate.toml and runs.db stay as they were).
-  const std::string spec_path = (fs::path(o.out) / "validate.toml").string(), text = spec_text(plan, arms, o, metric);
-  if (fs::exists(fs::path(o.out) / "runs.db") && (!fs::exists(spec_path) || read_file(spec_path, "protocol") != text))
+  const std::string path = (fs::path(o.out) / "validate.toml").string(), text = spec_text(plan, arms, o, metric);
+  if (fs::exists(fs::path(o.out) / "runs.db") && (!fs::exists(path) || read_file(path, "protocol") != text))
     throw UserError(o.out + ": holds the runs of another protocol (its validate.toml is not this plan's: another plan, config "
                     "path, seeds or grid); use another --out");
-  write_file_atomic(spec_path, text);
-  SweepOptions so;
-  so.spec_path = spec_path;
-  so.out = o.out;
-  so.jobs = o.jobs;
-  so.self_exe = o.self_exe;
-  so.check = o.check;
-  run_sweep(so, on_progress ? on_progress : [](const SweepProgress&) {});
+  write_file_atomic(path, text);
+  return path;
+}
 
-  ExperimentSpec spec;
-  const auto obs = store_observations(o.out, &spec);
+// Each arm's point in the store and its completed runs' mean, converged count and parameters.
+void read_arms(std::vector<Arm>& arms, const ExperimentSpec& spec, const std::vector<Observation>& obs, const std::string& metric,
+               const std::string& spec_path) {
   std::vector<Point> points;  // distinct, in the order of the zip tuples (= arms)
   for (const auto& r : expand(spec))
     if (std::find(points.begin(), points.end(), r.point) == points.end()) points.push_back(r.point);
@@ -206,28 +201,33 @@ nlohmann::ordered_json validate_plan(const Plan& plan, const ValidateOptions& o,
     }
     if (a.runs) a.mean = sum / a.runs;
   }
+}
 
-  const Arm& p = arm_named(arms, "plan");
-  const Arm& b = arm_named(arms, "baseline");
+// The grid arm with the lowest mean, `except` aside; nullptr if none has one.
+const Arm* grid_best(const std::vector<Arm>& arms, const std::vector<int>& grid, const Arm* except) {
   const Arm* best = nullptr;
   for (int H : grid) {
     const Arm& g = arm_named(arms, "grid H=" + std::to_string(H));
-    if (std::isfinite(g.mean) && (!best || g.mean < best->mean)) best = &g;
+    if (&g != except && std::isfinite(g.mean) && (!best || g.mean < best->mean)) best = &g;
   }
-  nlohmann::ordered_json j{{"protocol", spec.description}, {"metric", metric}, {"seeds", o.seeds}, {"tolerance", o.tolerance}};
+  return best;
+}
+
+nlohmann::ordered_json arms_json(const std::vector<Arm>& arms) {
   auto ja = nlohmann::ordered_json::array();
   for (const auto& a : arms)
     ja.push_back({{"names", a.names}, {"heads", toml_list(a.alloc, true)}, {"head_dim", toml_list(a.alloc, false)}, {"spent", a.alloc.spent},
                   {"params_attention", a.params_attention}, {"train_flops", a.train_flops}, {"runs", a.runs}, {"converged", a.converged},
                   {"mean", std::isfinite(a.mean) ? nlohmann::ordered_json(a.mean) : nlohmann::ordered_json()}});
-  j["arms"] = ja;
-  j["plan"] = p.mean;
-  j["baseline"] = b.mean;
-  j["plan_params_attention"] = p.params_attention;
-  j["baseline_params_attention"] = b.params_attention;
-  auto jl = nlohmann::ordered_json::array();
-  for (const auto& l : b.alloc.layers) jl.push_back({{"heads", l.heads}, {"head_dim", l.head_dim}});
-  j["baseline_layers"] = jl;
+  return ja;
+}
+
+// The verdicts: the plan against the baseline, its regret against the grid's best (and, when it
+// is the best, against the next best), and whether the planner is useful.
+void add_verdicts(nlohmann::ordered_json& j, const std::vector<Arm>& arms, const std::vector<int>& grid, const ExperimentSpec& spec,
+                  const std::vector<Observation>& obs, const std::string& metric, double tol) {
+  const Arm& p = arm_named(arms, "plan");
+  const Arm& b = arm_named(arms, "baseline");
   if (&p == &b) {
     j["improvement"] = interval(0, 0, 0, "same allocation");
   } else {
@@ -236,34 +236,65 @@ nlohmann::ordered_json validate_plan(const Plan& plan, const ValidateOptions& o,
     else j["improvement_note"] = c.note;
   }
   j["useful"] = false;
-  if (best) {
-    j["grid_best"] = best->names;
-    j["grid_best_mean"] = best->mean;
-    if (best == &p) {
-      j["regret"] = interval(0, 0, 0, "holds");
-      j["regret_note"] = "the plan is the grid's best point";
-      j["useful"] = true;
-      // How far ahead: the plan against the best of the grid's other points (negative: ahead).
-      const Arm* next = nullptr;
-      for (int H : grid) {
-        const Arm& g = arm_named(arms, "grid H=" + std::to_string(H));
-        if (&g != &p && std::isfinite(g.mean) && (!next || g.mean < next->mean)) next = &g;
-      }
-      if (next) {
-        const ClaimResult c = compare(spec, obs, "ratio", *next, p, metric, 0.0, 1.0 + o.tolerance);
-        j["grid_next_best"] = next->names;
-        if (c.evaluated) j["regret_next"] = interval(c.measured - 1, c.ci_low - 1, c.ci_high - 1, c.decided);
-      }
-    } else {
-      const ClaimResult c = compare(spec, obs, "ratio", *best, p, metric, 0.0, 1.0 + o.tolerance);
-      if (c.evaluated) {
-        j["regret"] = interval(c.measured - 1, c.ci_low - 1, c.ci_high - 1, c.decided);
-        j["useful"] = c.decided == "holds";
-      } else {
-        j["regret_note"] = c.note;
-      }
+  const Arm* best = grid_best(arms, grid, nullptr);
+  if (!best) return;
+  j["grid_best"] = best->names;
+  j["grid_best_mean"] = best->mean;
+  if (best == &p) {
+    j["regret"] = interval(0, 0, 0, "holds");
+    j["regret_note"] = "the plan is the grid's best point";
+    j["useful"] = true;
+    if (const Arm* next = grid_best(arms, grid, &p)) {  // how far ahead (negative: ahead)
+      const ClaimResult c = compare(spec, obs, "ratio", *next, p, metric, 0.0, 1.0 + tol);
+      j["grid_next_best"] = next->names;
+      if (c.evaluated) j["regret_next"] = interval(c.measured - 1, c.ci_low - 1, c.ci_high - 1, c.decided);
     }
+    return;
   }
+  const ClaimResult c = compare(spec, obs, "ratio", *best, p, metric, 0.0, 1.0 + tol);
+  if (!c.evaluated) {
+    j["regret_note"] = c.note;
+    return;
+  }
+  j["regret"] = interval(c.measured - 1, c.ci_low - 1, c.ci_high - 1, c.decided);
+  j["useful"] = c.decided == "holds";
+}
+
+}  // namespace
+
+nlohmann::ordered_json validate_plan(const Plan& plan, const ValidateOptions& o, const std::function<void(const SweepProgress&)>& on_progress) {
+  check_validate_options(o);
+  const auto grid = o.grid_heads.empty() ? validate_grid_heads(plan.budget, int(plan.layers.size()), o.d_max) : o.grid_heads;
+  std::vector<Arm> arms = make_arms(plan, o, grid);
+  // The metric and each arm's cost, from its resolved config (a bad config fails here, before any run).
+  const RunConfig base = load_run_config(o.config, arm_overrides(plan));
+  if (base.model.kind != "transformer") throw UserError(o.config + ": model.kind: --validate trains a Transformer");
+  const std::string metric = base.task.kind == "text_lm" ? "final_val_bits_per_byte" : "final_val_loss";
+  for (auto& a : arms) a.train_flops = estimated_run_flops(load_run_config(o.config, arm_overrides(a.alloc)));
+
+  SweepOptions so;
+  so.spec_path = write_protocol(plan, arms, o, metric);
+  so.out = o.out;
+  so.jobs = o.jobs;
+  so.self_exe = o.self_exe;
+  so.check = o.check;
+  run_sweep(so, on_progress ? on_progress : [](const SweepProgress&) {});
+
+  ExperimentSpec spec;
+  const auto obs = store_observations(o.out, &spec);
+  read_arms(arms, spec, obs, metric, so.spec_path);
+  const Arm& p = arm_named(arms, "plan");
+  const Arm& b = arm_named(arms, "baseline");
+  nlohmann::ordered_json j{{"protocol", spec.description}, {"metric", metric}, {"seeds", o.seeds}, {"tolerance", o.tolerance}};
+  j["arms"] = arms_json(arms);
+  j["plan"] = p.mean;
+  j["baseline"] = b.mean;
+  j["plan_params_attention"] = p.params_attention;
+  j["baseline_params_attention"] = b.params_attention;
+  auto jl = nlohmann::ordered_json::array();
+  for (const auto& l : b.alloc.layers) jl.push_back({{"heads", l.heads}, {"head_dim", l.head_dim}});
+  j["baseline_layers"] = jl;
+  add_verdicts(j, arms, grid, spec, obs, metric, o.tolerance);
   double validation_flops = 0;
   for (const auto& a : arms) validation_flops += a.train_flops * double(o.seeds.size());
   j["pilot"] = {{"runs", o.pilot_runs}, {"steps", o.pilot_steps}, {"flops", o.pilot_flops},
